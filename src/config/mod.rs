@@ -1,0 +1,7 @@
+//! The mbsync configuration language: reading an mbsyncrc into a typed, validated [`Config`].
+//!
+//! Errors carry `file:line` and say what was expected instead.
+
+mod types;
+
+pub use types::*;

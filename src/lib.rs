@@ -1,0 +1,14 @@
+//! mailsync: a mail synchronizer compatible with isync/mbsync, and a Kubernetes operator that
+//! runs it.
+//!
+//! - [`config`] reads an mbsyncrc into typed configuration;
+//! - [`cli`] is the mbsync-compatible command line and the subcommands;
+//! - [`store`] holds the `Store` trait and its drivers;
+//! - [`sync`] is the sync core (planner, executor, state file and journal);
+//! - [`output`] prints with mbsync's verbosity rules.
+
+pub mod cli;
+pub mod config;
+pub mod output;
+pub mod store;
+pub mod sync;

@@ -1,0 +1,65 @@
+//! Console output with mbsync's verbosity levels and streams: errors and warnings to stderr,
+//! notices, progress and the summary to stdout (flushed after every line).
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Verbosity levels, from `-qq` to `-V`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Verbosity {
+    VeryQuiet = 0,
+    Quiet = 1,
+    Normal = 2,
+    Verbose = 3,
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(Verbosity::Normal as u8);
+
+/// Sets the process-wide verbosity.
+pub fn set_verbosity(level: Verbosity) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+/// The process-wide verbosity.
+pub fn verbosity() -> Verbosity {
+    match LEVEL.load(Ordering::Relaxed) {
+        0 => Verbosity::VeryQuiet,
+        1 => Verbosity::Quiet,
+        2 => Verbosity::Normal,
+        _ => Verbosity::Verbose,
+    }
+}
+
+/// An error line (always shown, stderr).
+pub fn error(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+/// A warning line (quiet and above, stderr).
+pub fn warning(text: &str) {
+    if verbosity() >= Verbosity::Quiet {
+        let _ = writeln!(std::io::stderr(), "{text}");
+    }
+}
+
+/// A notice line (normal and above, stdout).
+pub fn notice(text: &str) {
+    if verbosity() >= Verbosity::Normal {
+        stdout_line(text);
+    }
+}
+
+/// An informational line (verbose only, stdout).
+pub fn info(text: &str) {
+    if verbosity() >= Verbosity::Verbose {
+        stdout_line(text);
+    }
+}
+
+/// A line on stdout regardless of verbosity, flushed at once.
+pub fn stdout_line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
