@@ -2,6 +2,8 @@
 //!
 //! [`run`] synchronizes the selected channels; the command line fills [`RunOptions`].
 
+pub mod entry;
+
 use crate::config::{ChannelRef, Config, OpSettings};
 
 /// The `-T` test hooks (spec sync-semantics §6.2).
