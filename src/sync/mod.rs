@@ -3,6 +3,10 @@
 //! [`run`] synchronizes the selected channels; the command line fills [`RunOptions`].
 
 pub mod entry;
+pub mod error;
+pub mod files;
+pub mod journal;
+pub mod state;
 
 use crate::config::{ChannelRef, Config, OpSettings};
 
