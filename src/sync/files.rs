@@ -114,6 +114,19 @@ impl StateLock {
     }
 }
 
+/// Takes the pair's lock into `lock` unless it is held already: the last moment of spec §1.3
+/// (just before planning the load), when neither a state file nor a journal was read.
+pub fn lock_pair(
+    paths: &StatePaths,
+    lock: &mut Option<StateLock>,
+    label: &str,
+) -> Result<(), SyncError> {
+    if lock.is_none() {
+        *lock = Some(StateLock::acquire(paths, label)?);
+    }
+    Ok(())
+}
+
 /// An exclusive whole-file write lock that does not wait. Open-file-description locks conflict
 /// with the classic POSIX record locks other mbsync processes take, and also with a second
 /// lock of this process.
@@ -158,10 +171,7 @@ pub fn load_state_locked(
     label: &str,
 ) -> Result<PairState, SyncError> {
     load(paths, expire_side, &mut |paths| {
-        if lock.is_none() {
-            *lock = Some(StateLock::acquire(paths, label)?);
-        }
-        Ok(())
+        lock_pair(paths, lock, label)
     })
 }
 
@@ -353,6 +363,29 @@ mod tests {
         assert_eq!(state, PairState::default());
         assert!(lock.is_none());
         assert!(!paths.lock.exists());
+        // Taken later, before planning; a second call keeps the held lock.
+        lock_pair(&paths, &mut lock, "L").unwrap();
+        assert!(paths.lock.exists());
+        lock_pair(&paths, &mut lock, "L").unwrap();
+        if let Some(lock) = lock {
+            lock.release();
+        }
+        assert!(!paths.lock.exists());
+    }
+
+    #[test]
+    fn a_journal_alone_takes_the_lock() {
+        let (_dir, paths) = temp_paths();
+        fs::write(&paths.journal, "5\n+ 1 0\n").unwrap();
+        fs::write(&paths.new, "").unwrap();
+        let mut lock = None;
+        let state = load_state_locked(&paths, NEAR, &mut lock, "L").unwrap();
+        assert!(lock.is_some());
+        assert!(state.replayed && !state.existed);
+        assert_eq!(state.entries.len(), 1);
+        if let Some(lock) = lock {
+            lock.release();
+        }
     }
 
     #[test]
