@@ -177,6 +177,19 @@ impl Output<'_> {
     }
 }
 
+/// Converts only the line ends of a message (LF store ↔ CRLF-capable store), as for a remote
+/// trash copy (spec §4.9): no X-TUID, nothing else changes.
+pub fn convert_line_ends(data: &[u8], source_crlf: bool, target_crlf: bool) -> Vec<u8> {
+    let mut output = Output {
+        source: data,
+        source_crlf,
+        target_crlf,
+        out: Vec::with_capacity(data.len()),
+    };
+    output.copy(0, data.len());
+    output.out
+}
+
 /// Converts a message for storing into the target (spec §4.10.1): the `X-TUID` header is
 /// replaced or inserted, line ends are converted between LF and CRLF stores, and with
 /// `placeholder_of_size` (the source's size) the placeholder for an over-sized message is
@@ -412,6 +425,21 @@ mod tests {
         assert_eq!(
             convert_message(source, true, false, TUID, None),
             b"From: a\nSubject: s\nX-TUID: Abc+/0123xyz\n\nbody\nbare\rcr\n"
+        );
+    }
+
+    #[test]
+    fn line_ends_only() {
+        let data = b"A: 1\nB: 2\r\n\nbody\rx\n";
+        assert_eq!(convert_line_ends(data, false, false), data);
+        assert_eq!(convert_line_ends(data, true, true), data);
+        assert_eq!(
+            convert_line_ends(data, false, true),
+            b"A: 1\r\nB: 2\r\n\r\nbody\rx\r\n"
+        );
+        assert_eq!(
+            convert_line_ends(data, true, false),
+            b"A: 1\nB: 2\n\nbody\rx\n"
         );
     }
 

@@ -112,6 +112,13 @@ impl StateLock {
         let _ = fs::remove_file(&self.path);
         drop(self.file);
     }
+
+    /// Closes the lock file without deleting it: for a pair whose state (lock file included)
+    /// was already deleted by [`delete_state`], so that a lock file created meanwhile by
+    /// another process is left alone.
+    pub fn close(self) {
+        drop(self.file);
+    }
 }
 
 /// Takes the pair's lock into `lock` unless it is held already: the last moment of spec §1.3
@@ -516,7 +523,13 @@ mod tests {
         for path in [&paths.state, &paths.journal, &paths.new, &paths.lock] {
             fs::write(path, "").unwrap();
         }
+        let lock = StateLock::acquire(&paths, "L").unwrap();
         delete_channel_state(&paths, "ex").unwrap();
+        // Someone else may lock the pair again (a new lock file); closing ours leaves it.
+        let other = StateLock::acquire(&paths, "L").unwrap();
+        lock.close();
+        assert!(paths.lock.exists());
+        other.release();
         for path in [&paths.state, &paths.journal, &paths.new, &paths.lock] {
             assert!(!path.exists(), "{}", path.display());
         }
