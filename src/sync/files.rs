@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::io::AsRawFd;
+use std::os::unix::io::{AsRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
 
 use super::entry::PairState;
@@ -245,7 +245,7 @@ pub fn save_state(
         file.sync_data()
             .map_err(|source| StateError::Write { source })?;
     }
-    drop(file);
+    close_checked(file).map_err(|source| StateError::Close { source })?;
     if keep_journal {
         return Ok(());
     }
@@ -263,6 +263,18 @@ pub fn save_state(
         ));
     }
     Ok(())
+}
+
+/// Closes a file and reports the error `close(2)` gives (dropping a `File` ignores it).
+fn close_checked(file: File) -> io::Result<()> {
+    let fd = file.into_raw_fd();
+    // SAFETY: `into_raw_fd` handed us sole ownership of the open descriptor; it is closed
+    // exactly once here.
+    if unsafe { libc::close(fd) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Deletes the pair's state (spec §1.6): `.new` and `.journal` (errors ignored), then `P`,
@@ -513,6 +525,76 @@ mod tests {
             format!(
                 "Error: cannot create new sync state {}: No such file or directory",
                 paths.new.display()
+            )
+        );
+    }
+
+    /// A failed rename is only a warning: `.new` and the journal stay for the next run.
+    #[test]
+    fn failed_commit_keeps_journal() {
+        let (_dir, paths) = temp_paths();
+        fs::create_dir(&paths.state).unwrap();
+        fs::write(paths.state.join("occupied"), "").unwrap();
+        fs::write(&paths.journal, "5\n+ 1 0\n").unwrap();
+        save_state(&paths, &PairState::default(), NEAR, false, false).unwrap();
+        assert!(paths.journal.exists());
+        assert!(
+            fs::read_to_string(&paths.new)
+                .unwrap()
+                .starts_with("FarUidValidity")
+        );
+    }
+
+    #[test]
+    fn write_errors_are_fatal() {
+        if !Path::new("/dev/full").exists() {
+            return;
+        }
+        let (_dir, paths) = temp_paths();
+        std::os::unix::fs::symlink("/dev/full", &paths.new).unwrap();
+        let err = save_state(&paths, &PairState::default(), NEAR, false, false).unwrap_err();
+        assert!(matches!(err, SyncError::Fatal(_)));
+        assert_eq!(
+            message(err),
+            "Error: cannot write file: No space left on device"
+        );
+        // The journal writer: `.new` is fine to truncate, the journal cannot be written.
+        fs::remove_file(&paths.new).unwrap();
+        std::os::unix::fs::symlink("/dev/full", &paths.journal).unwrap();
+        let mut journal = Journal::new(journal_options());
+        journal.begin_pair(paths.clone(), false);
+        let err = journal.log(&Record::New { far: 1, near: 0 }).unwrap_err();
+        assert_eq!(
+            message(err),
+            "Error: cannot write file: No space left on device"
+        );
+    }
+
+    #[test]
+    fn journal_creation_errors_are_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = StatePaths::new(dir.path().join("missing/state"));
+        let mut journal = Journal::new(journal_options());
+        journal.begin_pair(paths.clone(), false);
+        let err = journal.log(&Record::New { far: 1, near: 0 }).unwrap_err();
+        assert!(matches!(err, SyncError::Fatal(_)));
+        assert_eq!(
+            message(err),
+            format!(
+                "Error: cannot create new sync state {}: No such file or directory",
+                paths.new.display()
+            )
+        );
+        // `.new` can be created but the journal cannot (a directory is in the way).
+        let (_dir, paths) = temp_paths();
+        fs::create_dir(&paths.journal).unwrap();
+        journal.begin_pair(paths.clone(), false);
+        let err = journal.log(&Record::New { far: 1, near: 0 }).unwrap_err();
+        assert_eq!(
+            message(err),
+            format!(
+                "Error: cannot create journal {}: Is a directory",
+                paths.journal.display()
             )
         );
     }
