@@ -2,7 +2,13 @@
 //!
 //! [`run`] synchronizes the selected channels; the command line fills [`RunOptions`].
 
+pub mod convert;
 pub mod entry;
+pub mod error;
+pub mod files;
+pub mod journal;
+pub mod state;
+pub mod stats;
 
 use crate::config::{ChannelRef, Config, OpSettings};
 
