@@ -2,6 +2,7 @@
 //!
 //! Errors carry `file:line` and say what was expected instead.
 
+pub mod patterns;
 mod types;
 
 pub use types::*;
