@@ -6,3 +6,4 @@ pub mod patterns;
 mod types;
 
 pub use types::*;
+pub mod ops;
