@@ -1105,7 +1105,10 @@ impl Parser<'_> {
                 }
                 store.account = account;
             }
-            None => store.implicit_account = self.finish_account(builder.own, "IMAP store"),
+            None => {
+                store.implicit_account =
+                    self.finish_account(builder.own, "IMAP store").map(Box::new)
+            }
         }
         self.config.stores.push(StoreConfig::Imap(store));
     }

@@ -237,7 +237,7 @@ pub struct ImapStoreConfig {
     pub subscribed_only: bool,
     /// The store's own account when it has no `Account` line (then `account` is the store's
     /// name); use [`ImapStoreConfig::account_config`] to find the account either way.
-    pub implicit_account: Option<ImapAccountConfig>,
+    pub implicit_account: Option<Box<ImapAccountConfig>>,
 }
 
 impl ImapStoreConfig {
@@ -245,7 +245,7 @@ impl ImapStoreConfig {
     /// `IMAPAccount` named by `Account`.
     pub fn account_config<'a>(&'a self, config: &'a Config) -> Option<&'a ImapAccountConfig> {
         self.implicit_account
-            .as_ref()
+            .as_deref()
             .or_else(|| config.account(&self.account))
     }
 }
