@@ -463,3 +463,342 @@ fn parse_test_letters(hooks: &mut TestHooks, letters: &[char]) -> Result<(), Usa
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BoxOpSpec, OpTypes, SyncSpec};
+
+    fn run(args: &[&str]) -> MbsyncArgs {
+        let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match parse_args(&argv) {
+            Ok(Parsed::Run(parsed)) => *parsed,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    fn error(args: &[&str]) -> String {
+        let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match parse_args(&argv) {
+            Err(error) => {
+                assert_eq!(error.exit_code(), 1);
+                error.message
+            }
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    fn types(letters: &str) -> OpTypes {
+        OpTypes {
+            new: letters.contains('n'),
+            old: letters.contains('o'),
+            upgrade: letters.contains('u'),
+            gone: letters.contains('g'),
+            flags: letters.contains('f'),
+        }
+    }
+
+    fn sync(args: &[&str]) -> Option<SyncSpec> {
+        run(args).ops.sync
+    }
+
+    fn both(far: &str, near: &str) -> Option<SyncSpec> {
+        Some(SyncSpec {
+            types: [types(far), types(near)],
+        })
+    }
+
+    const FAR: BoxOpSpec = BoxOpSpec {
+        far: true,
+        near: false,
+    };
+    const NEAR: BoxOpSpec = BoxOpSpec {
+        far: false,
+        near: true,
+    };
+    const BOTH: BoxOpSpec = BoxOpSpec {
+        far: true,
+        near: true,
+    };
+    const NONE: BoxOpSpec = BoxOpSpec {
+        far: false,
+        near: false,
+    };
+
+    #[test]
+    fn selection_and_mode() {
+        let parsed = run(&["-a", "x"]);
+        assert!(parsed.all);
+        assert_eq!(parsed.names, vec!["x"]);
+        assert!(run(&["--all"]).all);
+        assert_eq!(run(&["-l", "c"]).mode, Mode::List);
+        assert_eq!(run(&["--list"]).mode, Mode::List);
+        assert_eq!(run(&["-ls", "s1", "s2"]).mode, Mode::ListStores);
+        assert_eq!(run(&["-ls", "s1", "s2"]).names, vec!["s1", "s2"]);
+        assert_eq!(run(&["--list-stores"]).mode, Mode::ListStores);
+        assert_eq!(run(&[]).mode, Mode::Sync);
+    }
+
+    #[test]
+    fn options_end_at_first_name_or_double_dash() {
+        assert_eq!(run(&["c", "-V"]).names, vec!["c", "-V"]);
+        assert!(!run(&["c", "-V"]).verbose);
+        assert_eq!(run(&["-V", "--", "-x", "y"]).names, vec!["-x", "y"]);
+    }
+
+    #[test]
+    fn config_file() {
+        assert_eq!(run(&["-c", "rc", "ch"]).config_file.as_deref(), Some("rc"));
+        let parsed = run(&["-cV", "rc", "ch"]);
+        assert_eq!(parsed.config_file.as_deref(), Some("rc"));
+        assert!(parsed.verbose);
+        assert_eq!(parsed.names, vec!["ch"]);
+        assert_eq!(
+            run(&["--config", "a/rc"]).config_file.as_deref(),
+            Some("a/rc")
+        );
+        assert_eq!(run(&["--config=b"]).config_file.as_deref(), Some("b"));
+        assert_eq!(error(&["-c"]), "-c requires an argument.");
+        assert_eq!(error(&["--config"]), "--config requires an argument.");
+    }
+
+    #[test]
+    fn simple_types() {
+        assert_eq!(sync(&["-n"]), both("n", "n"));
+        assert_eq!(sync(&["-o"]), both("o", "o"));
+        assert_eq!(sync(&["-u"]), both("u", "u"));
+        assert_eq!(sync(&["-g"]), both("g", "g"));
+        assert_eq!(sync(&["-f"]), both("f", "f"));
+        assert_eq!(sync(&["-nf"]), both("nf", "nf"));
+        assert_eq!(sync(&["--new", "--old", "--upgrade"]), both("nou", "nou"));
+        assert_eq!(sync(&["--gone", "--flags"]), both("gf", "gf"));
+        assert_eq!(sync(&["--full"]), both("nougf", "nougf"));
+        assert_eq!(sync(&["-F"]), both("nugf", "nugf"));
+        assert_eq!(sync(&["-0"]), both("", ""));
+        assert_eq!(sync(&["--noop"]), both("", ""));
+        assert_eq!(sync(&[]), None);
+    }
+
+    #[test]
+    fn deprecated_types_give_notices() {
+        let parsed = run(&["-N", "--renew"]);
+        assert_eq!(parsed.ops.sync, both("u", "u"));
+        assert_eq!(
+            parsed.notices,
+            vec!["Notice: --renew/-N are deprecated; use --upgrade/-u instead."]
+        );
+        let parsed = run(&["-d"]);
+        assert_eq!(parsed.ops.sync, both("g", "g"));
+        assert_eq!(
+            parsed.notices,
+            vec!["Notice: --delete/-d are deprecated; use --gone/-g instead."]
+        );
+        assert_eq!(run(&["--delete"]).ops.sync, both("g", "g"));
+    }
+
+    #[test]
+    fn directions() {
+        assert_eq!(sync(&["-L"]), both("", "nugf"));
+        assert_eq!(sync(&["--pull"]), both("", "nugf"));
+        assert_eq!(sync(&["-H"]), both("nugf", ""));
+        assert_eq!(sync(&["--push"]), both("nugf", ""));
+        assert_eq!(sync(&["-L", "-n"]), both("", "n"));
+        assert_eq!(sync(&["-Lnf"]), both("", "nf"));
+        assert_eq!(sync(&["-Hg"]), both("g", ""));
+        assert_eq!(sync(&["-Ln", "-Hf"]), both("f", "n"));
+        assert_eq!(sync(&["--pull-new", "--push-flags"]), both("f", "n"));
+        assert_eq!(sync(&["--pull-full"]), both("", "nougf"));
+        assert_eq!(
+            sync(&["--push-old", "--push-upgrade", "--push-gone"]),
+            both("oug", "")
+        );
+        assert_eq!(sync(&["--pull-renew"]), both("", "u"));
+        assert_eq!(sync(&["--pull-delete"]), both("", "g"));
+        assert_eq!(sync(&["-LN"]), both("", "u"));
+        assert_eq!(
+            error(&["--pull-sideways"]),
+            "Unknown option '--pull-sideways'"
+        );
+    }
+
+    #[test]
+    fn box_operations() {
+        let ops = run(&["-C", "-Rf", "-Xn", "-x-"]).ops;
+        assert_eq!(ops.create, Some(BOTH));
+        assert_eq!(ops.remove, Some(FAR));
+        assert_eq!(ops.expunge, Some(NEAR));
+        assert_eq!(ops.expunge_solo, Some(NONE));
+        let ops = run(&[
+            "--create-far",
+            "--remove-near",
+            "--expunge",
+            "--expunge-solo-far",
+        ])
+        .ops;
+        assert_eq!(ops.create, Some(FAR));
+        assert_eq!(ops.remove, Some(NEAR));
+        assert_eq!(ops.expunge, Some(BOTH));
+        assert_eq!(ops.expunge_solo, Some(FAR));
+        let ops = run(&[
+            "--no-create",
+            "--no-remove",
+            "--no-expunge",
+            "--no-expunge-solo",
+        ])
+        .ops;
+        assert_eq!(ops.create, Some(NONE));
+        assert_eq!(ops.remove, Some(NONE));
+        assert_eq!(ops.expunge, Some(NONE));
+        assert_eq!(ops.expunge_solo, Some(NONE));
+        assert_eq!(run(&["--remove", "--expunge-solo"]).ops.remove, Some(BOTH));
+        assert_eq!(run(&["-xn"]).ops.expunge_solo, Some(NEAR));
+    }
+
+    #[test]
+    fn one_suffix_letter_only() {
+        let parsed = run(&["-Cfn"]);
+        assert_eq!(parsed.ops.create, Some(FAR));
+        assert_eq!(parsed.ops.sync, both("n", "n"));
+        let parsed = run(&["-CV"]);
+        assert_eq!(parsed.ops.create, Some(BOTH));
+        assert!(parsed.verbose);
+        assert_eq!(run(&["-X-", "--expunge-near"]).ops.expunge, Some(NEAR));
+    }
+
+    #[test]
+    fn legacy_suffixes() {
+        let parsed = run(&["-Cm", "-Rs", "--expunge-master", "--expunge-solo-slave"]);
+        assert_eq!(parsed.ops.create, Some(FAR));
+        assert_eq!(parsed.ops.remove, Some(NEAR));
+        assert_eq!(parsed.ops.expunge, Some(FAR));
+        assert_eq!(parsed.ops.expunge_solo, Some(NEAR));
+        assert_eq!(
+            parsed.notices,
+            vec!["Notice: -master/-slave/m/s suffixes are deprecated; use -far/-near/f/n instead."]
+        );
+        assert_eq!(run(&["--create-slave"]).ops.create, Some(NEAR));
+        assert_eq!(run(&["--remove-master"]).ops.remove, Some(FAR));
+    }
+
+    #[test]
+    fn conflicts_on_the_command_line() {
+        assert_eq!(
+            error(&["--create-near", "--no-create"]),
+            "Conflicting Create options specified on the command line."
+        );
+        assert_eq!(
+            error(&["-X", "-Xf"]),
+            "Redundant Expunge options specified on the command line."
+        );
+        assert_eq!(
+            error(&["-0", "-n"]),
+            "Conflicting Sync options specified on the command line."
+        );
+        assert_eq!(
+            error(&["-Ln", "-L"]),
+            "Redundant Sync options specified on the command line."
+        );
+        assert_eq!(
+            error(&["-Ln", "-H", "-f"]),
+            "Invalid combination of simple and compound Sync options on the command line."
+        );
+    }
+
+    #[test]
+    fn verbosity_and_run_flags() {
+        assert_eq!(run(&["-V"]).verbosity(), Verbosity::Verbose);
+        assert_eq!(run(&["--verbose"]).verbosity(), Verbosity::Verbose);
+        assert_eq!(run(&[]).verbosity(), Verbosity::Normal);
+        assert_eq!(run(&["-q"]).verbosity(), Verbosity::Quiet);
+        assert_eq!(run(&["--quiet"]).verbosity(), Verbosity::Quiet);
+        assert_eq!(run(&["-qq"]).verbosity(), Verbosity::VeryQuiet);
+        assert_eq!(run(&["-Dm", "-q"]).verbosity(), Verbosity::Verbose);
+        assert_eq!(run(&["-DC"]).verbosity(), Verbosity::Normal);
+        assert!(run(&["-y"]).dry_run);
+        assert!(run(&["--dry-run"]).dry_run);
+        assert!(run(&["-e"]).ext_exit);
+        assert!(run(&["--ext-exit"]).ext_exit);
+    }
+
+    #[test]
+    fn debug_letters() {
+        let all = DebugFlags {
+            crash: true,
+            driver: true,
+            maildir: true,
+            main: true,
+            net: true,
+            sync: true,
+            ..Default::default()
+        };
+        assert_eq!(run(&["-D"]).debug, all);
+        assert_eq!(run(&["--debug"]).debug, all);
+        let parsed = run(&["-Dms"]);
+        assert!(parsed.debug.maildir && parsed.debug.sync && !parsed.debug.main);
+        assert_eq!(error(&["-DmV"]), "Unknown -D flag 'V'");
+        let parsed = run(&["-DCdDMnN"]);
+        assert!(parsed.debug.crash && parsed.debug.driver && parsed.debug.driver_all);
+        assert!(parsed.debug.main && parsed.debug.net && parsed.debug.net_all);
+        for (word, check) in [
+            (
+                "--debug-crash",
+                (|d: &DebugFlags| d.crash) as fn(&DebugFlags) -> bool,
+            ),
+            ("--debug-driver", |d| d.driver && !d.driver_all),
+            ("--debug-driver-all", |d| d.driver_all),
+            ("--debug-maildir", |d| d.maildir),
+            ("--debug-main", |d| d.main),
+            ("--debug-net", |d| d.net && !d.net_all),
+            ("--debug-net-all", |d| d.net_all),
+            ("--debug-sync", |d| d.sync && !d.main),
+        ] {
+            assert!(check(&run(&[word]).debug), "{word}");
+        }
+        assert_eq!(error(&["--debug-bogus"]), "Unknown option '--debug-bogus'");
+    }
+
+    #[test]
+    fn test_hooks() {
+        let hooks = run(&["-TaAjJuxzs15"]).hooks;
+        assert_eq!(
+            hooks,
+            TestHooks {
+                async_far: true,
+                async_both: true,
+                keep_journal: true,
+                journal_end: true,
+                step_limit: 15,
+                withhold_uids: true,
+                no_expunge: true,
+                no_fresh_wait: true,
+            }
+        );
+        assert_eq!(run(&["-Ts3j"]).hooks.step_limit, 3);
+        assert!(run(&["-Ts3j"]).hooks.keep_journal);
+        assert_eq!(error(&["-Tq"]), "Unknown -T flag 'q'");
+    }
+
+    #[test]
+    fn version_and_help_stop_parsing() {
+        let parse =
+            |args: &[&str]| parse_args(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(parse(&["-v", "--bogus"]), Ok(Parsed::Version));
+        assert_eq!(parse(&["--version"]), Ok(Parsed::Version));
+        assert_eq!(parse(&["-h"]), Ok(Parsed::Help));
+        assert_eq!(parse(&["-Vh"]), Ok(Parsed::Help));
+        assert_eq!(parse(&["--help"]), Ok(Parsed::Help));
+        assert!(parse(&["--bogus", "-v"]).is_err());
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert_eq!(error(&["-"]), "Invalid option '-'");
+        assert_eq!(error(&["--frob"]), "Unknown option '--frob'");
+        assert_eq!(
+            error(&["--create-sideways"]),
+            "Unknown option '--create-sideways'"
+        );
+        assert_eq!(error(&["-Vk"]), "Unknown option '-k'");
+        assert_eq!(error(&["-s"]), "Unknown option '-s'");
+    }
+}
