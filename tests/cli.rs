@@ -271,6 +271,8 @@ fn mail_tree(sandbox: &Sandbox) {
              MaildirStore near\nPath {root}/near/\nInbox {root}/near-inbox\nSubFolders Verbatim\n\n\
              MaildirStore flat\nPath {root}/near/\nInbox {root}/near-inbox\nFlatten .\n\n\
              IMAPStore remote\nHost 127.0.0.1\n\n\
+             MaildirStore missing\nPath {root}/nonexistent/\n\n\
+             Channel broken\nFar :far:\nNear :missing:\n\n\
              Channel all\nFar :far:\nNear :near:\nPatterns * !Junk INBOX\n\n\
              Channel prefixed\nFar :far:work/\nNear :near:\nPatterns %\n\n\
              Channel single\nFar :far:Archive\nNear :near:\n\n\
@@ -375,6 +377,22 @@ fn list_channel_boxes() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(lines(&run.stdout)[0], "all:");
     assert!(lines(&run.stdout).contains(&"single:"));
+}
+
+#[test]
+fn list_skips_channels_whose_store_cannot_be_opened() {
+    let sandbox = Sandbox::new();
+    mail_tree(&sandbox);
+    let run = sandbox.mbsync(&["-c", "rc", "-l", "broken", "single"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "Maildir error: cannot open store '{}/nonexistent/'\n",
+            sandbox.root()
+        )
+    );
+    assert_eq!(lines(&run.stdout), vec!["single:", "Archive <=> INBOX"]);
 }
 
 #[test]

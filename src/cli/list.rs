@@ -95,20 +95,34 @@ pub fn list_stores(config: &Config, names: &[String], out: &mut dyn Write) -> i3
     status
 }
 
+/// Opens both stores of a channel (far first), as a sync would.
+fn open_sides(config: &Config, channel: &ChannelConfig) -> Result<[Box<dyn Store>; 2], String> {
+    let open = |index: usize| {
+        let store_name = &channel.sides[index].store;
+        let store = config
+            .store(store_name)
+            .ok_or_else(|| format!("Error: no store named '{store_name}' defined."))?;
+        open_store(config, store)
+    };
+    let far = open(0)?;
+    let near = open(1)?;
+    Ok([far, near])
+}
+
 /// The canonical mailbox names of one side of a pattern channel.
 fn side_names(
     config: &Config,
     channel: &ChannelConfig,
     index: usize,
+    store: &mut dyn Store,
 ) -> Result<Vec<String>, String> {
-    let store_name = &channel.sides[index].store;
-    let store = config
-        .store(store_name)
-        .ok_or_else(|| format!("Error: no store named '{store_name}' defined."))?;
     let areas = channel_list_areas(config, channel)[index];
-    let mut opened = open_store(config, store)?;
-    let listed = opened.list(areas).map_err(|error| error.message)?;
-    listed_to_canonical(store.common(), &listed).map_err(|error| format!("Error: {error}"))
+    let listed = store.list(areas).map_err(|error| error.message)?;
+    let common = config
+        .store(&channel.sides[index].store)
+        .map(|s| s.common().clone())
+        .unwrap_or_default();
+    listed_to_canonical(&common, &listed).map_err(|error| format!("Error: {error}"))
 }
 
 /// The lines `-l` prints for one channel reference.
@@ -116,6 +130,7 @@ fn channel_lines(config: &Config, reference: &ChannelRef) -> Result<Vec<String>,
     let channel = config
         .channel(&reference.channel)
         .ok_or_else(|| format!("No channel or group named '{}' defined.", reference.channel))?;
+    let [mut far_store, mut near_store] = open_sides(config, channel)?;
     let [far_prefix, near_prefix] = [&channel.sides[0].mailbox, &channel.sides[1].mailbox];
     let names: Vec<String> = match &reference.boxes {
         Some(boxes) => boxes.iter().map(|b| box_list_name(b).to_string()).collect(),
@@ -134,8 +149,8 @@ fn channel_lines(config: &Config, reference: &ChannelRef) -> Result<Vec<String>,
             )]);
         }
         None => {
-            let far = side_names(config, channel, 0)?;
-            let near = side_names(config, channel, 1)?;
+            let far = side_names(config, channel, 0, far_store.as_mut())?;
+            let near = side_names(config, channel, 1, near_store.as_mut())?;
             channel_boxes(channel, &far, &near)
                 .into_iter()
                 .map(|entry| entry.name)
@@ -158,11 +173,11 @@ fn channel_lines(config: &Config, reference: &ChannelRef) -> Result<Vec<String>,
 pub fn list_channels(config: &Config, selection: &[ChannelRef], out: &mut dyn Write) -> i32 {
     let mut status = 0;
     for reference in selection {
-        if selection.len() > 1 {
-            print_line(out, &format!("{}:", reference.channel));
-        }
         match channel_lines(config, reference) {
             Ok(lines) => {
+                if selection.len() > 1 {
+                    print_line(out, &format!("{}:", reference.channel));
+                }
                 for line in lines {
                     print_line(out, &line);
                 }
