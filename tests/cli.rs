@@ -385,13 +385,12 @@ fn list_skips_channels_whose_store_cannot_be_opened() {
     mail_tree(&sandbox);
     let run = sandbox.mbsync(&["-c", "rc", "-l", "broken", "single"]);
     assert_eq!(run.code, 1);
-    assert_eq!(
-        run.stderr,
-        format!(
-            "Maildir error: cannot open store '{}/nonexistent/'\n",
-            sandbox.root()
-        )
+    let expected = format!(
+        "Maildir error: cannot open store '{}/nonexistent",
+        sandbox.root()
     );
+    assert!(run.stderr.starts_with(&expected), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1);
     assert_eq!(lines(&run.stdout), vec!["single:", "Archive <=> INBOX"]);
 }
 
