@@ -2,6 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -1098,4 +1099,107 @@ fn lock_excludes_another_process() {
     holder.unlock();
     assert_eq!(receiver.recv_timeout(Duration::from_secs(10)).unwrap(), 2);
     waiter.join().unwrap();
+}
+
+/// Environment variable that turns `child_process_allocator` into a worker: it names the
+/// Path of the store whose `Shared` box the worker stores messages into.
+const CHILD_PATH_VARIABLE: &str = "MAILSYNC_MAILDIR_TEST_CHILD_PATH";
+const CHILD_MESSAGES: usize = 200;
+
+fn shared_box_config(path: &str) -> MaildirStoreConfig {
+    MaildirStoreConfig {
+        common: CommonStoreConfig {
+            name: "shared".to_string(),
+            ..CommonStoreConfig::default()
+        },
+        path: Some(format!("{path}/")),
+        inbox: Some(format!("{path}/INBOX")),
+        sub_folders: Some(SubFolders::Verbatim),
+        info_delimiter: ':',
+        fsync: false,
+    }
+}
+
+/// Worker half of `concurrent_allocation_across_processes`; does nothing when run normally.
+#[test]
+fn child_process_allocator() {
+    let Ok(path) = std::env::var(CHILD_PATH_VARIABLE) else {
+        return;
+    };
+    let options = MaildirOptions {
+        no_fresh_wait: true,
+        ..MaildirOptions::default()
+    };
+    let mut store = MaildirStore::new(
+        &shared_box_config(&path),
+        options,
+        Rc::new(crate::store::SilentReporter),
+    )
+    .unwrap();
+    open(&mut store, "Shared");
+    // Start together with the other workers: wait for the parent's go file.
+    let go = format!("{path}/go");
+    let give_up = std::time::Instant::now() + Duration::from_secs(30);
+    while !Path::new(&go).exists() {
+        assert!(std::time::Instant::now() < give_up, "no go file");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for _ in 0..CHILD_MESSAGES {
+        let uid = store.store(message(b"m\n", "")).unwrap().unwrap();
+        println!("ALLOCATED {uid}");
+    }
+}
+
+#[test]
+fn concurrent_allocation_across_processes() {
+    let fixture = Fixture::new();
+    fixture.make_box("Shared");
+    fixture.write("Shared/.uidvalidity", "5\n0\n");
+    let executable = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            std::process::Command::new(&executable)
+                .args([
+                    "--exact",
+                    "store::maildir::tests::child_process_allocator",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_PATH_VARIABLE, fixture.base())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // This process allocates at the same time.
+    std::thread::sleep(Duration::from_millis(300));
+    fixture.write("go", "");
+    let mut store = MaildirStore::new(
+        &shared_box_config(&fixture.base()),
+        fixture.options,
+        Rc::new(crate::store::SilentReporter),
+    )
+    .unwrap();
+    open(&mut store, "Shared");
+    let mut all: Vec<u32> = (0..CHILD_MESSAGES)
+        .map(|_| store.store(message(b"m\n", "")).unwrap().unwrap())
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success());
+        let text = String::from_utf8(output.stdout).unwrap();
+        all.extend(
+            text.lines()
+                // The harness may print its own text in front of a line.
+                .filter_map(|line| line.split_once("ALLOCATED ").map(|(_, uid)| uid))
+                .map(|uid| uid.parse::<u32>().unwrap()),
+        );
+    }
+    all.sort();
+    let expected: Vec<u32> = (1..=(3 * CHILD_MESSAGES) as u32).collect();
+    assert_eq!(all, expected);
+    assert_eq!(
+        fixture.read("Shared/.uidvalidity"),
+        format!("5\n{}\n", 3 * CHILD_MESSAGES)
+    );
 }
