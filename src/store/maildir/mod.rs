@@ -3,6 +3,10 @@
 //!
 //! The driver never prints: notices and warnings go to the [`Reporter`], errors are
 //! [`StoreError`]s carrying the exact texts of the spec.
+//!
+//! Entry points: [`MaildirStore::new`] with [`MaildirOptions`]; [`MaildirStore::box_dir`]
+//! gives a mailbox's directory (for `SyncState *`). The pure helpers live in [`names`]
+//! (file names), [`order`] (numbering order), [`layout`] (name → directory) and [`header`].
 
 pub mod environment;
 pub mod header;
@@ -386,6 +390,8 @@ impl Store for MaildirStore {
         false
     }
 
+    /// Lists the requested areas not listed before and returns every name listed so far by
+    /// this store object (INBOX area first, then Path area; no duplicates).
     fn list(&mut self, areas: ListAreas) -> StoreResult<Vec<String>> {
         let is_maildir_plus_plus =
             self.layout.style == Some(crate::config::SubFolders::MaildirPlusPlus);
