@@ -391,7 +391,7 @@ impl Store for MaildirStore {
     }
 
     /// Lists the requested areas not listed before and returns every name listed so far by
-    /// this store object (INBOX area first, then Path area; no duplicates).
+    /// this store object, in listing order, without duplicates.
     fn list(&mut self, areas: ListAreas) -> StoreResult<Vec<String>> {
         let is_maildir_plus_plus =
             self.layout.style == Some(crate::config::SubFolders::MaildirPlusPlus);

@@ -95,6 +95,7 @@ impl ScanContext<'_> {
             }
         }
         let total = u32::try_from(all.len()).unwrap_or(u32::MAX);
+        self.environment.scan_listed();
 
         for sub in Sub::BOTH {
             let meta = self.stat_sub(open, sub)?;
