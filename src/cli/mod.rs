@@ -200,6 +200,12 @@ enum MailsyncCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
     },
+    /// Print the Kubernetes CustomResourceDefinitions (MailStore, MailChannel) as YAML.
+    Crds {
+        /// Write one file per CRD into this directory instead (`<plural>.<group>.yaml`).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// Runs `mailsync` with its arguments (`argv` includes the program name) and returns the exit
@@ -213,12 +219,36 @@ pub fn run_mailsync(argv: &[String]) -> i32 {
     match MailsyncCli::try_parse_from(argv) {
         Ok(cli) => match cli.command {
             MailsyncCommand::Sync { args } => run_mbsync(&args, Program::MailsyncSync),
+            MailsyncCommand::Crds { dir } => print_crds(dir.as_deref()),
         },
         Err(error) => {
             let _ = error.print();
             if error.use_stderr() { 2 } else { 0 }
         }
     }
+}
+
+/// `mailsync crds [--dir DIR]`: prints every CRD, or writes them as `crds/` holds them.
+fn print_crds(dir: Option<&std::path::Path>) -> i32 {
+    let documents = match crate::operator::crd_documents() {
+        Ok(documents) => documents,
+        Err(error) => {
+            output::error(&error.to_string());
+            return 1;
+        }
+    };
+    let Some(dir) = dir else {
+        print!("{}", crate::operator::join_documents(&documents));
+        return 0;
+    };
+    for document in &documents {
+        let path = dir.join(&document.file_name);
+        if let Err(error) = std::fs::write(&path, &document.yaml) {
+            output::error(&format!("Error: cannot write {}: {error}", path.display()));
+            return 1;
+        }
+    }
+    0
 }
 
 /// Runs the program: as mbsync when the binary is called `mbsync`, else as `mailsync`.
