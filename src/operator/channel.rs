@@ -61,6 +61,9 @@ pub const CRON_TIME_ZONE_PREFIX_REGEX: &str = r"^\s*(CRON_TZ|TZ)=";
 pub const TIME_ZONE_REGEX: &str = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$";
 
 /// A channel: two stores and the mailboxes to synchronize between them.
+// clippy mistakes the repeated `type_ = …` inside the printcolumn lists for duplicated
+// attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "mailsync.io",

@@ -42,6 +42,9 @@ pub(crate) const BYTE_SIZE_MESSAGE: &str =
     "must be a byte size such as 10Mi, 500k or 1048576 (0 means unlimited)";
 
 /// A mail store: exactly one of `imap` or `maildir`, plus the settings every store has.
+// clippy mistakes the repeated `type_ = …` inside the printcolumn lists for duplicated
+// attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "mailsync.io",
