@@ -3,6 +3,9 @@
 //! [`run`] synchronizes the selected channels; the command line fills [`RunOptions`].
 
 pub mod entry;
+pub mod errors;
+pub mod passes;
+pub mod plan;
 
 use crate::config::{ChannelRef, Config, OpSettings};
 
