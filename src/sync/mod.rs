@@ -4,6 +4,9 @@
 
 pub mod entry;
 pub mod errors;
+#[cfg(test)]
+pub mod mem_store;
+pub mod pair;
 pub mod passes;
 pub mod plan;
 

@@ -1,0 +1,736 @@
+//! The executor for one mailbox pair (spec sync-semantics §4.1): state, open, lock, plan,
+//! load, validate, the four passes, trashing, copies, expunge and finish, performing through
+//! the two stores what `passes.rs` decides, and journalling through [`StateFiles`].
+
+use crate::config::Side;
+use crate::output;
+use crate::store::{FailureScope, Flags, NewMessage, OpenOutcome, Store, StoreError, Tuid};
+use crate::sync::entry::{PairState, Record, Status};
+use crate::sync::passes::{Notices, RecordSink, SyncError, Work};
+use crate::sync::plan::{PairSettings, plan_load};
+
+/// Where the pair's state lives and where its journal records go. The disk implementation
+/// wraps the state file, journal and lock (`files.rs`); tests use an in-memory one.
+pub trait StateFiles {
+    /// Reads the state and replays the journal (§1.5); takes the lock if a file was read.
+    fn load(&mut self, expire_side: Side) -> Result<PairState, SyncError>;
+    /// Takes the lock if not held yet (no-op in dry runs).
+    fn lock(&mut self) -> Result<(), SyncError>;
+    /// Writes one journal record (counts one step).
+    fn log(&mut self, record: &Record) -> Result<(), SyncError>;
+    /// Counts one proxy step (§3.4 item 2).
+    fn count_step(&mut self) -> Result<(), SyncError>;
+    /// Flushes the journal to disk after the TUIDs were written.
+    fn flush(&mut self) -> Result<(), SyncError>;
+    /// At least one record was written for this pair.
+    fn wrote_records(&self) -> bool;
+    /// The `### <steps> steps, <records> entries ###` line.
+    fn hash_line(&self) -> String;
+    /// Saves the state (§1.4).
+    fn save(&mut self, state: &PairState, expire_side: Side) -> Result<(), SyncError>;
+    /// Deletes the state (§1.6).
+    fn delete(&mut self) -> Result<(), SyncError>;
+    /// Ends the pair: closes the journal and releases (deletes) the lock.
+    fn end(&mut self);
+}
+
+struct Sink<'a>(&'a mut dyn StateFiles);
+
+impl RecordSink for Sink<'_> {
+    fn log(&mut self, record: &Record) -> Result<(), SyncError> {
+        self.0.log(record)
+    }
+}
+
+/// Per-side counters of the summary line (§7.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// `+`: copies stored into the side.
+    pub stored: [u32; 2],
+    /// `*`: flag updates.
+    pub flagged: [u32; 2],
+    /// `#`: messages trashed from the side.
+    pub trashed: [u32; 2],
+    /// `-`: messages expunged from the side.
+    pub expunged: [u32; 2],
+}
+
+impl Counters {
+    /// Anything was done on this side.
+    pub fn touched(&self, side: Side) -> bool {
+        let t = side.index();
+        self.stored[t] + self.flagged[t] + self.trashed[t] + self.expunged[t] > 0
+    }
+}
+
+/// How a run treats this pair, besides the settings.
+#[derive(Clone, Debug, Default)]
+pub struct PairOptions {
+    pub dry_run: bool,
+    /// Proxy steps are counted for [far, near].
+    pub proxy: [bool; 2],
+    /// `-Tx`.
+    pub no_expunge: bool,
+    /// `-TJ`.
+    pub journal_end: bool,
+    /// `-Tj`: print the `###` line.
+    pub keep_journal: bool,
+    /// The box is known to exist (it was listed) [far, near].
+    pub listed: [bool; 2],
+    /// Store-side box names [far, near].
+    pub store_boxes: [String; 2],
+}
+
+/// The result of a pair that was not aborted by a fatal error or the step limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PairResult {
+    /// The pair failed (error already printed).
+    pub failed: bool,
+    /// A store failed in a way that affects later channels: (side, scope).
+    pub store_failure: Option<(Side, FailureScope)>,
+}
+
+/// Source of fresh TUIDs.
+pub type TuidSource<'a> = &'a mut dyn FnMut() -> Tuid;
+
+/// Everything one pair run uses.
+pub struct PairRun<'a> {
+    pub settings: &'a mut PairSettings,
+    pub stores: [&'a mut dyn Store; 2],
+    pub files: &'a mut dyn StateFiles,
+    pub options: &'a PairOptions,
+    pub counters: &'a mut Counters,
+    pub new_tuid: TuidSource<'a>,
+}
+
+enum Stop {
+    /// A store error: print it, the pair failed; the scope may affect later channels.
+    Store(Side, StoreError),
+    Sync(SyncError),
+}
+
+impl From<SyncError> for Stop {
+    fn from(e: SyncError) -> Stop {
+        Stop::Sync(e)
+    }
+}
+
+impl PairRun<'_> {
+    /// Runs the pair. `Err` is returned only for `Interrupted` and `Fatal`, which end the
+    /// process; pair failures are printed here and reported in the result.
+    pub fn run(mut self) -> Result<PairResult, SyncError> {
+        let outcome = self.run_inner();
+        let mut result = PairResult::default();
+        match outcome {
+            Ok(failed) => result.failed = failed,
+            Err(Stop::Sync(SyncError::Interrupted)) => return Err(SyncError::Interrupted),
+            Err(Stop::Sync(SyncError::Fatal(text))) => return Err(SyncError::Fatal(text)),
+            Err(Stop::Sync(SyncError::Pair(text))) => {
+                print_error_lines(&text);
+                result.failed = true;
+            }
+            Err(Stop::Store(side, err)) => {
+                print_error_lines(&err.message);
+                result.failed = true;
+                if matches!(err.scope, FailureScope::Store | FailureScope::Temporary) {
+                    result.store_failure = Some((side, err.scope));
+                }
+            }
+        }
+        for store in self.stores.iter_mut() {
+            store.close_box();
+        }
+        self.files.end();
+        Ok(result)
+    }
+
+    fn step(&mut self, side: Side) -> Result<(), SyncError> {
+        if self.options.proxy[side.index()] {
+            self.files.count_step()?;
+        }
+        Ok(())
+    }
+
+    fn store_err(side: Side, err: StoreError) -> Stop {
+        Stop::Store(side, err)
+    }
+
+    /// Returns Ok(true) when the pair completed but something in it failed.
+    fn run_inner(&mut self) -> Result<bool, Stop> {
+        let xt = self.settings.expire_side;
+        let state = self.files.load(xt)?;
+        let existed = state.existed || state.replayed;
+
+        // Phase 3: open both boxes.
+        let mut uid_validity = [0u32; 2];
+        let mut absent = [false; 2];
+        for side in Side::BOTH {
+            let t = side.index();
+            output::info(&format!("Opening {} box {}...", side.label(), self.settings.box_names[t]));
+            match self.stores[t].open_box(&self.options.store_boxes[t]) {
+                Ok(OpenOutcome::Opened { uid_validity: uv }) => uid_validity[t] = uv,
+                Ok(OpenOutcome::Missing) => {
+                    if self.options.listed[t] {
+                        return Err(SyncError::Pair(format!(
+                            "Error: channel {}: {} box {} cannot be opened.",
+                            self.settings.channel,
+                            side.label(),
+                            self.settings.box_names[t]
+                        ))
+                        .into());
+                    }
+                    absent[t] = true;
+                }
+                Err(err) => return Err(Self::store_err(side, err)),
+            }
+        }
+        let mut virtual_empty = [false; 2];
+        if absent[0] && absent[1] {
+            if existed {
+                self.delete_state()?;
+                return Ok(false);
+            }
+            return Err(SyncError::Pair(format!(
+                "Error: channel {}: both far side {} and near side {} cannot be opened.",
+                self.settings.channel, self.settings.box_names[0], self.settings.box_names[1]
+            ))
+            .into());
+        }
+        for side in Side::BOTH {
+            let t = side.index();
+            if !absent[t] {
+                continue;
+            }
+            let other = side.other();
+            let o = other.index();
+            if existed {
+                if !self.settings.ops(other).remove {
+                    return Err(SyncError::Pair(format!(
+                        "Error: channel {}: {} box {} cannot be opened anymore.",
+                        self.settings.channel,
+                        side.label(),
+                        self.settings.box_names[t]
+                    ))
+                    .into());
+                }
+                let empty = self.stores[o].is_empty().map_err(|e| Self::store_err(other, e))?;
+                if !empty {
+                    output::warning(&format!(
+                        "Warning: channel {}: {} box {} cannot be opened anymore, and {} box {} is not empty.",
+                        self.settings.channel,
+                        side.label(),
+                        self.settings.box_names[t],
+                        other.label(),
+                        self.settings.box_names[o]
+                    ));
+                    return Ok(false);
+                }
+                output::info(&format!("Deleting {} box {}...", other.label(), self.settings.box_names[o]));
+                if !self.options.dry_run {
+                    self.stores[o].delete_box().map_err(|e| Self::store_err(other, e))?;
+                }
+                self.step(other)?;
+                self.delete_state()?;
+                if !self.options.dry_run {
+                    self.stores[o].remove_box_leftovers();
+                }
+                return Ok(false);
+            }
+            if !self.settings.ops(side).create {
+                return Err(SyncError::Pair(format!(
+                    "Error: channel {}: {} box {} cannot be opened.",
+                    self.settings.channel,
+                    side.label(),
+                    self.settings.box_names[t]
+                ))
+                .into());
+            }
+            output::info(&format!("Creating {} box {}...", side.label(), self.settings.box_names[t]));
+            if self.options.dry_run {
+                uid_validity[t] = 1;
+                virtual_empty[t] = true;
+            } else {
+                uid_validity[t] = self.stores[t].create_box().map_err(|e| Self::store_err(side, e))?;
+            }
+            self.step(side)?;
+        }
+
+        // Phase 4: lock and plan.
+        self.files.lock()?;
+        let plan = plan_load(&state, self.settings, uid_validity);
+        let mut work = Work::new(state);
+        work.plan = plan;
+
+        // Phase 5: load, keep side first.
+        for side in [xt.other(), xt] {
+            let t = side.index();
+            output::info(&format!("Loading {} box...", side.label()));
+            let request = work.plan.loads[t].clone();
+            let loaded = if virtual_empty[t] {
+                crate::store::Loaded::default()
+            } else {
+                self.stores[t].load(&request).map_err(|e| Self::store_err(side, e))?
+            };
+            output::info(&format!("{}: {} messages, {} recent", side.label(), loaded.total, loaded.recent));
+            work.set_loaded(side, loaded.messages);
+            work.match_loaded(side, &mut Sink(self.files))?;
+        }
+        output::info("Synchronizing...");
+
+        // Phases 6–10.
+        work.check_uid_validity(self.settings, uid_validity, &mut Sink(self.files))?;
+        work.old_newmaxuid = work.state.newmaxuid;
+        let mut notices = Notices::default();
+        work.pass1(self.settings, &mut notices, &mut Sink(self.files))?;
+        work.pass2(self.settings, &mut Sink(self.files))?;
+        work.pass3(self.settings, &mut Sink(self.files))?;
+
+        // Phase 11: pass 4.
+        self.apply_flags(&mut work)?;
+
+        // Phase 12: expunge selection and trashing.
+        let mut failed = false;
+        let mut to_expunge: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+        let mut expunge_cancelled = [false; 2];
+        for side in Side::BOTH {
+            let (list, trash_failed) = self.trash_side(&mut work, side)?;
+            to_expunge[side.index()] = list;
+            if trash_failed {
+                failed = true;
+                if !self.stores[side.index()].selective_expunge() {
+                    expunge_cancelled[side.index()] = true;
+                }
+            }
+        }
+
+        // Phase 13: copies.
+        failed |= self.copy_all(&mut work)?;
+
+        // Phase 14: expunge.
+        for side in Side::BOTH {
+            let t = side.index();
+            let ops = self.settings.ops(side);
+            if !(ops.expunge || ops.expunge_solo) || self.options.no_expunge || expunge_cancelled[t] {
+                continue;
+            }
+            let uids: Vec<u32> = to_expunge[t]
+                .iter()
+                .filter(|&&m| !work.removed[t][m])
+                .map(|&m| work.msgs[t][m].uid)
+                .collect();
+            let removed = if self.options.dry_run {
+                uids
+            } else {
+                self.stores[t].expunge(&uids).map_err(|e| Self::store_err(side, e))?
+            };
+            self.step(side)?;
+            for uid in removed {
+                if let Some(m) = work.msgs[t].iter().position(|msg| msg.uid == uid)
+                    && !work.removed[t][m]
+                {
+                    work.message_removed(side, m);
+                    self.counters.expunged[t] += 1;
+                }
+            }
+        }
+        for store in self.stores.iter_mut() {
+            store.close_box();
+        }
+
+        // Phase 15: finish.
+        if self.options.keep_journal {
+            output::stdout_line(&self.files.hash_line());
+        }
+        work.finish_run(self.settings, self.options.journal_end, &mut Sink(self.files))?;
+        if self.files.wrote_records() || work.state.replayed {
+            self.files.save(&work.state, xt)?;
+        }
+        Ok(failed)
+    }
+
+    fn delete_state(&mut self) -> Result<(), SyncError> {
+        if self.options.dry_run {
+            return Ok(());
+        }
+        self.files.delete()
+    }
+
+    fn apply_flags(&mut self, work: &mut Work) -> Result<(), Stop> {
+        for index in 0..work.state.entries.len() {
+            for side in Side::BOTH {
+                let t = side.index();
+                let Some((add, del)) = work.flag_update(index, side, self.settings) else {
+                    continue;
+                };
+                if !add.is_empty() || !del.is_empty() {
+                    let uid = work.state.entries[index].uid[t];
+                    let done = if self.options.dry_run {
+                        true
+                    } else {
+                        match self.stores[t].set_flags(uid, add, del) {
+                            Ok(done) => done,
+                            Err(err) if err.scope == FailureScope::Message => {
+                                output::error(&err.message);
+                                false
+                            }
+                            Err(err) => return Err(Self::store_err(side, err)),
+                        }
+                    };
+                    if !done {
+                        continue;
+                    }
+                    self.step(side)?;
+                    self.counters.flagged[t] += 1;
+                    work.flags_applied(index, side, add, del);
+                }
+                work.finish_flags(index, side, self.settings, &mut Sink(self.files))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// §4.9 for one side: returns the messages still to expunge and whether trashing failed.
+    fn trash_side(&mut self, work: &mut Work, side: Side) -> Result<(Vec<usize>, bool), Stop> {
+        let t = side.index();
+        let other = side.other();
+        let o = other.index();
+        let ops = *self.settings.ops(side);
+        if !(ops.expunge || ops.expunge_solo) {
+            return Ok((Vec::new(), false));
+        }
+        let selected = work.expunge_selection(side, self.settings);
+        let store = self.settings.store(side).clone();
+        let other_store = self.settings.store(other).clone();
+        // (local?, new_only)
+        let mode = if store.has_trash {
+            Some((true, store.trash_new_only))
+        } else if other_store.has_trash && other_store.trash_remote_new {
+            Some((false, true))
+        } else {
+            None
+        };
+        let mut keep = Vec::new();
+        let mut failed = false;
+        for m in selected {
+            let Some((local, new_only)) = mode else {
+                keep.push(m);
+                continue;
+            };
+            if !work.should_trash(side, m, new_only, self.settings) {
+                keep.push(m);
+                continue;
+            }
+            let uid = work.msgs[t][m].uid;
+            if local {
+                let moved = if self.options.dry_run {
+                    Ok(true)
+                } else {
+                    self.stores[t].trash(uid)
+                };
+                match moved {
+                    Ok(true) => {
+                        self.step(side)?;
+                        self.files.log(&Record::Trashed { side, uid })?;
+                        self.counters.trashed[t] += 1;
+                        work.message_removed(side, m);
+                        self.counters.expunged[t] += 1;
+                    }
+                    Ok(false) => {}
+                    Err(err) if err.scope == FailureScope::Message => {
+                        output::error(&err.message);
+                        failed = true;
+                    }
+                    Err(err) => return Err(Self::store_err(side, err)),
+                }
+            } else {
+                let copied = if self.options.dry_run {
+                    Ok(true)
+                } else {
+                    match self.stores[t].fetch(uid) {
+                        Ok(Some(msg)) => {
+                            let data = convert_line_ends(&msg.data, self.stores[t].crlf(), self.stores[o].crlf());
+                            self.stores[o]
+                                .store_to_trash(NewMessage {
+                                    data: &data,
+                                    flags: msg.flags,
+                                    date: None,
+                                })
+                                .map(|()| true)
+                        }
+                        Ok(None) => Ok(false),
+                        Err(err) => Err(err),
+                    }
+                };
+                match copied {
+                    Ok(true) => {
+                        self.step(other)?;
+                        self.files.log(&Record::Trashed { side, uid })?;
+                        self.counters.trashed[t] += 1;
+                        keep.push(m);
+                    }
+                    Ok(false) => {}
+                    Err(err) if err.scope == FailureScope::Message => {
+                        output::error(&err.message);
+                        failed = true;
+                    }
+                    Err(err) => return Err(Self::store_err(other, err)),
+                }
+            }
+        }
+        Ok((keep, failed))
+    }
+
+    /// §4.10–§4.11: `F` records, TUIDs, push copies, then pull copies. Returns true if a copy
+    /// failed.
+    fn copy_all(&mut self, work: &mut Work) -> Result<bool, Stop> {
+        if !(work.any_new[0] || work.any_new[1]) {
+            return Ok(false);
+        }
+        let mut fake_next = [0u32; 2];
+        for side in Side::BOTH {
+            let t = side.index();
+            if !work.any_new[t] {
+                continue;
+            }
+            let hint = if self.options.dry_run && work.msgs[t].is_empty() && !work.loaded[t] {
+                0
+            } else {
+                self.stores[t].uid_next_hint().map_err(|e| Self::store_err(side, e))?
+            };
+            fake_next[t] = hint.max(work.msgs[t].last().map_or(0, |m| m.uid));
+            work.state.find_threshold[t] = Some(hint);
+            self.files.log(&Record::FindThreshold { side, uid: hint })?;
+        }
+        for index in work.pending_entries() {
+            let tuid = (self.new_tuid)();
+            let entry = &mut work.state.entries[index];
+            entry.tuid = Some(tuid);
+            let record = Record::Tuid {
+                far: entry.uid[0],
+                near: entry.uid[1],
+                tuid,
+            };
+            self.files.log(&record)?;
+        }
+        self.files.flush()?;
+
+        let mut failed = false;
+        for target in Side::BOTH {
+            let t = target.index();
+            let source = target.other();
+            let s = source.index();
+            let mut unknown_uid = false;
+            for (m, index) in work.copy_list(target) {
+                let entry = &work.state.entries[index];
+                if entry.is_dead() || !entry.status.has(Status::PENDING) {
+                    continue;
+                }
+                let (f, n) = (entry.uid[0], entry.uid[1]);
+                let src_uid = work.msgs[s][m].uid;
+                let fetched = if self.options.dry_run {
+                    Some(crate::store::FetchedMessage {
+                        data: Vec::new(),
+                        flags: work.msgs[s][m].flags,
+                        date: None,
+                    })
+                } else {
+                    match self.stores[s].fetch(src_uid) {
+                        Ok(found) => found,
+                        Err(err) if err.scope == FailureScope::Message => None,
+                        Err(err) => return Err(Self::store_err(source, err)),
+                    }
+                };
+                let Some(fetched) = fetched else {
+                    self.files.log(&Record::Dead { far: f, near: n })?;
+                    work.state.entries[index].status.set(Status::DEAD);
+                    continue;
+                };
+                let entry = &mut work.state.entries[index];
+                let flags = if entry.status.has(Status::UPGRADE) {
+                    let (add, del) = (entry.add[t], entry.del[t]);
+                    if !add.is_empty() || !del.is_empty() {
+                        self.files.log(&Record::UpgradeDelta {
+                            far: f,
+                            near: n,
+                            add,
+                            del,
+                        })?;
+                    }
+                    entry.pflags.union(add).minus(del)
+                } else {
+                    let real = if work.plan.requests[s].flags {
+                        work.msgs[s][m].flags
+                    } else {
+                        fetched.flags
+                    };
+                    let mut flags = real.intersection(self.settings.store(target).supported_flags);
+                    if entry.status.has(Status::dummy(target)) {
+                        flags = flags.minus(Flags::FLAGGED);
+                    }
+                    if !flags.is_empty() {
+                        entry.pflags = flags;
+                        self.files.log(&Record::PFlags { far: f, near: n, flags })?;
+                    }
+                    flags
+                };
+                let entry = &work.state.entries[index];
+                let tuid = entry.tuid.unwrap_or(*b"AAAAAAAAAAAA");
+                let placeholder = entry.status.has(Status::dummy(target)).then_some(fetched.data.len() as u64);
+                let data = convert_for_copy(&fetched.data, &tuid, placeholder);
+                let date = if self.settings.copy_arrival_date { fetched.date } else { None };
+                let stored = if self.options.dry_run {
+                    fake_next[t] += 1;
+                    Ok(Some(fake_next[t]))
+                } else {
+                    self.stores[t].store(NewMessage { data: &data, flags, date })
+                };
+                self.counters.stored[t] += 1;
+                match stored {
+                    Ok(uid) => {
+                        self.step(target)?;
+                        if let Some(uid) = uid {
+                            self.files.log(&Record::Assign {
+                                side: target,
+                                far: f,
+                                near: n,
+                                uid,
+                            })?;
+                            crate::sync::passes::assign(&mut work.state, index, target, uid);
+                        } else {
+                            unknown_uid = true;
+                        }
+                    }
+                    Err(err) if err.scope == FailureScope::Message => {
+                        output::error(&format!(
+                            "Error: {} refuses to store message {} from {}.",
+                            target.label(),
+                            src_uid,
+                            source.label()
+                        ));
+                        self.files.log(&Record::Dead { far: f, near: n })?;
+                        work.state.entries[index].status.set(Status::DEAD);
+                        failed = true;
+                    }
+                    Err(err) => return Err(Self::store_err(target, err)),
+                }
+            }
+            if unknown_uid {
+                let from = work.state.find_threshold[t].unwrap_or(0);
+                let found = self.stores[t].find_new(from).map_err(|e| Self::store_err(target, e))?;
+                let first = work.msgs[t].len();
+                let known: Vec<u32> = work.msgs[t].iter().map(|m| m.uid).collect();
+                for msg in found {
+                    if !known.contains(&msg.uid) {
+                        work.msgs[t].push(msg);
+                        work.removed[t].push(false);
+                    }
+                }
+                let candidates: Vec<usize> = (first..work.msgs[t].len()).collect();
+                let lost = work.match_tuids(target, &candidates, &mut Sink(self.files))?;
+                if lost > 0 {
+                    let dir = if target == Side::Far { "pushed" } else { "pulled" };
+                    output::warning(&format!("Warning: lost track of {lost} {dir} message(s)"));
+                }
+            }
+        }
+        Ok(failed)
+    }
+}
+
+fn print_error_lines(text: &str) {
+    if !text.is_empty() {
+        output::error(text);
+    }
+}
+
+/// Line-end conversion only (remote trash copies).
+fn convert_line_ends(data: &[u8], source_crlf: bool, target_crlf: bool) -> Vec<u8> {
+    if source_crlf == target_crlf {
+        return data.to_vec();
+    }
+    let mut out = Vec::with_capacity(data.len());
+    for (i, &b) in data.iter().enumerate() {
+        if target_crlf && b == b'\n' && (i == 0 || data[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        if !target_crlf && b == b'\r' && data.get(i + 1) == Some(&b'\n') {
+            continue;
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// Temporary LF-only copy conversion (X-TUID insertion, placeholders) until
+/// `convert::convert_message` is available.
+fn convert_for_copy(data: &[u8], tuid: &Tuid, placeholder_of_size: Option<u64>) -> Vec<u8> {
+    let mut header: Vec<&[u8]> = Vec::new();
+    let mut pos = 0;
+    let mut body_start = None;
+    while pos < data.len() {
+        let end = data[pos..].iter().position(|&b| b == b'\n').map_or(data.len(), |e| pos + e + 1);
+        let line = &data[pos..end];
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        if content.is_empty() || content == b"\r" {
+            body_start = Some(end);
+            break;
+        }
+        header.push(line);
+        pos = end;
+    }
+    let tuid_line = [b"X-TUID: ".as_slice(), tuid.as_slice(), b"\n"].concat();
+    let mut out: Vec<u8> = Vec::new();
+    let mut tuid_done = false;
+    let mut subject_done = false;
+    for line in &header {
+        if !tuid_done && line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"X-TUID: ") {
+            out.extend_from_slice(&tuid_line);
+            tuid_done = true;
+            continue;
+        }
+        if placeholder_of_size.is_some() && !subject_done && line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"Subject:") {
+            let skip = if line.get(8) == Some(&b' ') { 9 } else { 8 };
+            out.extend_from_slice(&line[..skip]);
+            out.extend_from_slice(b"[placeholder] ");
+            out.extend_from_slice(&line[skip..]);
+            subject_done = true;
+            continue;
+        }
+        out.extend_from_slice(line);
+        if !line.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+    }
+    if !tuid_done {
+        out.extend_from_slice(&tuid_line);
+    }
+    match placeholder_of_size {
+        Some(size) => {
+            if !subject_done {
+                out.extend_from_slice(b"Subject: [placeholder] (No Subject)\n");
+            }
+            let size_text = if size < 1_024_000 {
+                format!("{}KiB", size / 1024)
+            } else {
+                format!("{:.1}MiB", size as f64 / 1_048_576.0)
+            };
+            out.extend_from_slice(
+                format!(
+                    "\nHaving a size of {size_text}, this message is over the MaxSize limit.\nFlag it and sync again (Sync mode Upgrade) to fetch its real contents.\n"
+                )
+                .as_bytes(),
+            );
+        }
+        None => {
+            if let Some(start) = body_start {
+                out.extend_from_slice(&data[pos..start]);
+                out.extend_from_slice(&data[start..]);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "pair_tests.rs"]
+mod tests;
