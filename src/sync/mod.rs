@@ -3,12 +3,15 @@
 //! [`run`] synchronizes the selected channels; the command line fills [`RunOptions`].
 
 pub mod entry;
-pub mod errors;
+pub mod error;
+pub mod files;
+pub mod journal;
 #[cfg(test)]
 pub mod mem_store;
 pub mod pair;
 pub mod passes;
 pub mod plan;
+pub mod state;
 
 use crate::config::{ChannelRef, Config, OpSettings};
 

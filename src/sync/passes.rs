@@ -9,7 +9,7 @@ use crate::store::{Flags, MessageInfo, Tuid};
 use crate::sync::entry::{Entry, PairState, Record, Status};
 use crate::sync::plan::{LoadPlan, PairSettings, Requests};
 
-pub use crate::sync::errors::SyncError;
+pub use crate::sync::error::SyncError;
 
 /// Receives the journal records the algorithm emits, in order.
 pub trait RecordSink {
