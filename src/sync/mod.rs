@@ -2,6 +2,7 @@
 //!
 //! [`run`] synchronizes the selected channels; the command line fills [`RunOptions`].
 
+pub mod channels;
 pub mod entry;
 pub mod error;
 pub mod files;
@@ -77,7 +78,6 @@ pub struct RunOptions {
 
 /// Synchronizes the selected channels in order and returns the process exit code
 /// (0, 1, +32/+64 with `ext_exit`, 100 when the step limit was reached).
-pub fn run(_config: &Config, _selection: &[ChannelRef], _options: &RunOptions) -> i32 {
-    crate::output::error("Error: synchronization is not implemented yet");
-    1
+pub fn run(config: &Config, selection: &[ChannelRef], options: &RunOptions) -> i32 {
+    channels::run_channels(config, selection, options)
 }
