@@ -73,7 +73,13 @@ impl StateFiles for DiskFiles<'_> {
         if self.dry_run {
             return Ok(());
         }
-        save_state(&self.paths, state, expire_side, self.fsync, self.keep_journal)
+        save_state(
+            &self.paths,
+            state,
+            expire_side,
+            self.fsync,
+            self.keep_journal,
+        )
     }
     fn delete(&mut self) -> Result<(), SyncError> {
         if self.dry_run {
@@ -291,7 +297,10 @@ fn run_channel(
             } else {
                 "failed"
             };
-            output::info(&format!("Skipping due to {how} {} store {name}.", side.label()));
+            output::info(&format!(
+                "Skipping due to {how} {} store {name}.",
+                side.label()
+            ));
             return Ok(true);
         }
         let Some(store) = config.store(name) else {
@@ -307,7 +316,11 @@ fn run_channel(
     let mut stores: Vec<Box<MaildirStore>> = Vec::with_capacity(2);
     for side in Side::BOTH {
         let store = store_configs[side.index()];
-        output::info(&format!("Opening {} store {}...", side.label(), store.name()));
+        output::info(&format!(
+            "Opening {} store {}...",
+            side.label(),
+            store.name()
+        ));
         match open_store(config, store, options) {
             StoreOpen::Open(s) => stores.push(s),
             StoreOpen::Failed => {
@@ -326,13 +339,22 @@ fn run_channel(
             .map(|element| {
                 let name = box_list_name(element);
                 BoxPair {
-                    names: [format!("{}{name}", prefixes[0]), format!("{}{name}", prefixes[1])],
+                    names: [
+                        format!("{}{name}", prefixes[0]),
+                        format!("{}{name}", prefixes[1]),
+                    ],
                     listed: [false, false],
                 }
             })
             .collect()
     } else if channel.patterns.is_empty() {
-        let single = |p: &str| if p.is_empty() { "INBOX".to_string() } else { p.to_string() };
+        let single = |p: &str| {
+            if p.is_empty() {
+                "INBOX".to_string()
+            } else {
+                p.to_string()
+            }
+        };
         vec![BoxPair {
             names: [single(prefixes[0]), single(prefixes[1])],
             listed: [false, false],
@@ -395,7 +417,13 @@ fn run_channel(
         } else {
             None
         };
-        let path = match state_file_path(config, channel, &store_boxes[0], &store_boxes[1], near_dir.as_deref()) {
+        let path = match state_file_path(
+            config,
+            channel,
+            &store_boxes[0],
+            &store_boxes[1],
+            near_dir.as_deref(),
+        ) {
             Ok(path) => path,
             Err(err) => {
                 output::error(&format!("Error: {err}"));
@@ -446,7 +474,10 @@ fn run_channel(
         let mut tuids = random_tuid;
         let result = PairRun {
             settings: &mut settings,
-            stores: [&mut **far_store as &mut dyn Store, &mut **near_store as &mut dyn Store],
+            stores: [
+                &mut **far_store as &mut dyn Store,
+                &mut **near_store as &mut dyn Store,
+            ],
             files: &mut files,
             options: &pair_options,
             counters: &mut *counters,

@@ -88,7 +88,12 @@ impl MemStore {
     }
 
     /// Adds a box with messages at the given UIDs.
-    pub fn with_box(mut self, name: &str, uid_validity: u32, messages: &[(u32, &str, Flags)]) -> MemStore {
+    pub fn with_box(
+        mut self,
+        name: &str,
+        uid_validity: u32,
+        messages: &[(u32, &str, Flags)],
+    ) -> MemStore {
         let mut mailbox = MemBox {
             uid_validity,
             ..MemBox::default()
@@ -140,7 +145,7 @@ impl MemStore {
             .ok_or_else(|| StoreError::mailbox(format!("mailbox {name} vanished")))
     }
 
-    fn to_trash(&mut self, msg: MemMessage) -> StoreResult<()> {
+    fn put_in_trash(&mut self, msg: MemMessage) -> StoreResult<()> {
         let trash = self
             .trash
             .clone()
@@ -247,16 +252,23 @@ impl Store for MemStore {
     }
 
     fn fetch(&mut self, uid: u32) -> StoreResult<Option<FetchedMessage>> {
-        Ok(self.current_box()?.messages.get(&uid).map(|m| FetchedMessage {
-            data: m.data.clone(),
-            flags: m.flags,
-            date: m.date,
-        }))
+        Ok(self
+            .current_box()?
+            .messages
+            .get(&uid)
+            .map(|m| FetchedMessage {
+                data: m.data.clone(),
+                flags: m.flags,
+                date: m.date,
+            }))
     }
 
     fn store(&mut self, message: NewMessage<'_>) -> StoreResult<Option<u32>> {
         if let Some(needle) = &self.refuse_containing
-            && message.data.windows(needle.len()).any(|w| w == needle.as_slice())
+            && message
+                .data
+                .windows(needle.len())
+                .any(|w| w == needle.as_slice())
         {
             return Err(StoreError::message("refused"));
         }
@@ -277,7 +289,7 @@ impl Store for MemStore {
     }
 
     fn store_to_trash(&mut self, message: NewMessage<'_>) -> StoreResult<()> {
-        self.to_trash(MemMessage {
+        self.put_in_trash(MemMessage {
             data: message.data.to_vec(),
             flags: message.flags,
             recent: false,
@@ -302,7 +314,7 @@ impl Store for MemStore {
         let Some(msg) = mailbox.messages.remove(&uid) else {
             return Ok(false);
         };
-        self.to_trash(msg)?;
+        self.put_in_trash(msg)?;
         Ok(true)
     }
 

@@ -3,6 +3,8 @@
 //! [`run`] synchronizes the selected channels; the command line fills [`RunOptions`].
 
 pub mod channels;
+#[cfg(test)]
+mod disk_tests;
 pub mod entry;
 pub mod error;
 pub mod files;

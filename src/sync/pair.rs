@@ -166,7 +166,11 @@ impl PairRun<'_> {
         let mut absent = [false; 2];
         for side in Side::BOTH {
             let t = side.index();
-            output::info(&format!("Opening {} box {}...", side.label(), self.settings.box_names[t]));
+            output::info(&format!(
+                "Opening {} box {}...",
+                side.label(),
+                self.settings.box_names[t]
+            ));
             match self.stores[t].open_box(&self.options.store_boxes[t]) {
                 Ok(OpenOutcome::Opened { uid_validity: uv }) => uid_validity[t] = uv,
                 Ok(OpenOutcome::Missing) => {
@@ -213,7 +217,9 @@ impl PairRun<'_> {
                     ))
                     .into());
                 }
-                let empty = self.stores[o].is_empty().map_err(|e| Self::store_err(other, e))?;
+                let empty = self.stores[o]
+                    .is_empty()
+                    .map_err(|e| Self::store_err(other, e))?;
                 if !empty {
                     output::warning(&format!(
                         "Warning: channel {}: {} box {} cannot be opened anymore, and {} box {} is not empty.",
@@ -225,9 +231,15 @@ impl PairRun<'_> {
                     ));
                     return Ok(false);
                 }
-                output::info(&format!("Deleting {} box {}...", other.label(), self.settings.box_names[o]));
+                output::info(&format!(
+                    "Deleting {} box {}...",
+                    other.label(),
+                    self.settings.box_names[o]
+                ));
                 if !self.options.dry_run {
-                    self.stores[o].delete_box().map_err(|e| Self::store_err(other, e))?;
+                    self.stores[o]
+                        .delete_box()
+                        .map_err(|e| Self::store_err(other, e))?;
                 }
                 self.step(other)?;
                 self.delete_state()?;
@@ -245,12 +257,18 @@ impl PairRun<'_> {
                 ))
                 .into());
             }
-            output::info(&format!("Creating {} box {}...", side.label(), self.settings.box_names[t]));
+            output::info(&format!(
+                "Creating {} box {}...",
+                side.label(),
+                self.settings.box_names[t]
+            ));
             if self.options.dry_run {
                 uid_validity[t] = 1;
                 virtual_empty[t] = true;
             } else {
-                uid_validity[t] = self.stores[t].create_box().map_err(|e| Self::store_err(side, e))?;
+                uid_validity[t] = self.stores[t]
+                    .create_box()
+                    .map_err(|e| Self::store_err(side, e))?;
             }
             self.step(side)?;
         }
@@ -269,9 +287,16 @@ impl PairRun<'_> {
             let loaded = if virtual_empty[t] {
                 crate::store::Loaded::default()
             } else {
-                self.stores[t].load(&request).map_err(|e| Self::store_err(side, e))?
+                self.stores[t]
+                    .load(&request)
+                    .map_err(|e| Self::store_err(side, e))?
             };
-            output::info(&format!("{}: {} messages, {} recent", side.label(), loaded.total, loaded.recent));
+            output::info(&format!(
+                "{}: {} messages, {} recent",
+                side.label(),
+                loaded.total,
+                loaded.recent
+            ));
             work.set_loaded(side, loaded.messages);
             work.match_loaded(side, &mut Sink(self.files))?;
         }
@@ -310,7 +335,8 @@ impl PairRun<'_> {
         for side in Side::BOTH {
             let t = side.index();
             let ops = self.settings.ops(side);
-            if !(ops.expunge || ops.expunge_solo) || self.options.no_expunge || expunge_cancelled[t] {
+            if !(ops.expunge || ops.expunge_solo) || self.options.no_expunge || expunge_cancelled[t]
+            {
                 continue;
             }
             let uids: Vec<u32> = to_expunge[t]
@@ -321,7 +347,9 @@ impl PairRun<'_> {
             let removed = if self.options.dry_run {
                 uids
             } else {
-                self.stores[t].expunge(&uids).map_err(|e| Self::store_err(side, e))?
+                self.stores[t]
+                    .expunge(&uids)
+                    .map_err(|e| Self::store_err(side, e))?
             };
             self.step(side)?;
             for uid in removed {
@@ -341,7 +369,11 @@ impl PairRun<'_> {
         if self.options.keep_journal {
             output::stdout_line(&self.files.hash_line());
         }
-        work.finish_run(self.settings, self.options.journal_end, &mut Sink(self.files))?;
+        work.finish_run(
+            self.settings,
+            self.options.journal_end,
+            &mut Sink(self.files),
+        )?;
         if self.files.wrote_records() || work.state.replayed {
             self.files.save(&work.state, xt)?;
         }
@@ -448,7 +480,11 @@ impl PairRun<'_> {
                 } else {
                     match self.stores[t].fetch(uid) {
                         Ok(Some(msg)) => {
-                            let data = convert_line_ends(&msg.data, self.stores[t].crlf(), self.stores[o].crlf());
+                            let data = convert_line_ends(
+                                &msg.data,
+                                self.stores[t].crlf(),
+                                self.stores[o].crlf(),
+                            );
                             self.stores[o]
                                 .store_to_trash(NewMessage {
                                     data: &data,
@@ -495,7 +531,9 @@ impl PairRun<'_> {
             let hint = if self.options.dry_run && work.msgs[t].is_empty() && !work.loaded[t] {
                 0
             } else {
-                self.stores[t].uid_next_hint().map_err(|e| Self::store_err(side, e))?
+                self.stores[t]
+                    .uid_next_hint()
+                    .map_err(|e| Self::store_err(side, e))?
             };
             fake_next[t] = hint.max(work.msgs[t].last().map_or(0, |m| m.uid));
             work.state.find_threshold[t] = Some(hint);
@@ -569,20 +607,35 @@ impl PairRun<'_> {
                     }
                     if !flags.is_empty() {
                         entry.pflags = flags;
-                        self.files.log(&Record::PFlags { far: f, near: n, flags })?;
+                        self.files.log(&Record::PFlags {
+                            far: f,
+                            near: n,
+                            flags,
+                        })?;
                     }
                     flags
                 };
                 let entry = &work.state.entries[index];
                 let tuid = entry.tuid.unwrap_or(*b"AAAAAAAAAAAA");
-                let placeholder = entry.status.has(Status::dummy(target)).then_some(fetched.data.len() as u64);
+                let placeholder = entry
+                    .status
+                    .has(Status::dummy(target))
+                    .then_some(fetched.data.len() as u64);
                 let data = convert_for_copy(&fetched.data, &tuid, placeholder);
-                let date = if self.settings.copy_arrival_date { fetched.date } else { None };
+                let date = if self.settings.copy_arrival_date {
+                    fetched.date
+                } else {
+                    None
+                };
                 let stored = if self.options.dry_run {
                     fake_next[t] += 1;
                     Ok(Some(fake_next[t]))
                 } else {
-                    self.stores[t].store(NewMessage { data: &data, flags, date })
+                    self.stores[t].store(NewMessage {
+                        data: &data,
+                        flags,
+                        date,
+                    })
                 };
                 self.counters.stored[t] += 1;
                 match stored {
@@ -616,7 +669,9 @@ impl PairRun<'_> {
             }
             if unknown_uid {
                 let from = work.state.find_threshold[t].unwrap_or(0);
-                let found = self.stores[t].find_new(from).map_err(|e| Self::store_err(target, e))?;
+                let found = self.stores[t]
+                    .find_new(from)
+                    .map_err(|e| Self::store_err(target, e))?;
                 let first = work.msgs[t].len();
                 let known: Vec<u32> = work.msgs[t].iter().map(|m| m.uid).collect();
                 for msg in found {
@@ -628,7 +683,11 @@ impl PairRun<'_> {
                 let candidates: Vec<usize> = (first..work.msgs[t].len()).collect();
                 let lost = work.match_tuids(target, &candidates, &mut Sink(self.files))?;
                 if lost > 0 {
-                    let dir = if target == Side::Far { "pushed" } else { "pulled" };
+                    let dir = if target == Side::Far {
+                        "pushed"
+                    } else {
+                        "pulled"
+                    };
                     output::warning(&format!("Warning: lost track of {lost} {dir} message(s)"));
                 }
             }
@@ -668,7 +727,10 @@ fn convert_for_copy(data: &[u8], tuid: &Tuid, placeholder_of_size: Option<u64>) 
     let mut pos = 0;
     let mut body_start = None;
     while pos < data.len() {
-        let end = data[pos..].iter().position(|&b| b == b'\n').map_or(data.len(), |e| pos + e + 1);
+        let end = data[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(data.len(), |e| pos + e + 1);
         let line = &data[pos..end];
         let content = line.strip_suffix(b"\n").unwrap_or(line);
         if content.is_empty() || content == b"\r" {
@@ -688,7 +750,11 @@ fn convert_for_copy(data: &[u8], tuid: &Tuid, placeholder_of_size: Option<u64>) 
             tuid_done = true;
             continue;
         }
-        if placeholder_of_size.is_some() && !subject_done && line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"Subject:") {
+        if placeholder_of_size.is_some()
+            && !subject_done
+            && line.len() >= 8
+            && line[..8].eq_ignore_ascii_case(b"Subject:")
+        {
             let skip = if line.get(8) == Some(&b' ') { 9 } else { 8 };
             out.extend_from_slice(&line[..skip]);
             out.extend_from_slice(b"[placeholder] ");

@@ -64,7 +64,11 @@ impl StateFiles for MemFiles {
         !self.records.is_empty()
     }
     fn hash_line(&self) -> String {
-        format!("### {} steps, {} entries ###", self.steps, self.records.len())
+        format!(
+            "### {} steps, {} entries ###",
+            self.steps,
+            self.records.len()
+        )
     }
     fn save(&mut self, state: &PairState, _expire_side: Side) -> Result<(), SyncError> {
         if !self.dry_run {
@@ -182,7 +186,6 @@ fn render(state: &PairState) -> Vec<String> {
         .collect()
 }
 
-
 struct Outcome {
     result: PairResult,
     files: MemFiles,
@@ -234,7 +237,12 @@ fn boxes() -> PairOptions {
     }
 }
 
-fn run(far: &mut MemStore, near: &mut MemStore, settings: PairSettings, st: Option<PairState>) -> Outcome {
+fn run(
+    far: &mut MemStore,
+    near: &mut MemStore,
+    settings: PairSettings,
+    st: Option<PairState>,
+) -> Outcome {
     match run_with(far, near, settings, st, boxes(), 0) {
         Ok(o) => o,
         Err(e) => panic!("pair aborted: {e}"),
@@ -286,8 +294,20 @@ fn first_sync_copies_both_ways_in_record_order() {
     assert_eq!(
         kinds,
         sv(&[
-            "| 1000 2000", "+ 0 1", "+ 1 0", "+ 2 0", "F 0 2", "F 1 1", "# 0 1", "# 1 0", "# 2 0",
-            "% 0 1 10", "< 0 1 3", "% 1 0 16", "> 1 0 2", "> 2 0 3",
+            "| 1000 2000",
+            "+ 0 1",
+            "+ 1 0",
+            "+ 2 0",
+            "F 0 2",
+            "F 1 1",
+            "# 0 1",
+            "# 1 0",
+            "# 2 0",
+            "% 0 1 10",
+            "< 0 1 3",
+            "% 1 0 16",
+            "> 1 0 2",
+            "> 2 0 3",
         ])
     );
     let st = saved(&o);
@@ -295,11 +315,19 @@ fn first_sync_copies_both_ways_in_record_order() {
     assert_eq!(st.maxuid, [3, 3]);
     assert_eq!(
         summary(&far, "farbox"),
-        vec![(1, "a".into(), S), (2, "b".into(), NO), (3, "c".into(), F | R)]
+        vec![
+            (1, "a".into(), S),
+            (2, "b".into(), NO),
+            (3, "c".into(), F | R)
+        ]
     );
     assert_eq!(
         summary(&near, "nearbox"),
-        vec![(1, "c".into(), F | R), (2, "a".into(), S), (3, "b".into(), NO)]
+        vec![
+            (1, "c".into(), F | R),
+            (2, "a".into(), S),
+            (3, "b".into(), NO)
+        ]
     );
     // Copies carry their TUID.
     let copy = &near.mailbox("nearbox").messages[&2].data;
@@ -326,15 +354,28 @@ fn record_text(r: &Record) -> String {
         Record::Dead { far, near } => format!("- {far} {near}"),
         Record::Tuid { far, near, .. } => format!("# {far} {near}"),
         Record::TuidLost { far, near } => format!("& {far} {near}"),
-        Record::Assign { side: s, far, near, uid } => {
-            format!("{} {far} {near} {uid}", if *s == Side::Far { '<' } else { '>' })
+        Record::Assign {
+            side: s,
+            far,
+            near,
+            uid,
+        } => {
+            format!(
+                "{} {far} {near} {uid}",
+                if *s == Side::Far { '<' } else { '>' }
+            )
         }
         Record::Flags { far, near, flags } => format!("* {far} {near} {}", flags.bits()),
         Record::PFlags { far, near, flags } => format!("% {far} {near} {}", flags.bits()),
         Record::Status { far, near, status } => format!("~ {far} {near} {status}"),
         Record::Dummy { far, near } => format!("_ {far} {near}"),
         Record::Upgrade { far, near, flags } => format!("^ {far} {near} {}", flags.bits()),
-        Record::UpgradeDelta { far, near, add, del } => {
+        Record::UpgradeDelta {
+            far,
+            near,
+            add,
+            del,
+        } => {
             format!("$ {far} {near} {} {}", add.bits(), del.bits())
         }
         Record::Purged { far, near } => format!("P {far} {near}"),
@@ -357,7 +398,10 @@ fn flags_merge_three_way() {
     let st = state([3, 3], &[(1, 1, S), (2, 2, S), (3, 3, S)]);
     let o = run(&mut far, &mut near, settings(), Some(st));
     assert_eq!(o.counters, counters([0, 2, 0, 0], [0, 2, 0, 0]));
-    assert_eq!(records(&o), sv(&["* 1 1 0", "* 1 1 2", "* 2 2 17", "* 3 3 24"]));
+    assert_eq!(
+        records(&o),
+        sv(&["* 1 1 0", "* 1 1 2", "* 2 2 17", "* 3 3 24"])
+    );
     assert_eq!(render(saved(&o)), sv(&["1 1 F", "2 2 DS", "3 3 RS"]));
     let flags: Vec<Flags> = summary(&far, "farbox").iter().map(|m| m.2).collect();
     assert_eq!(flags, vec![F, D | S, R | S]);
@@ -420,7 +464,12 @@ fn gone_disabled_does_not_propagate() {
     let mut near = near_store(&[(1, "a", S), (2, "b", S)]);
     let mut s = settings();
     s.ops[1].types.gone = false;
-    let o = run(&mut far, &mut near, s, Some(state([2, 2], &[(1, 1, S), (2, 2, S)])));
+    let o = run(
+        &mut far,
+        &mut near,
+        s,
+        Some(state([2, 2], &[(1, 1, S), (2, 2, S)])),
+    );
     assert_eq!(o.counters, Counters::default());
     assert_eq!(summary(&near, "nearbox")[0].2, S);
 }
@@ -437,15 +486,27 @@ fn expunge_both_with_far_trash_and_remote_new() {
     s.stores[0].trash_remote_new = true;
     s.ops[0].expunge = true;
     s.ops[1].expunge = true;
-    let o = run(&mut far, &mut near, s, Some(state([2, 2], &[(1, 1, S), (2, 2, S)])));
+    let o = run(
+        &mut far,
+        &mut near,
+        s,
+        Some(state([2, 2], &[(1, 1, S), (2, 2, S)])),
+    );
     assert_eq!(o.counters, counters([0, 1, 2, 2], [0, 0, 1, 2]));
     assert_eq!(
         records(&o),
-        sv(&["+ 0 3", "- 0 3", "+ 4 0", "- 4 0", "* 1 1 48", "T 0 1", "T 0 4", "T 1 3"])
+        sv(&[
+            "+ 0 3", "- 0 3", "+ 4 0", "- 4 0", "* 1 1 48", "T 0 1", "T 0 4", "T 1 3"
+        ])
     );
     assert_eq!(summary(&far, "farbox"), vec![(2, "b".into(), S)]);
     assert_eq!(summary(&near, "nearbox"), vec![(2, "b".into(), S)]);
-    let trash: Vec<Flags> = far.mailbox("fartrash").unnumbered.iter().map(|m| m.flags).collect();
+    let trash: Vec<Flags> = far
+        .mailbox("fartrash")
+        .unnumbered
+        .iter()
+        .map(|m| m.flags)
+        .collect();
     assert_eq!(trash, vec![S | T, T, S | T]);
     let st = saved(&o);
     assert_eq!(render(st), sv(&["2 2 S"]));
@@ -479,7 +540,10 @@ fn trash_new_only_trashes_only_unpropagated() {
     let (o, near) = example26(true);
     assert_eq!(records(&o), sv(&["+ 0 3", "- 0 3", "* 2 2 32", "T 1 3"]));
     assert_eq!(o.counters, counters([0, 0, 0, 0], [0, 1, 1, 1]));
-    assert_eq!(summary(&near, "nearbox"), vec![(1, "a".into(), T), (2, "b".into(), T)]);
+    assert_eq!(
+        summary(&near, "nearbox"),
+        vec![(1, "a".into(), T), (2, "b".into(), T)]
+    );
     assert_eq!(render(saved(&o)), sv(&["1 1 T", "2 2 T"]));
 }
 
@@ -492,7 +556,12 @@ fn trash_without_new_only_trashes_everything() {
     );
     assert_eq!(o.counters, counters([0, 0, 0, 0], [0, 1, 3, 3]));
     assert!(summary(&near, "nearbox").is_empty());
-    let trash: Vec<Flags> = near.mailbox("neartrash").unnumbered.iter().map(|m| m.flags).collect();
+    let trash: Vec<Flags> = near
+        .mailbox("neartrash")
+        .unnumbered
+        .iter()
+        .map(|m| m.flags)
+        .collect();
     assert_eq!(trash, vec![T, F | T, T]);
     assert_eq!(render(saved(&o)), sv(&["1 0 T", "2 0 FT"]));
 }
@@ -511,7 +580,11 @@ fn big(subject: &str, lines: usize) -> Vec<u8> {
 #[test]
 fn max_size_makes_placeholders_and_upgrade_fetches_the_real_message() {
     let mut far = far_store(&[(1, "small", S), (2, "big1", F | S)]);
-    if let Some(m) = far.boxes.get_mut("farbox").and_then(|b| b.messages.get_mut(&2)) {
+    if let Some(m) = far
+        .boxes
+        .get_mut("farbox")
+        .and_then(|b| b.messages.get_mut(&2))
+    {
         m.data = big("big1", 40);
     }
     let mut near = near_store(&[]);
@@ -521,19 +594,36 @@ fn max_size_makes_placeholders_and_upgrade_fetches_the_real_message() {
     assert_eq!(o.counters, counters([0, 0, 0, 0], [2, 0, 0, 0]));
     let st = saved(&o).clone();
     assert_eq!(render(&st), sv(&["1 1 S", "2 2 >S"]));
-    let placeholder = String::from_utf8_lossy(&near.mailbox("nearbox").messages[&2].data).into_owned();
-    assert!(placeholder.contains("Subject: [placeholder] big1\n"), "{placeholder}");
-    assert!(placeholder.contains("Having a size of 2KiB, this message is over the MaxSize limit.\n"));
+    let placeholder =
+        String::from_utf8_lossy(&near.mailbox("nearbox").messages[&2].data).into_owned();
+    assert!(
+        placeholder.contains("Subject: [placeholder] big1\n"),
+        "{placeholder}"
+    );
+    assert!(
+        placeholder.contains("Having a size of 2KiB, this message is over the MaxSize limit.\n")
+    );
     assert_eq!(summary(&near, "nearbox")[1].2, S);
 
     // The user flags the placeholder; Upgrade replaces it.
-    if let Some(m) = near.boxes.get_mut("nearbox").and_then(|b| b.messages.get_mut(&2)) {
+    if let Some(m) = near
+        .boxes
+        .get_mut("nearbox")
+        .and_then(|b| b.messages.get_mut(&2))
+    {
         m.flags = F | S;
     }
     let o = run(&mut far, &mut near, s.clone(), Some(st));
     assert_eq!(
         records(&o),
-        sv(&["^ 2 2 16", "P 0 2", "F 1 2", "# 2 0", "$ 2 0 2 0", "> 2 0 3"])
+        sv(&[
+            "^ 2 2 16",
+            "P 0 2",
+            "F 1 2",
+            "# 2 0",
+            "$ 2 0 2 0",
+            "> 2 0 3"
+        ])
     );
     assert_eq!(o.counters, counters([0, 0, 0, 0], [1, 1, 0, 0]));
     let st = saved(&o).clone();
@@ -541,7 +631,10 @@ fn max_size_makes_placeholders_and_upgrade_fetches_the_real_message() {
     assert_eq!(st.maxuid, [2, 3]);
     assert_eq!(summary(&near, "nearbox")[1].2, F | S | T);
     assert_eq!(summary(&near, "nearbox")[2].2, F | S);
-    assert_eq!(near.mailbox("nearbox").messages[&3].data.len(), big("big1", 40).len() + 21);
+    assert_eq!(
+        near.mailbox("nearbox").messages[&3].data.len(),
+        big("big1", 40).len() + 21
+    );
 
     // Expunge removes the placeholder without saving; a later run kills the entry.
     s.ops[1].expunge = true;
@@ -557,7 +650,11 @@ fn max_size_makes_placeholders_and_upgrade_fetches_the_real_message() {
 fn placeholders_mirrored_to_far() {
     let mut far = far_store(&[]);
     let mut near = near_store(&[(1, "big", S)]);
-    if let Some(m) = near.boxes.get_mut("nearbox").and_then(|b| b.messages.get_mut(&1)) {
+    if let Some(m) = near
+        .boxes
+        .get_mut("nearbox")
+        .and_then(|b| b.messages.get_mut(&1))
+    {
         m.data = big("big", 40);
     }
     let mut s = settings();
@@ -572,7 +669,11 @@ fn placeholders_mirrored_to_far() {
 fn upgrade_cancelled_when_doomed() {
     // §10.7: far ST big message, near placeholder flagged, Expunge Near.
     let mut far = far_store(&[(1, "big", S | T)]);
-    if let Some(m) = far.boxes.get_mut("farbox").and_then(|b| b.messages.get_mut(&1)) {
+    if let Some(m) = far
+        .boxes
+        .get_mut("farbox")
+        .and_then(|b| b.messages.get_mut(&1))
+    {
         m.data = big("big", 40);
     }
     let mut near = near_store(&[(1, "big", F | S)]);
@@ -617,7 +718,10 @@ fn max_messages_first_sync_expires_unborn() {
     assert!(records(&o).contains(&"~ 1 0 6".to_string()));
     assert!(records(&o).contains(&"~ 3 0 6".to_string()));
     let st = saved(&o).clone();
-    assert_eq!(render(&st), sv(&["2 1 FS", "4 2 ", "5 3 S", "6 4 S", "7 5 S"]));
+    assert_eq!(
+        render(&st),
+        sv(&["2 1 FS", "4 2 ", "5 3 S", "6 4 S", "7 5 S"])
+    );
     assert_eq!(st.maxuid, [7, 5]);
     assert_eq!(st.max_expired, 3);
 
@@ -642,7 +746,10 @@ fn max_messages_first_sync_expires_unborn() {
     let o = run(&mut far, &mut near, s, Some(st));
     assert_eq!(o.counters, counters([0, 0, 0, 0], [2, 2, 0, 2]));
     let st = saved(&o);
-    assert_eq!(render(st), sv(&["2 1 FS", "4 2 ", "7 5 S", "8 6 S", "9 7 S"]));
+    assert_eq!(
+        render(st),
+        sv(&["2 1 FS", "4 2 ", "7 5 S", "8 6 S", "9 7 S"])
+    );
     assert_eq!(st.max_expired, 6);
     assert_eq!(st.maxuid, [9, 7]);
 }
@@ -655,12 +762,18 @@ fn max_messages_without_expunge_marks_expired() {
     s.max_messages = 2;
     let st = state([4, 4], &[(1, 1, S), (2, 2, S), (3, 3, S), (4, 4, S)]);
     let o = run(&mut far, &mut near, s, Some(st));
-    assert_eq!(render(saved(&o)), sv(&["1 1 ~S", "2 2 ~S", "3 3 S", "4 4 S"]));
+    assert_eq!(
+        render(saved(&o)),
+        sv(&["1 1 ~S", "2 2 ~S", "3 3 S", "4 4 S"])
+    );
     assert_eq!(saved(&o).max_expired, 2);
     assert_eq!(summary(&near, "nearbox")[0].2, S | T);
     // Far is never touched by expiration.
     assert!(summary(&far, "farbox").iter().all(|m| m.2 == S));
-    assert_eq!(records(&o), sv(&["~ 1 1 2", "~ 2 2 2", "~ 1 1 6", "~ 2 2 6"]));
+    assert_eq!(
+        records(&o),
+        sv(&["~ 1 1 2", "~ 2 2 2", "~ 1 1 6", "~ 2 2 6"])
+    );
 }
 
 #[test]
@@ -695,7 +808,15 @@ fn too_many_unread_without_expire_unread_fails_the_pair() {
     assert_eq!(o.counters, Counters::default());
     assert_eq!(
         records(&o),
-        sv(&["| 1000 2000", "+ 1 0", "+ 2 0", "+ 3 0", "+ 4 0", "+ 5 0", "+ 6 0"])
+        sv(&[
+            "| 1000 2000",
+            "+ 1 0",
+            "+ 2 0",
+            "+ 3 0",
+            "+ 4 0",
+            "+ 5 0",
+            "+ 6 0"
+        ])
     );
     assert!(o.files.saved.is_none());
     assert!(summary(&near, "nearbox").is_empty());
@@ -817,14 +938,22 @@ fn one_direction_at_a_time_and_unsaved_high_water_mark() {
 #[test]
 fn expunge_solo_removes_only_orphans() {
     let mut far = far_store(&[(2, "b", S | T), (3, "c", S), (5, "e", T)]);
-    let mut near = near_store(&[(1, "a", F | S), (2, "b", S), (3, "c", S | T), (4, "d", S | T)]);
+    let mut near = near_store(&[
+        (1, "a", F | S),
+        (2, "b", S),
+        (3, "c", S | T),
+        (4, "d", S | T),
+    ]);
     let mut s = settings();
     s.ops[0].expunge_solo = true;
     s.ops[1].expunge_solo = true;
     let st = state([4, 3], &[(1, 1, S), (2, 2, S), (3, 3, S)]);
     let o = run(&mut far, &mut near, s, Some(st));
     assert_eq!(o.counters, counters([1, 1, 0, 0], [1, 2, 0, 1]));
-    assert_eq!(render(saved(&o)), sv(&["2 2 ST", "3 3 ST", "6 4 ST", "5 5 T"]));
+    assert_eq!(
+        render(saved(&o)),
+        sv(&["2 2 ST", "3 3 ST", "6 4 ST", "5 5 T"])
+    );
     assert_eq!(saved(&o).maxuid, [6, 5]);
     let near_uids: Vec<u32> = summary(&near, "nearbox").iter().map(|m| m.0).collect();
     assert_eq!(near_uids, vec![2, 3, 4, 5]);
@@ -880,7 +1009,14 @@ fn gone_only_sends_a_flag_change_even_if_the_flag_is_there() {
     let mut options = boxes();
     options.journal_end = true;
     let st = state([2, 2], &[(1, 1, T), (2, 2, NO)]);
-    let o = match run_with(&mut far, &mut near, s.clone(), Some(st.clone()), options.clone(), 0) {
+    let o = match run_with(
+        &mut far,
+        &mut near,
+        s.clone(),
+        Some(st.clone()),
+        options.clone(),
+        0,
+    ) {
         Ok(o) => o,
         Err(e) => panic!("{e}"),
     };
@@ -908,7 +1044,21 @@ fn new_only_copies_keep_their_real_flags() {
         s.ops[t].types = types(true, false, false, false, false);
     }
     let o = run(&mut far, &mut near, s, None);
-    assert_eq!(records(&o), sv(&["| 1000 2000", "+ 1 0", "+ 2 0", "F 1 0", "# 1 0", "# 2 0", "% 1 0 4", "> 1 0 1", "% 2 0 34", "> 2 0 2"]));
+    assert_eq!(
+        records(&o),
+        sv(&[
+            "| 1000 2000",
+            "+ 1 0",
+            "+ 2 0",
+            "F 1 0",
+            "# 1 0",
+            "# 2 0",
+            "% 1 0 4",
+            "> 1 0 1",
+            "% 2 0 34",
+            "> 2 0 2"
+        ])
+    );
     assert_eq!(render(saved(&o)), sv(&["1 1 P", "2 2 FT"]));
 }
 
@@ -919,7 +1069,12 @@ fn withheld_uids_are_found_by_tuid_when_loaded_open_ended() {
     let mut far = far_store(&[(1, "a", S), (2, "b", S)]);
     let mut near = near_store(&[(1, "a", S)]);
     near.withhold_uids = true;
-    let o = run(&mut far, &mut near, settings(), Some(state([1, 1], &[(1, 1, S)])));
+    let o = run(
+        &mut far,
+        &mut near,
+        settings(),
+        Some(state([1, 1], &[(1, 1, S)])),
+    );
     assert_eq!(render(saved(&o)), sv(&["1 1 S", "2 2 S"]));
     assert_eq!(saved(&o).maxuid, [2, 2]);
 }
@@ -1001,7 +1156,12 @@ fn vanished_box_with_remove_keeps_a_non_empty_other_side() {
 fn both_boxes_gone_deletes_state_silently() {
     let mut far = MemStore::new("far");
     let mut near = MemStore::new("near");
-    let o = run(&mut far, &mut near, settings(), Some(state([1, 1], &[(1, 1, S)])));
+    let o = run(
+        &mut far,
+        &mut near,
+        settings(),
+        Some(state([1, 1], &[(1, 1, S)])),
+    );
     assert!(!o.result.failed && o.files.deleted);
     let o = run(&mut far, &mut near, settings(), None);
     assert!(o.result.failed);
@@ -1026,7 +1186,11 @@ fn sync_none_copies_nothing_but_expunges() {
 fn copy_arrival_date_passes_the_source_date() {
     let date = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
     let mut far = far_store(&[(1, "a", S)]);
-    if let Some(m) = far.boxes.get_mut("farbox").and_then(|b| b.messages.get_mut(&1)) {
+    if let Some(m) = far
+        .boxes
+        .get_mut("farbox")
+        .and_then(|b| b.messages.get_mut(&1))
+    {
         m.date = Some(date);
     }
     let mut near = near_store(&[]);
@@ -1043,7 +1207,12 @@ fn copy_arrival_date_passes_the_source_date() {
 fn upgrade_is_removed_for_the_rest_of_the_process() {
     let mut far = far_store(&[(1, "a", S)]);
     let mut near = near_store(&[(1, "a", S)]);
-    let o = run(&mut far, &mut near, settings(), Some(state([1, 1], &[(1, 1, S)])));
+    let o = run(
+        &mut far,
+        &mut near,
+        settings(),
+        Some(state([1, 1], &[(1, 1, S)])),
+    );
     assert!(!o.settings.ops[0].types.upgrade && !o.settings.ops[1].types.upgrade);
 }
 

@@ -165,12 +165,10 @@ impl Work {
             }
             let Some(tuid) = entry.tuid else { continue };
             let n = candidates.len();
-            let found = (0..n)
-                .map(|k| (next + k) % n.max(1))
-                .find(|&k| {
-                    let m = candidates[k];
-                    !self.removed[t][m] && self.msgs[t][m].tuid == Some(tuid)
-                });
+            let found = (0..n).map(|k| (next + k) % n.max(1)).find(|&k| {
+                let m = candidates[k];
+                !self.removed[t][m] && self.msgs[t][m].tuid == Some(tuid)
+            });
             let (f, nn) = records_uids(&self.state.entries[i]);
             match found {
                 Some(k) => {
@@ -244,9 +242,8 @@ impl Work {
         current: [u32; 2],
         sink: &mut dyn RecordSink,
     ) -> Result<(), SyncError> {
-        let changed = [0, 1].map(|t| {
-            self.state.uid_validity[t].is_some_and(|stored| stored != current[t])
-        });
+        let changed =
+            [0, 1].map(|t| self.state.uid_validity[t].is_some_and(|stored| stored != current[t]));
         for side in Side::BOTH {
             let t = side.index();
             if !changed[t] {
@@ -260,9 +257,15 @@ impl Work {
                     continue;
                 }
                 need += 1;
-                let Some(mine) = self.msg(i, side) else { continue };
-                let Some(mine_id) = mine.message_id.as_ref() else { continue };
-                let Some(partner) = self.msg(i, side.other()) else { continue };
+                let Some(mine) = self.msg(i, side) else {
+                    continue;
+                };
+                let Some(mine_id) = mine.message_id.as_ref() else {
+                    continue;
+                };
+                let Some(partner) = self.msg(i, side.other()) else {
+                    continue;
+                };
                 if partner.message_id.as_ref() != Some(mine_id) {
                     let uid = self.state.entries[i].uid[t];
                     let what = if changed[o] {
@@ -326,9 +329,8 @@ impl Work {
             if self.state.entries[index].is_dead() {
                 continue;
             }
-            let missing = [Side::Far, Side::Near].map(|s| {
-                self.msg(index, s).is_none() && self.plan.requests[s.index()].paired
-            });
+            let missing = [Side::Far, Side::Near]
+                .map(|s| self.msg(index, s).is_none() && self.plan.requests[s.index()].paired);
             if missing[0] && missing[1] {
                 let (f, n) = records_uids(&self.state.entries[index]);
                 self.log(sink, Record::Dead { far: f, near: n })?;
@@ -346,7 +348,9 @@ impl Work {
                     self.state.entries[index].status.set(Status::del(side));
                 }
                 let entry = &self.state.entries[index];
-                let Some(placeholder) = self.msg(index, side) else { continue };
+                let Some(placeholder) = self.msg(index, side) else {
+                    continue;
+                };
                 if settings.ops(side).types.upgrade
                     && entry.status.has(Status::dummy(side))
                     && entry.uid[1 - t] != 0
@@ -506,7 +510,11 @@ impl Work {
     }
 
     /// Pass 2 (§4.6): new messages, push then pull.
-    pub fn pass2(&mut self, settings: &PairSettings, sink: &mut dyn RecordSink) -> Result<(), SyncError> {
+    pub fn pass2(
+        &mut self,
+        settings: &PairSettings,
+        sink: &mut dyn RecordSink,
+    ) -> Result<(), SyncError> {
         for target in Side::BOTH {
             self.pass2_direction(target, settings, sink)?;
         }
@@ -526,7 +534,7 @@ impl Work {
         let types = settings.ops(target).types;
         let rev = self.reverse_links(source);
         let mut topping = true;
-        for m in 0..self.msgs[s].len() {
+        for (m, linked) in rev.iter().copied().enumerate() {
             if self.removed[s][m] {
                 continue;
             }
@@ -534,7 +542,7 @@ impl Work {
                 let msg = &self.msgs[s][m];
                 (msg.uid, msg.flags, msg.size)
             };
-            let index = match rev[m] {
+            let index = match linked {
                 Some(index) => {
                     if topping && self.state.newmaxuid[s] < uid {
                         self.state.newmaxuid[s] = uid;
@@ -545,7 +553,8 @@ impl Work {
                         if !types.upgrade {
                             continue;
                         }
-                        self.state.entries[index].status = Status::PENDING.with(Status::dummy(target));
+                        self.state.entries[index].status =
+                            Status::PENDING.with(Status::dummy(target));
                         self.log(sink, Record::Dummy { far: f, near: n })?;
                     } else if !entry.status.has(Status::PENDING) {
                         if entry.uid[t] != 0 || !types.old {
@@ -666,7 +675,11 @@ impl Work {
     }
 
     /// Pass 3 (§4.7): decides which messages to expire for MaxMessages.
-    pub fn pass3(&mut self, settings: &PairSettings, sink: &mut dyn RecordSink) -> Result<(), SyncError> {
+    pub fn pass3(
+        &mut self,
+        settings: &PairSettings,
+        sink: &mut dyn RecordSink,
+    ) -> Result<(), SyncError> {
         if !self.plan.expiration_active {
             return Ok(());
         }
@@ -680,10 +693,14 @@ impl Work {
                 continue;
             }
             let nf = if !entry.status.has(Status::PENDING) {
-                let Some(xmsg) = self.msg(index, xt) else { continue };
+                let Some(xmsg) = self.msg(index, xt) else {
+                    continue;
+                };
                 let mut nf = xmsg.flags;
                 if entry.status.has(Status::dummy(xt)) {
-                    let Some(kmsg) = self.msg(index, keep) else { continue };
+                    let Some(kmsg) = self.msg(index, keep) else {
+                        continue;
+                    };
                     let r = kmsg.flags;
                     let b = entry.flags;
                     nf = nf.minus(Flags::FLAGGED);
@@ -698,10 +715,14 @@ impl Work {
             } else if entry.status.has(Status::UPGRADE) {
                 entry.pflags.union(entry.add[x]).minus(entry.del[x])
             } else {
-                let Some(kmsg) = self.msg(index, keep) else { continue };
+                let Some(kmsg) = self.msg(index, keep) else {
+                    continue;
+                };
                 kmsg.flags
             };
-            if !nf.contains(Flags::TRASHED) || entry.status.has(Status::EXPIRE.with(Status::EXPIRED)) {
+            if !nf.contains(Flags::TRASHED)
+                || entry.status.has(Status::EXPIRE.with(Status::EXPIRED))
+            {
                 candidates.push((entry.uid[k], index, nf));
             }
         }
@@ -783,7 +804,12 @@ impl Work {
 
     /// Pass 4 decision (§4.8 steps 1–5): the flags to add and remove on side t of an entry;
     /// `None` when this side is skipped, `Some((∅, ∅))` when only *finish* is due.
-    pub fn flag_update(&mut self, index: usize, side: Side, settings: &PairSettings) -> Option<(Flags, Flags)> {
+    pub fn flag_update(
+        &mut self,
+        index: usize,
+        side: Side,
+        settings: &PairSettings,
+    ) -> Option<(Flags, Flags)> {
         let t = side.index();
         let entry = &self.state.entries[index];
         if entry.is_dead() || entry.uid[t] == 0 || entry.status.has(Status::gone(side)) {
@@ -811,7 +837,11 @@ impl Work {
         };
         let store = settings.store(side);
         if settings.ops(side).expunge
-            && known.unwrap_or(Flags::EMPTY).union(a).minus(d).contains(Flags::TRASHED)
+            && known
+                .unwrap_or(Flags::EMPTY)
+                .union(a)
+                .minus(d)
+                .contains(Flags::TRASHED)
             && (!store.has_trash || store.trash_new_only)
         {
             let entry = &mut self.state.entries[index];
@@ -867,7 +897,14 @@ impl Work {
         let entry = &self.state.entries[index];
         let nf = entry.flags.union(entry.add[t]).minus(entry.del[t]);
         if nf != entry.flags {
-            self.log(sink, Record::Flags { far: f, near: n, flags: nf })?;
+            self.log(
+                sink,
+                Record::Flags {
+                    far: f,
+                    near: n,
+                    flags: nf,
+                },
+            )?;
             self.state.entries[index].flags = nf;
         }
         let entry = &self.state.entries[index];
@@ -881,12 +918,27 @@ impl Work {
                 if nexpire {
                     self.state.max_expired = self.state.max_expired.max(keep_uid);
                 }
-                set_bit(&mut self.state.entries[index].status, Status::EXPIRED, nexpire);
+                set_bit(
+                    &mut self.state.entries[index].status,
+                    Status::EXPIRED,
+                    nexpire,
+                );
             } else {
-                set_bit(&mut self.state.entries[index].status, Status::EXPIRE, nexpire);
+                set_bit(
+                    &mut self.state.entries[index].status,
+                    Status::EXPIRE,
+                    nexpire,
+                );
             }
             let status = self.state.entries[index].status.only(Status::LOGGED).0;
-            self.log(sink, Record::Status { far: f, near: n, status })?;
+            self.log(
+                sink,
+                Record::Status {
+                    far: f,
+                    near: n,
+                    status,
+                },
+            )?;
         }
         Ok(())
     }
@@ -923,7 +975,13 @@ impl Work {
     }
 
     /// Whether a selected message is to be trashed (§4.9), given the trash mode.
-    pub fn should_trash(&self, side: Side, m: usize, new_only: bool, settings: &PairSettings) -> bool {
+    pub fn should_trash(
+        &self,
+        side: Side,
+        m: usize,
+        new_only: bool,
+        settings: &PairSettings,
+    ) -> bool {
         let t = side.index();
         let uid = self.msgs[t][m].uid;
         let rev = self.reverse_links(side);
@@ -1025,8 +1083,17 @@ impl Work {
         Ok(())
     }
 
-    fn end_record(&self, journal_end: bool, sink: &mut dyn RecordSink, record: Record) -> Result<(), SyncError> {
-        if journal_end { sink.log(&record) } else { Ok(()) }
+    fn end_record(
+        &self,
+        journal_end: bool,
+        sink: &mut dyn RecordSink,
+        record: Record,
+    ) -> Result<(), SyncError> {
+        if journal_end {
+            sink.log(&record)
+        } else {
+            Ok(())
+        }
     }
 
     /// Pending entries in list order (for TUID assignment).

@@ -272,17 +272,17 @@ pub fn plan_load(
     }
 
     // Store amendments.
-    for t in 0..2 {
-        if settings.stores[t].maildir {
-            if req[t].setflags {
-                req[t].paired = true;
+    for (r, store) in req.iter_mut().zip(&settings.stores) {
+        if store.maildir {
+            if r.setflags {
+                r.paired = true;
             }
-            if req[t].expunge {
-                req[t].paired = true;
-                req[t].old = true;
-                req[t].new = true;
-                req[t].flags = true;
-                req[t].uid_expunge = true;
+            if r.expunge {
+                r.paired = true;
+                r.old = true;
+                r.new = true;
+                r.flags = true;
+                r.uid_expunge = true;
             }
         }
     }
@@ -441,7 +441,10 @@ mod tests {
 
     #[test]
     fn upgrade_kept_only_where_placeholders_exist() {
-        let st = state([2, 2], vec![entry(1, 1, Status::EMPTY), entry(2, 2, Status::DUMMY_N)]);
+        let st = state(
+            [2, 2],
+            vec![entry(1, 1, Status::EMPTY), entry(2, 2, Status::DUMMY_N)],
+        );
         let mut s = settings(OpTypes::DEFAULT, OpTypes::DEFAULT);
         let plan = plan_load(&st, &mut s, [1000, 2000]);
         assert!(!s.ops[0].types.upgrade);
@@ -467,7 +470,10 @@ mod tests {
 
     #[test]
     fn flags_only_loads_paired_ranges_with_flags() {
-        let st = state([5, 7], vec![entry(5, 7, Status::EMPTY), entry(2, 3, Status::EMPTY)]);
+        let st = state(
+            [5, 7],
+            vec![entry(5, 7, Status::EMPTY), entry(2, 3, Status::EMPTY)],
+        );
         let flags_only = OpTypes {
             flags: true,
             ..OpTypes::NONE
@@ -552,7 +558,10 @@ mod tests {
 
     #[test]
     fn expire_side_far_swaps_the_roles() {
-        let mut st = state([7, 9], vec![entry(1, 2, Status::EMPTY), entry(5, 7, Status::EMPTY)]);
+        let mut st = state(
+            [7, 9],
+            vec![entry(1, 2, Status::EMPTY), entry(5, 7, Status::EMPTY)],
+        );
         st.max_expired = 6;
         let flags_only = OpTypes {
             flags: true,
