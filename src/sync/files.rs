@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::io::AsRawFd;
+use std::os::unix::io::{AsRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
 
 use super::entry::PairState;
@@ -112,6 +112,26 @@ impl StateLock {
         let _ = fs::remove_file(&self.path);
         drop(self.file);
     }
+
+    /// Closes the lock file without deleting it: for a pair whose state (lock file included)
+    /// was already deleted by [`delete_state`], so that a lock file created meanwhile by
+    /// another process is left alone.
+    pub fn close(self) {
+        drop(self.file);
+    }
+}
+
+/// Takes the pair's lock into `lock` unless it is held already: the last moment of spec §1.3
+/// (just before planning the load), when neither a state file nor a journal was read.
+pub fn lock_pair(
+    paths: &StatePaths,
+    lock: &mut Option<StateLock>,
+    label: &str,
+) -> Result<(), SyncError> {
+    if lock.is_none() {
+        *lock = Some(StateLock::acquire(paths, label)?);
+    }
+    Ok(())
 }
 
 /// An exclusive whole-file write lock that does not wait. Open-file-description locks conflict
@@ -158,10 +178,7 @@ pub fn load_state_locked(
     label: &str,
 ) -> Result<PairState, SyncError> {
     load(paths, expire_side, &mut |paths| {
-        if lock.is_none() {
-            *lock = Some(StateLock::acquire(paths, label)?);
-        }
-        Ok(())
+        lock_pair(paths, lock, label)
     })
 }
 
@@ -228,7 +245,7 @@ pub fn save_state(
         file.sync_data()
             .map_err(|source| StateError::Write { source })?;
     }
-    drop(file);
+    close_checked(file).map_err(|source| StateError::Close { source })?;
     if keep_journal {
         return Ok(());
     }
@@ -246,6 +263,18 @@ pub fn save_state(
         ));
     }
     Ok(())
+}
+
+/// Closes a file and reports the error `close(2)` gives (dropping a `File` ignores it).
+fn close_checked(file: File) -> io::Result<()> {
+    let fd = file.into_raw_fd();
+    // SAFETY: `into_raw_fd` handed us sole ownership of the open descriptor; it is closed
+    // exactly once here.
+    if unsafe { libc::close(fd) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Deletes the pair's state (spec §1.6): `.new` and `.journal` (errors ignored), then `P`,
@@ -353,6 +382,29 @@ mod tests {
         assert_eq!(state, PairState::default());
         assert!(lock.is_none());
         assert!(!paths.lock.exists());
+        // Taken later, before planning; a second call keeps the held lock.
+        lock_pair(&paths, &mut lock, "L").unwrap();
+        assert!(paths.lock.exists());
+        lock_pair(&paths, &mut lock, "L").unwrap();
+        if let Some(lock) = lock {
+            lock.release();
+        }
+        assert!(!paths.lock.exists());
+    }
+
+    #[test]
+    fn a_journal_alone_takes_the_lock() {
+        let (_dir, paths) = temp_paths();
+        fs::write(&paths.journal, "5\n+ 1 0\n").unwrap();
+        fs::write(&paths.new, "").unwrap();
+        let mut lock = None;
+        let state = load_state_locked(&paths, NEAR, &mut lock, "L").unwrap();
+        assert!(lock.is_some());
+        assert!(state.replayed && !state.existed);
+        assert_eq!(state.entries.len(), 1);
+        if let Some(lock) = lock {
+            lock.release();
+        }
     }
 
     #[test]
@@ -477,13 +529,89 @@ mod tests {
         );
     }
 
+    /// A failed rename is only a warning: `.new` and the journal stay for the next run.
+    #[test]
+    fn failed_commit_keeps_journal() {
+        let (_dir, paths) = temp_paths();
+        fs::create_dir(&paths.state).unwrap();
+        fs::write(paths.state.join("occupied"), "").unwrap();
+        fs::write(&paths.journal, "5\n+ 1 0\n").unwrap();
+        save_state(&paths, &PairState::default(), NEAR, false, false).unwrap();
+        assert!(paths.journal.exists());
+        assert!(
+            fs::read_to_string(&paths.new)
+                .unwrap()
+                .starts_with("FarUidValidity")
+        );
+    }
+
+    #[test]
+    fn write_errors_are_fatal() {
+        if !Path::new("/dev/full").exists() {
+            return;
+        }
+        let (_dir, paths) = temp_paths();
+        std::os::unix::fs::symlink("/dev/full", &paths.new).unwrap();
+        let err = save_state(&paths, &PairState::default(), NEAR, false, false).unwrap_err();
+        assert!(matches!(err, SyncError::Fatal(_)));
+        assert_eq!(
+            message(err),
+            "Error: cannot write file: No space left on device"
+        );
+        // The journal writer: `.new` is fine to truncate, the journal cannot be written.
+        fs::remove_file(&paths.new).unwrap();
+        std::os::unix::fs::symlink("/dev/full", &paths.journal).unwrap();
+        let mut journal = Journal::new(journal_options());
+        journal.begin_pair(paths.clone(), false);
+        let err = journal.log(&Record::New { far: 1, near: 0 }).unwrap_err();
+        assert_eq!(
+            message(err),
+            "Error: cannot write file: No space left on device"
+        );
+    }
+
+    #[test]
+    fn journal_creation_errors_are_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = StatePaths::new(dir.path().join("missing/state"));
+        let mut journal = Journal::new(journal_options());
+        journal.begin_pair(paths.clone(), false);
+        let err = journal.log(&Record::New { far: 1, near: 0 }).unwrap_err();
+        assert!(matches!(err, SyncError::Fatal(_)));
+        assert_eq!(
+            message(err),
+            format!(
+                "Error: cannot create new sync state {}: No such file or directory",
+                paths.new.display()
+            )
+        );
+        // `.new` can be created but the journal cannot (a directory is in the way).
+        let (_dir, paths) = temp_paths();
+        fs::create_dir(&paths.journal).unwrap();
+        journal.begin_pair(paths.clone(), false);
+        let err = journal.log(&Record::New { far: 1, near: 0 }).unwrap_err();
+        assert_eq!(
+            message(err),
+            format!(
+                "Error: cannot create journal {}: Is a directory",
+                paths.journal.display()
+            )
+        );
+    }
+
     #[test]
     fn delete_state_removes_everything() {
         let (_dir, paths) = temp_paths();
         for path in [&paths.state, &paths.journal, &paths.new, &paths.lock] {
             fs::write(path, "").unwrap();
         }
+        let lock = StateLock::acquire(&paths, "L").unwrap();
         delete_channel_state(&paths, "ex").unwrap();
+        // Someone else may lock the pair again (a new lock file); closing ours leaves it.
+        let other = StateLock::acquire(&paths, "L").unwrap();
+        lock.close();
+        assert!(paths.lock.exists());
+        other.release();
         for path in [&paths.state, &paths.journal, &paths.new, &paths.lock] {
             assert!(!path.exists(), "{}", path.display());
         }

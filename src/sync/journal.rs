@@ -260,65 +260,94 @@ pub fn replay(
     let mut cursor: Option<usize> = None;
     for (index, (text, complete)) in lines.enumerate() {
         let line_no = index + 2;
-        let at = |make: fn(String, usize) -> StateError| make(path.to_string(), line_no);
+        let path = path.to_string();
         if !complete {
-            return Err(at(|path, line| StateError::IncompleteJournalEntry {
+            return Err(StateError::IncompleteJournalEntry {
                 path,
-                line,
-            }));
+                line: line_no,
+            });
         }
-        let record = match parse_line_bytes(text) {
-            Ok(ParsedLine::Known(record)) => record,
-            Ok(ParsedLine::Unknown { far, near }) => {
-                if find_entry(&state.entries, cursor, far, near).is_none() {
-                    return Err(at(|path, line| StateError::NoSuchEntry { path, line }));
-                }
-                return Err(at(|path, line| StateError::UnrecognizedJournalEntry {
+        match replay_line(state, &mut cursor, text, keep) {
+            Ok(()) => {}
+            Err(LineFault::Malformed) => {
+                return Err(StateError::MalformedJournalEntry {
                     path,
-                    line,
-                }));
-            }
-            Err(Malformed) => {
-                return Err(at(|path, line| StateError::MalformedJournalEntry {
-                    path,
-                    line,
-                }));
-            }
-        };
-        match record {
-            Record::UidValidity { far, near } => {
-                state.uid_validity = [uid_validity_from_file(far), uid_validity_from_file(near)];
-            }
-            Record::New { far, near } => {
-                state.entries.push(Entry {
-                    uid: [far, near],
-                    status: Status::PENDING,
-                    ..Entry::default()
+                    line: line_no,
                 });
-                state.newmaxuid[0] = state.newmaxuid[0].max(far);
-                state.newmaxuid[1] = state.newmaxuid[1].max(near);
-                cursor = Some(state.entries.len() - 1);
             }
-            Record::FindThreshold { side, uid } => state.find_threshold[side.index()] = Some(uid),
-            Record::Trashed { side, uid } => state.trashed[side.index()].push(uid),
-            Record::MaxUid { side, uid } => {
-                state.maxuid[side.index()] = uid;
-                state.newmaxuid[side.index()] = uid;
+            Err(LineFault::Unrecognized) => {
+                return Err(StateError::UnrecognizedJournalEntry {
+                    path,
+                    line: line_no,
+                });
             }
-            other => {
-                let Some((far, near)) = other.entry_uids() else {
-                    continue;
-                };
-                let Some(found) = find_entry(&state.entries, cursor, far, near) else {
-                    return Err(at(|path, line| StateError::NoSuchEntry { path, line }));
-                };
-                cursor = Some(apply_to_entry(state, found, other, keep));
+            Err(LineFault::NoSuchEntry) => {
+                return Err(StateError::NoSuchEntry {
+                    path,
+                    line: line_no,
+                });
             }
         }
     }
     state.trashed[0].sort_unstable();
     state.trashed[1].sort_unstable();
     state.replayed = true;
+    Ok(())
+}
+
+/// Why a journal line could not be replayed.
+enum LineFault {
+    Malformed,
+    Unrecognized,
+    NoSuchEntry,
+}
+
+/// Replays one complete journal line (without its newline), moving the cursor.
+fn replay_line(
+    state: &mut PairState,
+    cursor: &mut Option<usize>,
+    text: &[u8],
+    keep: usize,
+) -> Result<(), LineFault> {
+    let record = match parse_line_bytes(text) {
+        Ok(ParsedLine::Known(record)) => record,
+        // An unknown type is reported only once its entry has been found.
+        Ok(ParsedLine::Unknown { far, near }) => {
+            return Err(match find_entry(&state.entries, *cursor, far, near) {
+                Some(_) => LineFault::Unrecognized,
+                None => LineFault::NoSuchEntry,
+            });
+        }
+        Err(Malformed) => return Err(LineFault::Malformed),
+    };
+    match record {
+        Record::UidValidity { far, near } => {
+            state.uid_validity = [uid_validity_from_file(far), uid_validity_from_file(near)];
+        }
+        Record::New { far, near } => {
+            state.entries.push(Entry {
+                uid: [far, near],
+                status: Status::PENDING,
+                ..Entry::default()
+            });
+            state.newmaxuid[0] = state.newmaxuid[0].max(far);
+            state.newmaxuid[1] = state.newmaxuid[1].max(near);
+            *cursor = Some(state.entries.len() - 1);
+        }
+        Record::FindThreshold { side, uid } => state.find_threshold[side.index()] = Some(uid),
+        Record::Trashed { side, uid } => state.trashed[side.index()].push(uid),
+        Record::MaxUid { side, uid } => {
+            state.maxuid[side.index()] = uid;
+            state.newmaxuid[side.index()] = uid;
+        }
+        other => {
+            if let Some((far, near)) = other.entry_uids() {
+                let found =
+                    find_entry(&state.entries, *cursor, far, near).ok_or(LineFault::NoSuchEntry)?;
+                *cursor = Some(apply_to_entry(state, found, other, keep));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 pub mod channels;
 #[cfg(test)]
 mod disk_tests;
+pub mod convert;
 pub mod entry;
 pub mod error;
 pub mod files;
@@ -15,6 +16,7 @@ pub mod pair;
 pub mod passes;
 pub mod plan;
 pub mod state;
+pub mod stats;
 
 use crate::config::{ChannelRef, Config, OpSettings};
 

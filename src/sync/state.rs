@@ -793,8 +793,29 @@ mod tests {
         );
     }
 
+    /// Leniencies of the reference's `sscanf` parsing (checked against mbsync 1.4.4).
+    #[test]
+    fn scanf_leniencies() {
+        let state = parse("FarUidValidity 1000 junk\nMaxPulledUid  1\n\n1 1Sx\n -1 2\n").unwrap();
+        assert_eq!(state.uid_validity[0], Some(1000));
+        assert_eq!(state.maxuid[0], 1);
+        assert_eq!(state.entries[0].flags, Flags::SEEN);
+        assert_eq!(state.entries[1].uid, [0, 2]);
+        assert_eq!(state.entries[1].status, Status::SKIPPED);
+    }
+
     #[test]
     fn entry_errors() {
+        // The pre-1.1 header has no empty line after it: an empty line is an entry.
+        assert_eq!(
+            parse_err("1000:1 2000:0:1\n\n1 1 S\n", NEAR),
+            "Error: invalid sync state entry at P:2"
+        );
+        let long = format!("\n1 1 {}\n", "S".repeat(130));
+        assert_eq!(
+            parse_err(&long, NEAR),
+            "Error: incomplete sync state entry at P:2"
+        );
         assert_eq!(
             parse_err("MaxPulledUid 1\n\n1 1 S\n2\n", NEAR),
             "Error: invalid sync state entry at P:4"
