@@ -63,6 +63,15 @@ impl Sub {
         }
     }
 
+    /// Where a new message goes: `cur/` if it is seen, else `new/`.
+    fn for_flags(flags: Flags) -> Sub {
+        if flags.contains(Flags::SEEN) {
+            Sub::Cur
+        } else {
+            Sub::New
+        }
+    }
+
     fn index(self) -> usize {
         match self {
             Sub::Cur => 0,
@@ -114,6 +123,8 @@ pub struct MaildirStore {
     layout: Layout,
     delimiter: char,
     options: MaildirOptions,
+    /// The global `FSync` as copied into the store section.
+    config_fsync: bool,
     reporter: Rc<dyn Reporter>,
     environment: Rc<dyn Environment>,
     host: String,
@@ -164,6 +175,7 @@ impl MaildirStore {
             host: environment.host_name(),
             layout,
             options,
+            config_fsync: config.fsync,
             reporter,
             environment,
             trash_dir,
@@ -179,6 +191,11 @@ impl MaildirStore {
     /// The directory of a mailbox name under this store's layout.
     pub fn box_dir(&self, name: &str) -> StoreResult<String> {
         self.layout.box_dir(name)
+    }
+
+    /// FSync from the options or the store section.
+    fn fsync(&self) -> bool {
+        self.options.fsync || self.config_fsync
     }
 
     fn now_secs(&self) -> u64 {
@@ -222,12 +239,7 @@ impl MaildirStore {
             }
         }
         self.remove_stale_tmp_files(&dir);
-        let opened = UidFile::open(
-            &dir,
-            self.now_secs(),
-            self.options.fsync,
-            self.reporter.as_ref(),
-        )?;
+        let opened = UidFile::open(&dir, self.now_secs(), self.fsync(), self.reporter.as_ref())?;
         let mut uid_file = opened.file;
         uid_file.unlock();
         let uid_validity = uid_file.uid_validity();
@@ -335,13 +347,21 @@ impl MaildirStore {
 
     /// A fresh unique base name `<secs>.<pid>_<counter>.<host>` (advances the counter).
     fn fresh_base(&self) -> String {
+        self.next_base().to_string()
+    }
+
+    fn next_base(&self) -> GeneratedBase<'_> {
         GeneratedBase {
             secs: self.now_secs(),
             pid: std::process::id(),
             counter: names::next_counter(),
             host: &self.host,
         }
-        .to_string()
+    }
+
+    /// The name of a file written by this store (advances the counter).
+    fn new_file_name(&self, uid: Option<u32>, flags: Flags) -> String {
+        names::generate(&self.next_base(), uid, self.delimiter, flags)
     }
 
     fn trash_dir(&self) -> StoreResult<String> {
@@ -350,11 +370,8 @@ impl MaildirStore {
         })
     }
 
-    /// Creates the Trash maildir if its `cur/` is missing.
+    /// Creates the Trash maildir, or whatever part of it is missing.
     fn ensure_trash(&self, trash: &str) -> StoreResult<()> {
-        if fs::metadata(format!("{trash}/cur")).is_ok_and(|m| m.is_dir()) {
-            return Ok(());
-        }
         create_maildir(trash)
     }
 }
@@ -745,20 +762,15 @@ impl Store for MaildirStore {
     }
 
     fn store(&mut self, message: NewMessage<'_>) -> StoreResult<Option<u32>> {
-        let base = self.fresh_base();
-        let delimiter = self.delimiter;
-        let fsync = self.options.fsync;
+        let fsync = self.fsync();
         let open = self.open_box_ref()?;
         open.uid_file.lock_and_refresh()?;
         let allocated = open.uid_file.allocate();
         open.uid_file.unlock();
         let uid = allocated?;
-        let name = format!("{base},U={uid}{delimiter}2,{}", message.flags.letters());
-        let sub = if message.flags.contains(Flags::SEEN) {
-            Sub::Cur
-        } else {
-            Sub::New
-        };
+        let name = self.new_file_name(Some(uid), message.flags);
+        let sub = Sub::for_flags(message.flags);
+        let open = self.open_box_ref()?;
         write_message(&open.dir, &name, sub, &message, fsync)?;
         open.stored_names.insert(name.clone());
         open.files.insert(uid, MessageFile { name, sub });
@@ -772,18 +784,14 @@ impl Store for MaildirStore {
     fn store_to_trash(&mut self, message: NewMessage<'_>) -> StoreResult<()> {
         let trash = self.trash_dir()?;
         self.ensure_trash(&trash)?;
-        let name = format!(
-            "{}{}2,{}",
-            self.fresh_base(),
-            self.delimiter,
-            message.flags.letters()
-        );
-        let sub = if message.flags.contains(Flags::SEEN) {
-            Sub::Cur
-        } else {
-            Sub::New
-        };
-        write_message(&trash, &name, sub, &message, self.options.fsync)
+        let name = self.new_file_name(None, message.flags);
+        write_message(
+            &trash,
+            &name,
+            Sub::for_flags(message.flags),
+            &message,
+            self.fsync(),
+        )
     }
 
     fn set_flags(&mut self, uid: u32, add: Flags, remove: Flags) -> StoreResult<bool> {
@@ -834,8 +842,6 @@ impl Store for MaildirStore {
                                 .is_ok_and(|m| m.is_dir())
                         {
                             store.ensure_trash(&trash)?;
-                            create_dirs(&format!("{trash}/{sub_name}"))
-                                .map_err(|e| create_error(&trash, &e))?;
                             created_trash = true;
                             continue;
                         }
