@@ -12,7 +12,8 @@ use crate::config::patterns::{
 use crate::config::{ChannelConfig, ChannelRef, Config, Side, StoreConfig, effective_ops};
 use crate::output;
 use crate::store::maildir::{MaildirOptions, MaildirStore};
-use crate::store::{FailureScope, Reporter, Store, Tuid};
+use crate::store::{FailureScope, Reporter, Store};
+use crate::sync::convert::new_tuid;
 use crate::sync::RunOptions;
 use crate::sync::entry::{PairState, Record};
 use crate::sync::error::SyncError;
@@ -21,6 +22,7 @@ use crate::sync::files::{
     save_state,
 };
 use crate::sync::journal::{Journal, JournalOptions};
+use crate::sync::stats::{ext_exit_bits, summary_line};
 use crate::sync::pair::{Counters, PairOptions, PairRun, StateFiles};
 use crate::sync::plan::{PairSettings, StoreTraits};
 
@@ -117,31 +119,6 @@ impl Reporter for ConsoleReporter {
             output::stdout_line(text);
         }
     }
-}
-
-/// A fresh TUID from the system's random source.
-fn random_tuid() -> Tuid {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bytes = [0u8; 12];
-    let filled = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .is_ok();
-    if !filled {
-        // Fall back to a time- and counter-based mix; uniqueness within a run is what matters.
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let mut x = nanos ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-        for b in &mut bytes {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-    }
-    bytes.map(|b| ALPHABET[usize::from(b & 63)])
 }
 
 fn traits_of(store: &StoreConfig) -> StoreTraits {
@@ -250,27 +227,13 @@ pub fn run_channels(config: &Config, selection: &[ChannelRef], options: &RunOpti
         }
     }
 
+    let stats = counters.to_stats();
     if boxes_done > 0 {
-        let side = |t: usize| {
-            format!(
-                "+{} *{} #{} -{}",
-                counters.stored[t], counters.flagged[t], counters.trashed[t], counters.expunged[t]
-            )
-        };
-        output::notice(&format!(
-            "Channels: {channels_done}    Boxes: {boxes_done}    Far: {}    Near: {}",
-            side(0),
-            side(1)
-        ));
+        output::notice(&summary_line(channels_done, boxes_done, &stats));
     }
     let mut code = i32::from(failed);
     if options.ext_exit {
-        if counters.touched(Side::Far) {
-            code += 32;
-        }
-        if counters.touched(Side::Near) {
-            code += 64;
-        }
+        code += ext_exit_bits(&stats);
     }
     code
 }
@@ -471,7 +434,7 @@ fn run_channel(
             fsync: config.fsync,
             keep_journal: options.hooks.keep_journal,
         };
-        let mut tuids = random_tuid;
+        let mut tuids = new_tuid;
         let result = PairRun {
             settings: &mut settings,
             stores: [

@@ -5,6 +5,7 @@
 use crate::config::Side;
 use crate::output;
 use crate::store::{FailureScope, Flags, NewMessage, OpenOutcome, Store, StoreError, Tuid};
+use crate::sync::convert::{convert_line_ends, convert_message};
 use crate::sync::entry::{PairState, Record, Status};
 use crate::sync::passes::{Notices, RecordSink, SyncError, Work};
 use crate::sync::plan::{PairSettings, plan_load};
@@ -56,6 +57,24 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// The shared statistics form (done counters; totals equal what was done).
+    pub fn to_stats(&self) -> crate::sync::stats::Stats {
+        let mut stats = crate::sync::stats::Stats::default();
+        for t in 0..2 {
+            let side = &mut stats.sides[t];
+            for (counter, value) in [
+                (&mut side.new, self.stored[t]),
+                (&mut side.flags, self.flagged[t]),
+                (&mut side.trash, self.trashed[t]),
+                (&mut side.expunge, self.expunged[t]),
+            ] {
+                counter.done = u64::from(value);
+                counter.total = u64::from(value);
+            }
+        }
+        stats
+    }
+
     /// Anything was done on this side.
     pub fn touched(&self, side: Side) -> bool {
         let t = side.index();
@@ -621,7 +640,13 @@ impl PairRun<'_> {
                     .status
                     .has(Status::dummy(target))
                     .then_some(fetched.data.len() as u64);
-                let data = convert_for_copy(&fetched.data, &tuid, placeholder);
+                let data = convert_message(
+                    &fetched.data,
+                    self.stores[s].crlf(),
+                    self.stores[t].crlf(),
+                    &tuid,
+                    placeholder,
+                );
                 let date = if self.settings.copy_arrival_date {
                     fetched.date
                 } else {
@@ -700,101 +725,6 @@ fn print_error_lines(text: &str) {
     if !text.is_empty() {
         output::error(text);
     }
-}
-
-/// Line-end conversion only (remote trash copies).
-fn convert_line_ends(data: &[u8], source_crlf: bool, target_crlf: bool) -> Vec<u8> {
-    if source_crlf == target_crlf {
-        return data.to_vec();
-    }
-    let mut out = Vec::with_capacity(data.len());
-    for (i, &b) in data.iter().enumerate() {
-        if target_crlf && b == b'\n' && (i == 0 || data[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        if !target_crlf && b == b'\r' && data.get(i + 1) == Some(&b'\n') {
-            continue;
-        }
-        out.push(b);
-    }
-    out
-}
-
-/// Temporary LF-only copy conversion (X-TUID insertion, placeholders) until
-/// `convert::convert_message` is available.
-fn convert_for_copy(data: &[u8], tuid: &Tuid, placeholder_of_size: Option<u64>) -> Vec<u8> {
-    let mut header: Vec<&[u8]> = Vec::new();
-    let mut pos = 0;
-    let mut body_start = None;
-    while pos < data.len() {
-        let end = data[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(data.len(), |e| pos + e + 1);
-        let line = &data[pos..end];
-        let content = line.strip_suffix(b"\n").unwrap_or(line);
-        if content.is_empty() || content == b"\r" {
-            body_start = Some(end);
-            break;
-        }
-        header.push(line);
-        pos = end;
-    }
-    let tuid_line = [b"X-TUID: ".as_slice(), tuid.as_slice(), b"\n"].concat();
-    let mut out: Vec<u8> = Vec::new();
-    let mut tuid_done = false;
-    let mut subject_done = false;
-    for line in &header {
-        if !tuid_done && line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"X-TUID: ") {
-            out.extend_from_slice(&tuid_line);
-            tuid_done = true;
-            continue;
-        }
-        if placeholder_of_size.is_some()
-            && !subject_done
-            && line.len() >= 8
-            && line[..8].eq_ignore_ascii_case(b"Subject:")
-        {
-            let skip = if line.get(8) == Some(&b' ') { 9 } else { 8 };
-            out.extend_from_slice(&line[..skip]);
-            out.extend_from_slice(b"[placeholder] ");
-            out.extend_from_slice(&line[skip..]);
-            subject_done = true;
-            continue;
-        }
-        out.extend_from_slice(line);
-        if !line.ends_with(b"\n") {
-            out.push(b'\n');
-        }
-    }
-    if !tuid_done {
-        out.extend_from_slice(&tuid_line);
-    }
-    match placeholder_of_size {
-        Some(size) => {
-            if !subject_done {
-                out.extend_from_slice(b"Subject: [placeholder] (No Subject)\n");
-            }
-            let size_text = if size < 1_024_000 {
-                format!("{}KiB", size / 1024)
-            } else {
-                format!("{:.1}MiB", size as f64 / 1_048_576.0)
-            };
-            out.extend_from_slice(
-                format!(
-                    "\nHaving a size of {size_text}, this message is over the MaxSize limit.\nFlag it and sync again (Sync mode Upgrade) to fetch its real contents.\n"
-                )
-                .as_bytes(),
-            );
-        }
-        None => {
-            if let Some(start) = body_start {
-                out.extend_from_slice(&data[pos..start]);
-                out.extend_from_slice(&data[start..]);
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

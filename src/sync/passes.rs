@@ -5,7 +5,7 @@
 
 use crate::config::{ExpireUnread, Side};
 use crate::output;
-use crate::store::{Flags, MessageInfo, Tuid};
+use crate::store::{Flags, MessageInfo};
 use crate::sync::entry::{Entry, PairState, Record, Status};
 use crate::sync::plan::{LoadPlan, PairSettings, Requests};
 
@@ -31,25 +31,9 @@ impl RecordSink for VecSink {
     }
 }
 
-/// Sets uid[side] of an entry with the assign rule of §3.2.
+/// Sets uid[side] of an entry with the assign rule of §3.2 (shared with journal replay).
 pub fn assign(state: &mut PairState, index: usize, side: Side, uid: u32) {
-    let t = side.index();
-    let entry = &mut state.entries[index];
-    entry.uid[t] = uid;
-    if uid != 0 && uid == state.newmaxuid[t].wrapping_add(1) {
-        state.newmaxuid[t] = uid;
-    }
-    if uid != 0 {
-        if entry.status.has(Status::UPGRADE) {
-            entry.flags = entry.flags.union(entry.add[t]).minus(entry.del[t]);
-            entry.add[t] = Flags::EMPTY;
-            entry.del[t] = Flags::EMPTY;
-        } else {
-            entry.flags = entry.pflags;
-        }
-    }
-    entry.status.clear(Status::PENDING.with(Status::UPGRADE));
-    entry.tuid = None;
+    state.assign(index, side, uid);
 }
 
 /// The in-memory working set of one mailbox pair during a run.
@@ -109,12 +93,6 @@ impl Work {
         self.state.entries.push(entry);
         self.links.push([None, None]);
         self.state.entries.len() - 1
-    }
-
-    /// Inserts an entry right after `index` (upgrade split).
-    pub fn insert_entry_after(&mut self, index: usize, entry: Entry) {
-        self.state.entries.insert(index + 1, entry);
-        self.links.insert(index + 1, [None, None]);
     }
 
     /// Installs the loaded messages of a side.
@@ -382,23 +360,14 @@ impl Work {
         Ok(())
     }
 
-    /// The upgrade split of §4.5 (also used by journal replay semantics).
+    /// The upgrade split of §4.5: the placeholder moves to a new entry right after.
     fn split_for_upgrade(&mut self, index: usize, side: Side, saved: Flags) {
         let t = side.index();
-        let entry = &mut self.state.entries[index];
-        entry.pflags = saved;
-        let mut placeholder = Entry {
-            status: Status::PURGE.with(entry.status.only(Status::DEL_F.with(Status::DEL_N))),
-            ..Entry::default()
-        };
-        placeholder.uid[t] = entry.uid[t];
-        placeholder.add[t] = Flags::TRASHED;
-        entry.uid[t] = 0;
-        entry.status.clear(Status::DUMMY_F.with(Status::DUMMY_N));
-        entry.status.set(Status::PENDING.with(Status::UPGRADE));
+        self.state.entries[index].pflags = saved;
         let link = self.links[index][t].take();
-        self.insert_entry_after(index, placeholder);
-        self.links[index + 1][t] = link;
+        let placeholder = self.state.upgrade_split(index, side);
+        self.links.insert(placeholder, [None, None]);
+        self.links[placeholder][t] = link;
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1158,10 +1127,4 @@ impl Notices {
             fresh.letters()
         ));
     }
-}
-
-/// Draws a fresh TUID: 12 characters from `A–Z a–z 0–9 + /`.
-pub fn tuid_from_random(bytes: [u8; 12]) -> Tuid {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    bytes.map(|b| ALPHABET[usize::from(b & 63)])
 }
