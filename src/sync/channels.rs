@@ -13,8 +13,8 @@ use crate::config::{ChannelConfig, ChannelRef, Config, Side, StoreConfig, effect
 use crate::output;
 use crate::store::maildir::{MaildirOptions, MaildirStore};
 use crate::store::{FailureScope, Reporter, Store};
-use crate::sync::convert::new_tuid;
 use crate::sync::RunOptions;
+use crate::sync::convert::new_tuid;
 use crate::sync::entry::{PairState, Record};
 use crate::sync::error::SyncError;
 use crate::sync::files::{
@@ -22,9 +22,11 @@ use crate::sync::files::{
     save_state,
 };
 use crate::sync::journal::{Journal, JournalOptions};
-use crate::sync::stats::{ext_exit_bits, summary_line};
 use crate::sync::pair::{Counters, PairOptions, PairRun, StateFiles};
 use crate::sync::plan::{PairSettings, StoreTraits};
+use crate::sync::stats::{
+    RunProgress, ext_exit_bits, progress_erase, progress_line, summary_line, terminal_columns,
+};
 
 /// The state files of one pair on disk, journalling through the process-wide [`Journal`].
 pub struct DiskFiles<'j> {
@@ -90,7 +92,7 @@ impl StateFiles for DiskFiles<'_> {
         delete_channel_state(&self.paths, &self.channel)?;
         // The lock file is gone with the state; do not unlink it again.
         if let Some(lock) = self.lock.take() {
-            std::mem::forget(lock);
+            lock.close();
         }
         Ok(())
     }
@@ -168,6 +170,49 @@ fn open_store(config: &Config, store: &StoreConfig, options: &RunOptions) -> Sto
     }
 }
 
+/// The progress counter (§7.3): shown only on a terminal at normal verbosity without debug
+/// output; refreshed after every mailbox pair and erased before the summary.
+struct Progress {
+    enabled: bool,
+    shown: Option<String>,
+}
+
+impl Progress {
+    fn new(options: &RunOptions) -> Progress {
+        // SAFETY: isatty only inspects the file descriptor.
+        let tty = unsafe { libc::isatty(1) } == 1;
+        Progress {
+            enabled: tty
+                && output::verbosity() == output::Verbosity::Normal
+                && !options.debug.any_output(),
+            shown: None,
+        }
+    }
+
+    fn show(&mut self, progress: &RunProgress, counters: &Counters) {
+        if !self.enabled {
+            return;
+        }
+        self.erase();
+        let line = progress_line(progress, &counters.to_stats(), terminal_columns());
+        print_raw(&line);
+        self.shown = Some(line);
+    }
+
+    fn erase(&mut self) {
+        if let Some(line) = self.shown.take() {
+            print_raw(&progress_erase(&line));
+        }
+    }
+}
+
+fn print_raw(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
 /// One mailbox pair to run: canonical names [far, near] and whether each was listed.
 struct BoxPair {
     names: [String; 2],
@@ -194,6 +239,11 @@ pub fn run_channels(config: &Config, selection: &[ChannelRef], options: &RunOpti
     let mut boxes_done = 0u32;
     let mut failed = false;
     let mut failed_stores: HashMap<String, FailureScope> = HashMap::new();
+    let mut progress = Progress::new(options);
+    let mut run_progress = RunProgress {
+        channels_total: selection.len() as u32,
+        ..RunProgress::default()
+    };
 
     for selected in selection {
         let Some(channel) = config.channel(&selected.channel) else {
@@ -217,6 +267,10 @@ pub fn run_channels(config: &Config, selection: &[ChannelRef], options: &RunOpti
             &mut boxes_done,
             &mut failed_stores,
         );
+        run_progress.channels_done = channels_done;
+        run_progress.boxes_done = boxes_done;
+        run_progress.boxes_total = boxes_done;
+        progress.show(&run_progress, &counters);
         match outcome {
             Ok(ok) => failed |= !ok,
             Err(SyncError::Interrupted) => return 100,
@@ -227,6 +281,7 @@ pub fn run_channels(config: &Config, selection: &[ChannelRef], options: &RunOpti
         }
     }
 
+    progress.erase();
     let stats = counters.to_stats();
     if boxes_done > 0 {
         output::notice(&summary_line(channels_done, boxes_done, &stats));

@@ -469,3 +469,218 @@ fn patterns_with_create_sync_every_box() {
     assert!(Path::new(&format!("{root}/state/box1")).exists());
     assert!(Path::new(&format!("{root}/state/box2")).exists());
 }
+
+fn big_content(subject: &str, lines: usize) -> String {
+    let mut text = content(subject);
+    for _ in 0..lines {
+        text.push_str(&"x".repeat(70));
+        text.push('\n');
+    }
+    text
+}
+
+fn read_file(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+fn find_file(s: &Setup, name: &str, suffix: &str) -> PathBuf {
+    match s.files(name).into_iter().find(|f| f.ends_with(suffix)) {
+        Some(f) => s.root.join(name).join(f),
+        None => panic!("no file *{suffix} in {name}: {:?}", s.files(name)),
+    }
+}
+
+#[test]
+fn example_5_and_6_placeholders_and_upgrade_on_disk() {
+    let s = Setup::new(&[(1, "small", "S")], &[]);
+    write_ok(fs::write(
+        s.root.join("farbox/cur/mbig1,U=2:2,FS"),
+        big_content("big1", 40),
+    ));
+    write_ok(fs::write(s.root.join("farbox/.uidvalidity"), "1000\n2\n"));
+    let config = s.config("", "MaxSize 1k", "");
+    assert_eq!(run(&config, &opts(hooks())), 0);
+    assert_eq!(
+        s.read(""),
+        "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 S\n2 2 >S\n"
+    );
+    let placeholder = find_file(&s, "nearbox", ",U=2:2,S");
+    let text = read_file(&placeholder);
+    let tuid_line = text
+        .lines()
+        .find(|l| l.starts_with("X-TUID: "))
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(
+        text,
+        format!(
+            "From: sender@example.org\nTo: rcpt@example.org\nSubject: [placeholder] big1\nMessage-ID: <big1@example.org>\n{tuid_line}\n\nHaving a size of 2KiB, this message is over the MaxSize limit.\nFlag it and sync again (Sync mode Upgrade) to fetch its real contents.\n"
+        )
+    );
+    // Flag the placeholder, then Upgrade.
+    let flagged = placeholder.with_file_name(
+        placeholder
+            .file_name()
+            .map(|n| n.to_string_lossy().replace(":2,S", ":2,FS"))
+            .unwrap_or_default(),
+    );
+    write_ok(fs::rename(&placeholder, &flagged));
+    let mut h = hooks();
+    h.keep_journal = true;
+    assert_eq!(run(&config, &opts(h)), 0);
+    assert_eq!(
+        journal_lines(&s.read(".journal")),
+        vec![
+            "5",
+            "^ 2 2 16",
+            "P 0 2",
+            "F 1 2",
+            "# 2 0 <tuid>",
+            "$ 2 0 2 0",
+            "> 2 0 3"
+        ]
+    );
+    assert_eq!(
+        s.read(".new"),
+        "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 3\n\n1 1 S\n2 3 FS\n0 2 \n"
+    );
+    assert!(has_suffix(&s.files("nearbox"), ",U=2:2,FST"));
+    let full = read_file(&find_file(&s, "nearbox", ",U=3:2,FS"));
+    assert!(full.ends_with(&"x".repeat(70).add_newline()));
+}
+
+trait AddNewline {
+    fn add_newline(self) -> String;
+}
+
+impl AddNewline for String {
+    fn add_newline(mut self) -> String {
+        self.push('\n');
+        self
+    }
+}
+
+#[test]
+fn example_15_legacy_state_with_skipped_entries() {
+    let s = Setup::new(&[(1, "a", "S"), (7, "g", "S")], &[(1, "a", "S")]);
+    for (uid, subject) in [(5, "big5"), (6, "big6")] {
+        write_ok(fs::write(
+            s.root.join(format!("farbox/cur/m{subject},U={uid}:2,S")),
+            big_content(subject, 50),
+        ));
+    }
+    s.write_state("MasterUidValidity 1000\nSlaveUidValidity 2000\nMaxPulledUid 6\nMaxPushedUid 1\n\n1 1 SF\n5 0 ^\n6 -1 S\n");
+    let config = s.config("", "", "");
+    assert_eq!(run(&config, &opts(hooks())), 0);
+    assert_eq!(
+        s.read(""),
+        "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 7\nMaxPushedUid 4\n\n1 1 S\n5 2 >S\n6 3 >S\n7 4 S\n"
+    );
+    assert!(read_file(&find_file(&s, "nearbox", ",U=2:2,S")).contains("[placeholder] big5"));
+}
+
+#[test]
+fn example_17_expired_placeholders_lose_their_marker() {
+    let s = Setup::new(&[(5, "m5", "S"), (6, "m6", "S")], &[]);
+    for uid in 1..=4 {
+        write_ok(fs::write(
+            s.root.join(format!("farbox/cur/mm{uid},U={uid}:2,S")),
+            big_content(&format!("m{uid}"), 40),
+        ));
+    }
+    for (uid, subject) in [(1, "mm3"), (2, "mm4")] {
+        write_ok(fs::write(
+            s.root.join(format!("nearbox/cur/{subject},U={uid}:2,S")),
+            content(subject),
+        ));
+    }
+    write_ok(fs::write(s.root.join("nearbox/.uidvalidity"), "2000\n2\n"));
+    s.write_state("FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 4\nMaxPushedUid 2\nMaxExpiredFarUid 2\n\n3 1 >S\n4 2 >S\n");
+    let config = s.config("", "MaxSize 1k", "MaxMessages 2\nExpireUnread yes");
+    assert_eq!(run(&config, &opts(hooks())), 0);
+    assert_eq!(
+        s.read(""),
+        "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 6\nMaxPushedUid 4\nMaxExpiredFarUid 4\n\n3 1 >~S\n4 2 >~S\n5 3 S\n6 4 S\n"
+    );
+    // Far m3 gets flagged: near 1 is un-expired and gets F.
+    write_ok(fs::rename(
+        s.root.join("farbox/cur/mm3,U=3:2,S"),
+        s.root.join("farbox/cur/mm3,U=3:2,FS"),
+    ));
+    assert_eq!(run(&config, &opts(hooks())), 0);
+    assert_eq!(
+        s.read(""),
+        "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 6\nMaxPushedUid 4\nMaxExpiredFarUid 4\n\n3 1 FS\n4 2 ~S\n5 3 S\n6 4 S\n"
+    );
+    assert!(has_suffix(&s.files("nearbox"), "mm3,U=1:2,FS"));
+}
+
+#[test]
+fn example_25_withheld_uids_with_maildir_rescan() {
+    for (extra, expected) in [
+        (
+            "Sync Pull",
+            "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 1\n\n1 1 S\n2 0 \n",
+        ),
+        (
+            "",
+            "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 S\n2 2 S\n",
+        ),
+    ] {
+        let s = Setup::new(&[(1, "a", "S"), (2, "b", "S")], &[(1, "a", "S")]);
+        s.write_state(
+            "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 1\nMaxPushedUid 1\n\n1 1 S\n",
+        );
+        let config = s.config("", "", extra);
+        let mut h = hooks();
+        h.withhold_uids = true;
+        assert_eq!(run(&config, &opts(h)), 0);
+        assert_eq!(s.read(""), expected, "{extra}");
+        assert_eq!(s.uidvalidity("nearbox"), "2000\n2\n");
+    }
+}
+
+#[test]
+fn example_26_near_trash_without_new_only_on_disk() {
+    let s = Setup::new(
+        &[(1, "a", "T"), (2, "b", "FT")],
+        &[(1, "a", "T"), (2, "b", ""), (3, "z", "T")],
+    );
+    s.write_state("FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 T\n2 2 \n");
+    let config = s.config("", "Trash neartrash", "Expunge Both");
+    let mut h = hooks();
+    h.keep_journal = true;
+    h.no_expunge = true;
+    assert_eq!(run(&config, &opts(h)), 0);
+    assert_eq!(
+        s.read(".journal"),
+        "5\n+ 0 3\n- 0 3\n* 2 2 34\nT 1 1\nT 1 2\nT 1 3\n"
+    );
+    assert!(s.files("nearbox").is_empty());
+    assert_eq!(s.files("neartrash").len(), 3);
+    assert_eq!(
+        s.read(".new"),
+        "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 3\n\n1 0 T\n2 0 FT\n"
+    );
+    assert_eq!(s.files("farbox").len(), 2);
+}
+
+#[test]
+fn example_13_full_pulls_old_messages_on_disk() {
+    let s = Setup::new(
+        &[(1, "a", "S"), (2, "b", "S"), (3, "c", "S"), (4, "d", "S")],
+        &[(1, "a", "S"), (2, "c", "S")],
+    );
+    s.write_state("FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 3\nMaxPushedUid 2\n\n1 1 S\n3 2 S\n");
+    let config = s.config("", "", "");
+    assert_eq!(run(&config, &opts(hooks())), 0);
+    let mut options = opts(hooks());
+    options.ops.sync = Some(crate::config::SyncSpec {
+        types: [crate::config::OpTypes::NONE, crate::config::OpTypes::FULL],
+    });
+    assert_eq!(run(&config, &options), 0);
+    assert_eq!(
+        s.read(""),
+        "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 4\nMaxPushedUid 4\n\n1 1 S\n3 2 S\n4 3 S\n2 4 S\n"
+    );
+}

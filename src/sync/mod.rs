@@ -3,9 +3,9 @@
 //! [`run`] synchronizes the selected channels; the command line fills [`RunOptions`].
 
 pub mod channels;
+pub mod convert;
 #[cfg(test)]
 mod disk_tests;
-pub mod convert;
 pub mod entry;
 pub mod error;
 pub mod files;
