@@ -635,7 +635,7 @@ impl PairRun<'_> {
                     flags
                 };
                 let entry = &work.state.entries[index];
-                let tuid = entry.tuid.unwrap_or(*b"AAAAAAAAAAAA");
+                let tuid = entry.tuid.unwrap_or_else(|| (self.new_tuid)());
                 let placeholder = entry
                     .status
                     .has(Status::dummy(target))

@@ -1117,14 +1117,364 @@ impl Notices {
             return;
         }
         self.unsupported[t] = self.unsupported[t].union(fresh);
-        let label = match side {
-            Side::Far => "Far side",
-            Side::Near => "Near side",
-        };
         output::notice(&format!(
             "Notice: {} store does not support flag(s) '{}'; not propagating.",
-            label,
+            side.label(),
             fresh.letters()
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{OpTypes, SideOps};
+    use crate::sync::plan::{StoreTraits, plan_load};
+
+    const S: Flags = Flags::SEEN;
+    const F: Flags = Flags::FLAGGED;
+    const T: Flags = Flags::TRASHED;
+
+    fn settings(far: OpTypes, near: OpTypes) -> PairSettings {
+        PairSettings {
+            channel: "ex".into(),
+            box_names: ["farbox".into(), "nearbox".into()],
+            ops: [
+                SideOps {
+                    types: far,
+                    ..SideOps::default()
+                },
+                SideOps {
+                    types: near,
+                    ..SideOps::default()
+                },
+            ],
+            stores: [StoreTraits::default(), StoreTraits::default()],
+            max_messages: 0,
+            expire_side: Side::Near,
+            expire_unread: ExpireUnread::Unset,
+            copy_arrival_date: false,
+        }
+    }
+
+    fn msg(uid: u32, flags: Flags) -> MessageInfo {
+        MessageInfo {
+            uid,
+            flags,
+            ..MessageInfo::default()
+        }
+    }
+
+    fn entry(f: u32, n: u32, flags: Flags, status: Status) -> Entry {
+        Entry {
+            uid: [f, n],
+            flags,
+            status,
+            ..Entry::default()
+        }
+    }
+
+    /// Plans, "loads" the given lists and matches them.
+    fn work(
+        entries: Vec<Entry>,
+        maxuid: [u32; 2],
+        s: &mut PairSettings,
+        far: Vec<MessageInfo>,
+        near: Vec<MessageInfo>,
+        sink: &mut VecSink,
+    ) -> Work {
+        let state = PairState {
+            uid_validity: [Some(1), Some(2)],
+            maxuid,
+            newmaxuid: maxuid,
+            entries,
+            ..PairState::default()
+        };
+        let plan = plan_load(&state, s, [1, 2]);
+        let mut w = Work::new(state);
+        w.plan = plan;
+        w.set_loaded(Side::Far, far);
+        w.set_loaded(Side::Near, near);
+        for side in Side::BOTH {
+            if let Err(e) = w.match_loaded(side, sink) {
+                panic!("{e}");
+            }
+        }
+        w
+    }
+
+    fn ok(r: Result<(), SyncError>) {
+        if let Err(e) = r {
+            panic!("{e}");
+        }
+    }
+
+    #[test]
+    fn pass1_flag_delta_ignores_placeholder_flagged_and_unseen() {
+        let mut s = settings(OpTypes::DEFAULT, OpTypes::DEFAULT);
+        let mut sink = VecSink::default();
+        let mut w = work(
+            vec![entry(1, 1, S, Status::DUMMY_N)],
+            [1, 1],
+            &mut s,
+            vec![msg(1, S | Flags::REPLIED)],
+            vec![msg(1, Flags::EMPTY)],
+            &mut sink,
+        );
+        ok(w.pass1(&s, &mut Notices::default(), &mut sink));
+        let e = &w.state.entries[0];
+        // Near placeholder lost S: un-seeing propagates to far; R goes to near.
+        assert_eq!(e.add[0], Flags::EMPTY);
+        assert_eq!(e.del[0], S);
+        assert_eq!(e.add[1], Flags::REPLIED);
+        assert!(sink.records.is_empty());
+    }
+
+    #[test]
+    fn pass1_upgrade_trigger_splits_the_entry() {
+        let mut s = settings(OpTypes::DEFAULT, OpTypes::DEFAULT);
+        let mut sink = VecSink::default();
+        let mut w = work(
+            vec![
+                entry(2, 2, S, Status::DUMMY_N),
+                entry(3, 3, S, Status::EMPTY),
+            ],
+            [3, 3],
+            &mut s,
+            vec![msg(2, F | S), msg(3, S)],
+            vec![msg(2, F | S), msg(3, S)],
+            &mut sink,
+        );
+        ok(w.pass1(&s, &mut Notices::default(), &mut sink));
+        assert_eq!(
+            sink.records,
+            vec![Record::Upgrade {
+                far: 2,
+                near: 2,
+                flags: S
+            }]
+        );
+        let e = &w.state.entries;
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0].uid, [2, 0]);
+        assert!(e[0].status.has_all(Status::PENDING.with(Status::UPGRADE)));
+        assert_eq!(e[0].add[1], F);
+        assert_eq!(e[1].uid, [0, 2]);
+        assert!(e[1].status.has(Status::PURGE));
+        assert_eq!(e[1].add[1], T);
+        assert_eq!(w.msg(1, Side::Near).map(|m| m.uid), Some(2));
+    }
+
+    #[test]
+    fn pass1_expired_source_gone_orphans_the_expire_side() {
+        let mut s = settings(OpTypes::DEFAULT, OpTypes::DEFAULT);
+        s.max_messages = 5;
+        let mut sink = VecSink::default();
+        let mut w = work(
+            vec![entry(4, 2, S, Status::EXPIRE)],
+            [4, 2],
+            &mut s,
+            vec![msg(4, S)],
+            vec![],
+            &mut sink,
+        );
+        ok(w.pass1(&s, &mut Notices::default(), &mut sink));
+        assert_eq!(
+            sink.records,
+            vec![
+                Record::Status {
+                    far: 4,
+                    near: 2,
+                    status: 6
+                },
+                Record::Assign {
+                    side: Side::Near,
+                    far: 4,
+                    near: 2,
+                    uid: 0
+                }
+            ]
+        );
+        assert_eq!(w.state.entries[0].uid, [4, 0]);
+        assert!(!w.state.entries[0].status.has(Status::DELETE));
+    }
+
+    #[test]
+    fn pass2_topping_stops_at_first_unknown_message() {
+        let mut s = settings(OpTypes::NONE, OpTypes::NONE);
+        let mut sink = VecSink::default();
+        let mut w = work(
+            vec![entry(1, 1, S, Status::EMPTY), entry(3, 3, S, Status::EMPTY)],
+            [3, 0],
+            &mut s,
+            vec![msg(1, S), msg(3, S)],
+            vec![msg(1, S), msg(2, S), msg(3, S)],
+            &mut sink,
+        );
+        // Sync None loads nothing; give the lists directly as if loaded.
+        ok(w.pass2(&s, &mut sink));
+        assert_eq!(w.state.newmaxuid, [3, 1]);
+        // With MaxExpired 2 and ExpireSide Far, near 2 does not stop topping in the push pass.
+        s.expire_side = Side::Far;
+        w.state.newmaxuid = [3, 0];
+        w.state.max_expired = 2;
+        ok(w.pass2(&s, &mut sink));
+        assert_eq!(w.state.newmaxuid, [3, 3]);
+        assert!(sink.records.is_empty());
+    }
+
+    #[test]
+    fn pass2_old_expired_message_flagged_is_repropagated_with_pending_record() {
+        // §10.1: do not crash; mark PENDING and write `~ f n 16`.
+        let mut old = OpTypes::DEFAULT;
+        old.old = true;
+        let mut s = settings(OpTypes::NONE, old);
+        let mut sink = VecSink::default();
+        let mut w = work(
+            vec![entry(5, 0, S, Status::EXPIRE.with(Status::EXPIRED))],
+            [5, 3],
+            &mut s,
+            vec![msg(5, F | S)],
+            vec![],
+            &mut sink,
+        );
+        ok(w.pass2(&s, &mut sink));
+        assert_eq!(
+            sink.records,
+            vec![Record::Status {
+                far: 5,
+                near: 0,
+                status: 16
+            }]
+        );
+        assert!(w.state.entries[0].status.has(Status::PENDING));
+        assert!(!w.state.entries[0].status.has(Status::EXPIRED));
+        assert!(w.any_new[1]);
+        assert_eq!(w.copy_list(Side::Near), vec![(0, 0)]);
+    }
+
+    #[test]
+    fn pass2_doomed_new_message_is_not_copied_but_moves_the_mark() {
+        let mut s = settings(OpTypes::DEFAULT, OpTypes::DEFAULT);
+        s.ops[1].expunge = true;
+        let mut sink = VecSink::default();
+        let mut w = work(
+            vec![],
+            [0, 0],
+            &mut s,
+            vec![msg(1, T), msg(2, S)],
+            vec![],
+            &mut sink,
+        );
+        ok(w.pass2(&s, &mut sink));
+        assert_eq!(
+            sink.records,
+            vec![
+                Record::New { far: 1, near: 0 },
+                Record::Dead { far: 1, near: 0 },
+                Record::New { far: 2, near: 0 }
+            ]
+        );
+        assert_eq!(w.state.newmaxuid[0], 2);
+        assert_eq!(w.copy_list(Side::Near), vec![(1, 1)]);
+    }
+
+    #[test]
+    fn pass3_keeps_newest_and_important() {
+        let mut s = settings(OpTypes::DEFAULT, OpTypes::DEFAULT);
+        s.max_messages = 2;
+        let mut sink = VecSink::default();
+        let entries = (1..=4).map(|u| entry(u, u, S, Status::EMPTY)).collect();
+        let far = vec![msg(1, S), msg(2, F | S), msg(3, S), msg(4, S)];
+        let near = far.clone();
+        let mut w = work(entries, [4, 4], &mut s, far, near, &mut sink);
+        ok(w.pass3(&s, &mut sink));
+        // Candidates 4, excess 2: 1 expires, 2 is important (kept, excess 0), 3 and 4 kept.
+        assert_eq!(
+            sink.records,
+            vec![Record::Status {
+                far: 1,
+                near: 1,
+                status: 2
+            }]
+        );
+        assert!(w.state.entries[0].status.has(Status::NEXPIRE));
+        assert!(!w.state.entries[2].status.has(Status::NEXPIRE));
+    }
+
+    #[test]
+    fn pass4_opens_and_commits_the_expiration() {
+        let mut s = settings(OpTypes::DEFAULT, OpTypes::DEFAULT);
+        s.max_messages = 1;
+        let mut sink = VecSink::default();
+        let entries = vec![entry(1, 1, S, Status::EMPTY), entry(2, 2, S, Status::EMPTY)];
+        let list = vec![msg(1, S), msg(2, S)];
+        let mut w = work(entries, [2, 2], &mut s, list.clone(), list, &mut sink);
+        ok(w.pass3(&s, &mut sink));
+        assert_eq!(
+            w.flag_update(0, Side::Far, &s),
+            Some((Flags::EMPTY, Flags::EMPTY))
+        );
+        assert_eq!(w.flag_update(0, Side::Near, &s), Some((T, Flags::EMPTY)));
+        w.flags_applied(0, Side::Near, T, Flags::EMPTY);
+        ok(w.finish_flags(0, Side::Near, &s, &mut sink));
+        assert_eq!(w.state.max_expired, 1);
+        assert!(
+            w.state.entries[0]
+                .status
+                .has_all(Status::EXPIRE.with(Status::EXPIRED))
+        );
+        assert_eq!(
+            sink.records.last(),
+            Some(&Record::Status {
+                far: 1,
+                near: 1,
+                status: 6
+            })
+        );
+        // The baseline keeps S only: expiration's T is not a flag change.
+        assert_eq!(w.state.entries[0].flags, S);
+    }
+
+    #[test]
+    fn finish_run_purges_and_orphans_with_end_records_only_when_asked() {
+        let s = settings(OpTypes::DEFAULT, OpTypes::DEFAULT);
+        let mut w = Work::new(PairState {
+            entries: vec![
+                entry(1, 1, S, Status::GONE_F.with(Status::GONE_N)),
+                entry(2, 2, S, Status::GONE_N.with(Status::DEL_F)),
+                entry(3, 3, S, Status::GONE_F.with(Status::DEL_N)),
+            ],
+            newmaxuid: [5, 4],
+            ..PairState::default()
+        });
+        let mut sink = VecSink::default();
+        ok(w.finish_run(&s, false, &mut sink));
+        assert!(sink.records.is_empty());
+        assert_eq!(w.state.maxuid, [5, 4]);
+        assert!(w.state.entries[0].is_dead());
+        assert_eq!(w.state.entries[1].uid, [2, 0]);
+        assert_eq!(w.state.entries[2].uid, [0, 3]);
+
+        let mut w = Work::new(PairState {
+            entries: vec![entry(1, 1, S, Status::GONE_F.with(Status::GONE_N))],
+            newmaxuid: [5, 4],
+            ..PairState::default()
+        });
+        ok(w.finish_run(&s, true, &mut sink));
+        assert_eq!(
+            sink.records,
+            vec![
+                Record::MaxUid {
+                    side: Side::Far,
+                    uid: 5
+                },
+                Record::MaxUid {
+                    side: Side::Near,
+                    uid: 4
+                },
+                Record::Dead { far: 1, near: 1 }
+            ]
+        );
     }
 }
