@@ -684,3 +684,132 @@ fn example_13_full_pulls_old_messages_on_disk() {
         "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 4\nMaxPushedUid 4\n\n1 1 S\n3 2 S\n4 3 S\n2 4 S\n"
     );
 }
+
+/// `(subdir-independent uid, subject, flags)` of every message in a box, plus trash contents.
+fn box_contents(s: &Setup, name: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for sub in ["cur", "new"] {
+        if let Ok(entries) = fs::read_dir(s.root.join(name).join(sub)) {
+            for e in entries.flatten() {
+                let file = e.file_name().to_string_lossy().into_owned();
+                let uid = file
+                    .split(",U=")
+                    .nth(1)
+                    .map(|rest| rest.split(':').next().unwrap_or("").to_string())
+                    .unwrap_or_default();
+                let flags = file.rsplit(":2,").next().unwrap_or("").to_string();
+                let text = read_file(&e.path());
+                let subject = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Subject: "))
+                    .unwrap_or("")
+                    .to_string();
+                out.push((format!("{uid} {flags}"), subject));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs a scenario uninterrupted, then for every step limit interrupted and resumed, and
+/// checks that the final boxes and state are the same.
+fn check_resumption(build: &dyn Fn() -> Setup, far: &str, near: &str, channel: &str, boxes: &[&str]) {
+    let reference = build();
+    let config = reference.config(far, near, channel);
+    let mut options = opts(hooks());
+    options.debug.driver = true;
+    assert_eq!(run(&config, &options), 0);
+    let expected_state = reference.read("");
+    let expected: Vec<_> = boxes.iter().map(|b| box_contents(&reference, b)).collect();
+    let mut limit = 1;
+    loop {
+        let s = build();
+        let config = s.config(far, near, channel);
+        let mut interrupted = opts(TestHooks {
+            step_limit: limit,
+            ..hooks()
+        });
+        interrupted.debug.driver = true;
+        let code = run(&config, &interrupted);
+        assert!(code == 100 || code == 0, "limit {limit}: exit {code}");
+        assert_eq!(run(&config, &options), 0, "resume after limit {limit}");
+        assert_eq!(s.read(""), expected_state, "state after limit {limit}");
+        let got: Vec<_> = boxes.iter().map(|b| box_contents(&s, b)).collect();
+        assert_eq!(got, expected, "boxes after limit {limit}");
+        if code == 0 {
+            break;
+        }
+        limit += 1;
+    }
+    assert!(limit > 3, "scenario too small to test resumption");
+}
+
+#[test]
+fn resumption_after_any_step_of_a_first_sync() {
+    check_resumption(
+        &|| Setup::new(&[(1, "a", "S"), (2, "b", "")], &[(1, "c", "FR")]),
+        "",
+        "",
+        "",
+        &["farbox", "nearbox"],
+    );
+}
+
+#[test]
+fn resumption_after_any_step_with_trash_and_expunge() {
+    check_resumption(
+        &|| {
+            let s = Setup::new(
+                &[(1, "a", "S"), (2, "b", "S"), (4, "d", "T")],
+                &[(1, "a", "ST"), (2, "b", "S"), (3, "c", "ST")],
+            );
+            s.write_state("FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 S\n2 2 S\n");
+            s
+        },
+        "Trash fartrash",
+        "",
+        "Expunge Both",
+        &["farbox", "nearbox", "fartrash"],
+    );
+}
+
+#[test]
+fn resumption_after_any_step_of_an_upgrade() {
+    check_resumption(
+        &|| {
+            let s = Setup::new(&[(1, "small", "S")], &[(1, "small", "S")]);
+            write_ok(fs::write(s.root.join("farbox/cur/mbig1,U=2:2,FS"), big_content("big1", 40)));
+            write_ok(fs::write(s.root.join("farbox/.uidvalidity"), "1000\n2\n"));
+            write_ok(fs::write(
+                s.root.join("nearbox/cur/pbig1,U=2:2,FS"),
+                content("[placeholder] big1"),
+            ));
+            write_ok(fs::write(s.root.join("nearbox/.uidvalidity"), "2000\n2\n"));
+            s.write_state("FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 S\n2 2 >S\n");
+            s
+        },
+        "",
+        "MaxSize 1k",
+        "",
+        &["farbox", "nearbox"],
+    );
+}
+
+#[test]
+fn resumption_after_any_step_of_an_expiration() {
+    check_resumption(
+        &|| {
+            let s = Setup::new(
+                &[(1, "m1", "S"), (2, "m2", "S"), (3, "m3", "S"), (4, "m4", "S")],
+                &[(1, "m1", "S"), (2, "m2", "S")],
+            );
+            s.write_state("FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 S\n2 2 S\n");
+            s
+        },
+        "",
+        "",
+        "MaxMessages 2\nExpunge Near",
+        &["farbox", "nearbox"],
+    );
+}
