@@ -239,6 +239,7 @@ pub fn run_channels(config: &Config, selection: &[ChannelRef], options: &RunOpti
     let mut boxes_done = 0u32;
     let mut failed = false;
     let mut failed_stores: HashMap<String, FailureScope> = HashMap::new();
+    let mut upgrade_dropped: HashMap<String, [bool; 2]> = HashMap::new();
     let mut progress = Progress::new(options);
     let mut run_progress = RunProgress {
         channels_total: selection.len() as u32,
@@ -266,6 +267,7 @@ pub fn run_channels(config: &Config, selection: &[ChannelRef], options: &RunOpti
             &mut counters,
             &mut boxes_done,
             &mut failed_stores,
+            &mut upgrade_dropped,
         );
         run_progress.channels_done = channels_done;
         run_progress.boxes_done = boxes_done;
@@ -305,6 +307,7 @@ fn run_channel(
     counters: &mut Counters,
     boxes_done: &mut u32,
     failed_stores: &mut HashMap<String, FailureScope>,
+    upgrade_dropped: &mut HashMap<String, [bool; 2]>,
 ) -> Result<bool, SyncError> {
     let mut store_configs = Vec::with_capacity(2);
     for side in Side::BOTH {
@@ -411,7 +414,15 @@ fn run_channel(
             .collect()
     };
 
+    // Planning drops Upgrade from the channel's operations for the rest of the process
+    // (§4.3 rule 5, a quirk), also when the channel is selected again.
     let mut ops = effective_ops(config, channel, &options.ops);
+    let dropped = upgrade_dropped.entry(channel.name.clone()).or_default();
+    for (side_ops, gone) in ops.iter_mut().zip(dropped.iter()) {
+        if *gone {
+            side_ops.types.upgrade = false;
+        }
+    }
     let mut all_ok = true;
     for pair in pairs {
         *boxes_done += 1;
@@ -502,7 +513,11 @@ fn run_channel(
             new_tuid: &mut tuids,
         }
         .run()?;
-        // Planning may have dropped Upgrade for the rest of the process (§4.3 rule 5).
+        for t in 0..2 {
+            if ops[t].types.upgrade && !settings.ops[t].types.upgrade {
+                dropped[t] = true;
+            }
+        }
         ops = settings.ops;
         if result.failed {
             all_ok = false;

@@ -714,7 +714,13 @@ fn box_contents(s: &Setup, name: &str) -> Vec<(String, String)> {
 
 /// Runs a scenario uninterrupted, then for every step limit interrupted and resumed, and
 /// checks that the final boxes and state are the same.
-fn check_resumption(build: &dyn Fn() -> Setup, far: &str, near: &str, channel: &str, boxes: &[&str]) {
+fn check_resumption(
+    build: &dyn Fn() -> Setup,
+    far: &str,
+    near: &str,
+    channel: &str,
+    boxes: &[&str],
+) {
     let reference = build();
     let config = reference.config(far, near, channel);
     let mut options = opts(hooks());
@@ -779,7 +785,10 @@ fn resumption_after_any_step_of_an_upgrade() {
     check_resumption(
         &|| {
             let s = Setup::new(&[(1, "small", "S")], &[(1, "small", "S")]);
-            write_ok(fs::write(s.root.join("farbox/cur/mbig1,U=2:2,FS"), big_content("big1", 40)));
+            write_ok(fs::write(
+                s.root.join("farbox/cur/mbig1,U=2:2,FS"),
+                big_content("big1", 40),
+            ));
             write_ok(fs::write(s.root.join("farbox/.uidvalidity"), "1000\n2\n"));
             write_ok(fs::write(
                 s.root.join("nearbox/cur/pbig1,U=2:2,FS"),
@@ -801,7 +810,12 @@ fn resumption_after_any_step_of_an_expiration() {
     check_resumption(
         &|| {
             let s = Setup::new(
-                &[(1, "m1", "S"), (2, "m2", "S"), (3, "m3", "S"), (4, "m4", "S")],
+                &[
+                    (1, "m1", "S"),
+                    (2, "m2", "S"),
+                    (3, "m3", "S"),
+                    (4, "m4", "S"),
+                ],
                 &[(1, "m1", "S"), (2, "m2", "S")],
             );
             s.write_state("FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 S\n2 2 S\n");
