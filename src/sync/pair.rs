@@ -122,6 +122,17 @@ pub struct PairRun<'a> {
     pub new_tuid: TuidSource<'a>,
 }
 
+/// What opening found: UIDVALIDITYs, and boxes that only pretend to exist (dry run).
+#[derive(Default)]
+struct OpenedBoxes {
+    uid_validity: [u32; 2],
+    virtual_empty: [bool; 2],
+}
+
+fn store_failure(side: Side, err: StoreError) -> Stop {
+    Stop::Store(side, err)
+}
+
 enum Stop {
     /// A store error: print it, the pair failed; the scope may affect later channels.
     Store(Side, StoreError),
@@ -170,145 +181,192 @@ impl PairRun<'_> {
         Ok(())
     }
 
-    fn store_err(side: Side, err: StoreError) -> Stop {
-        Stop::Store(side, err)
-    }
-
-    /// Returns Ok(true) when the pair completed but something in it failed.
+    /// Runs the phases of §4.1; `Ok(true)` when the pair completed but something in it
+    /// failed (a copy or a trash move).
     fn run_inner(&mut self) -> Result<bool, Stop> {
         let xt = self.settings.expire_side;
         let state = self.files.load(xt)?;
-        let existed = state.existed || state.replayed;
+        let Some(opened) = self.open_boxes(&state)? else {
+            return Ok(false);
+        };
+        self.files.lock()?;
+        let mut work = self.load_boxes(state, &opened)?;
+        output::info("Synchronizing...");
 
-        // Phase 3: open both boxes.
-        let mut uid_validity = [0u32; 2];
+        work.check_uid_validity(self.settings, opened.uid_validity, &mut Sink(self.files))?;
+        work.old_newmaxuid = work.state.newmaxuid;
+        let mut notices = Notices::default();
+        work.pass1(self.settings, &mut notices, &mut Sink(self.files))?;
+        work.pass2(self.settings, &mut Sink(self.files))?;
+        work.pass3(self.settings, &mut Sink(self.files))?;
+        self.apply_flags(&mut work)?;
+
+        let mut failed = false;
+        let mut to_expunge: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+        let mut expunge_cancelled = [false; 2];
+        for side in Side::BOTH {
+            let t = side.index();
+            let (list, trash_failed) = self.trash_side(&mut work, side)?;
+            to_expunge[t] = list;
+            if trash_failed {
+                failed = true;
+                expunge_cancelled[t] = !self.stores[t].selective_expunge();
+            }
+        }
+        failed |= self.copy_all(&mut work)?;
+        for side in Side::BOTH {
+            let t = side.index();
+            if !expunge_cancelled[t] {
+                self.expunge_side(&mut work, side, &to_expunge[t])?;
+            }
+        }
+        for store in self.stores.iter_mut() {
+            store.close_box();
+        }
+        self.finish(&mut work)?;
+        Ok(failed)
+    }
+
+    fn pair_error(&self, text: String) -> Stop {
+        Stop::Sync(SyncError::Pair(text))
+    }
+
+    /// Phase 3 and §4.2: opens both boxes, creating or removing as configured. `None` when
+    /// the pair ends here (state deleted, box removed, or nothing to do).
+    fn open_boxes(&mut self, state: &PairState) -> Result<Option<OpenedBoxes>, Stop> {
+        let existed = state.existed || state.replayed;
+        let mut opened = OpenedBoxes::default();
         let mut absent = [false; 2];
         for side in Side::BOTH {
             let t = side.index();
-            output::info(&format!(
-                "Opening {} box {}...",
-                side.label(),
-                self.settings.box_names[t]
-            ));
+            let name = &self.settings.box_names[t];
+            output::info(&format!("Opening {} box {name}...", side.label()));
             match self.stores[t].open_box(&self.options.store_boxes[t]) {
-                Ok(OpenOutcome::Opened { uid_validity: uv }) => uid_validity[t] = uv,
-                Ok(OpenOutcome::Missing) => {
-                    if self.options.listed[t] {
-                        return Err(SyncError::Pair(format!(
-                            "Error: channel {}: {} box {} cannot be opened.",
-                            self.settings.channel,
-                            side.label(),
-                            self.settings.box_names[t]
-                        ))
-                        .into());
-                    }
-                    absent[t] = true;
+                Ok(OpenOutcome::Opened { uid_validity }) => opened.uid_validity[t] = uid_validity,
+                Ok(OpenOutcome::Missing) if self.options.listed[t] => {
+                    return Err(self.pair_error(format!(
+                        "Error: channel {}: {} box {name} cannot be opened.",
+                        self.settings.channel,
+                        side.label()
+                    )));
                 }
-                Err(err) => return Err(Self::store_err(side, err)),
+                Ok(OpenOutcome::Missing) => absent[t] = true,
+                Err(err) => return Err(Stop::Store(side, err)),
             }
         }
-        let mut virtual_empty = [false; 2];
         if absent[0] && absent[1] {
             if existed {
                 self.delete_state()?;
-                return Ok(false);
+                return Ok(None);
             }
-            return Err(SyncError::Pair(format!(
+            return Err(self.pair_error(format!(
                 "Error: channel {}: both far side {} and near side {} cannot be opened.",
                 self.settings.channel, self.settings.box_names[0], self.settings.box_names[1]
-            ))
-            .into());
+            )));
         }
         for side in Side::BOTH {
-            let t = side.index();
-            if !absent[t] {
+            if !absent[side.index()] {
                 continue;
             }
-            let other = side.other();
-            let o = other.index();
             if existed {
-                if !self.settings.ops(other).remove {
-                    return Err(SyncError::Pair(format!(
-                        "Error: channel {}: {} box {} cannot be opened anymore.",
-                        self.settings.channel,
-                        side.label(),
-                        self.settings.box_names[t]
-                    ))
-                    .into());
-                }
-                let empty = self.stores[o]
-                    .is_empty()
-                    .map_err(|e| Self::store_err(other, e))?;
-                if !empty {
-                    output::warning(&format!(
-                        "Warning: channel {}: {} box {} cannot be opened anymore, and {} box {} is not empty.",
-                        self.settings.channel,
-                        side.label(),
-                        self.settings.box_names[t],
-                        other.label(),
-                        self.settings.box_names[o]
-                    ));
-                    return Ok(false);
-                }
-                output::info(&format!(
-                    "Deleting {} box {}...",
-                    other.label(),
-                    self.settings.box_names[o]
-                ));
-                if !self.options.dry_run {
-                    self.stores[o]
-                        .delete_box()
-                        .map_err(|e| Self::store_err(other, e))?;
-                }
-                self.step(other)?;
-                self.delete_state()?;
-                if !self.options.dry_run {
-                    self.stores[o].remove_box_leftovers();
-                }
-                return Ok(false);
+                self.remove_other_box(side)?;
+                return Ok(None);
             }
-            if !self.settings.ops(side).create {
-                return Err(SyncError::Pair(format!(
-                    "Error: channel {}: {} box {} cannot be opened.",
-                    self.settings.channel,
-                    side.label(),
-                    self.settings.box_names[t]
-                ))
-                .into());
-            }
-            output::info(&format!(
-                "Creating {} box {}...",
+            self.create_box(side, &mut opened)?;
+        }
+        Ok(Some(opened))
+    }
+
+    /// §4.2: the box on `side` vanished although the pair existed; with Remove on the other
+    /// side, that box is deleted too when it is empty.
+    fn remove_other_box(&mut self, side: Side) -> Result<(), Stop> {
+        let t = side.index();
+        let other = side.other();
+        let o = other.index();
+        let channel = &self.settings.channel;
+        if !self.settings.ops(other).remove {
+            return Err(self.pair_error(format!(
+                "Error: channel {channel}: {} box {} cannot be opened anymore.",
                 side.label(),
                 self.settings.box_names[t]
-            ));
-            if self.options.dry_run {
-                uid_validity[t] = 1;
-                virtual_empty[t] = true;
-            } else {
-                uid_validity[t] = self.stores[t]
-                    .create_box()
-                    .map_err(|e| Self::store_err(side, e))?;
-            }
-            self.step(side)?;
+            )));
         }
+        let empty = self.stores[o]
+            .is_empty()
+            .map_err(|e| Stop::Store(other, e))?;
+        if !empty {
+            output::warning(&format!(
+                "Warning: channel {channel}: {} box {} cannot be opened anymore, and {} box {} is not empty.",
+                side.label(),
+                self.settings.box_names[t],
+                other.label(),
+                self.settings.box_names[o]
+            ));
+            return Ok(());
+        }
+        output::info(&format!(
+            "Deleting {} box {}...",
+            other.label(),
+            self.settings.box_names[o]
+        ));
+        if !self.options.dry_run {
+            self.stores[o]
+                .delete_box()
+                .map_err(|e| Stop::Store(other, e))?;
+        }
+        self.step(other)?;
+        self.delete_state()?;
+        if !self.options.dry_run {
+            self.stores[o].remove_box_leftovers();
+        }
+        Ok(())
+    }
 
-        // Phase 4: lock and plan.
-        self.files.lock()?;
-        let plan = plan_load(&state, self.settings, uid_validity);
+    /// §4.2: creates the missing box on `side` (with Create), or fails the pair.
+    fn create_box(&mut self, side: Side, opened: &mut OpenedBoxes) -> Result<(), Stop> {
+        let t = side.index();
+        if !self.settings.ops(side).create {
+            return Err(self.pair_error(format!(
+                "Error: channel {}: {} box {} cannot be opened.",
+                self.settings.channel,
+                side.label(),
+                self.settings.box_names[t]
+            )));
+        }
+        output::info(&format!(
+            "Creating {} box {}...",
+            side.label(),
+            self.settings.box_names[t]
+        ));
+        if self.options.dry_run {
+            // A box that would be created behaves as an empty one with UIDVALIDITY 1.
+            opened.uid_validity[t] = 1;
+            opened.virtual_empty[t] = true;
+        } else {
+            opened.uid_validity[t] = self.stores[t]
+                .create_box()
+                .map_err(|e| Stop::Store(side, e))?;
+        }
+        self.step(side)?;
+        Ok(())
+    }
+
+    /// Phases 4–5: plans the loads and loads the keep side, then the expire side, matching
+    /// each to the entries.
+    fn load_boxes(&mut self, state: PairState, opened: &OpenedBoxes) -> Result<Work, Stop> {
+        let plan = plan_load(&state, self.settings, opened.uid_validity);
         let mut work = Work::new(state);
         work.plan = plan;
-
-        // Phase 5: load, keep side first.
+        let xt = self.settings.expire_side;
         for side in [xt.other(), xt] {
             let t = side.index();
             output::info(&format!("Loading {} box...", side.label()));
-            let request = work.plan.loads[t].clone();
-            let loaded = if virtual_empty[t] {
+            let loaded = if opened.virtual_empty[t] {
                 crate::store::Loaded::default()
             } else {
                 self.stores[t]
-                    .load(&request)
-                    .map_err(|e| Self::store_err(side, e))?
+                    .load(&work.plan.loads[t])
+                    .map_err(|e| Stop::Store(side, e))?
             };
             output::info(&format!(
                 "{}: {} messages, {} recent",
@@ -319,72 +377,48 @@ impl PairRun<'_> {
             work.set_loaded(side, loaded.messages);
             work.match_loaded(side, &mut Sink(self.files))?;
         }
-        output::info("Synchronizing...");
+        Ok(work)
+    }
 
-        // Phases 6–10.
-        work.check_uid_validity(self.settings, uid_validity, &mut Sink(self.files))?;
-        work.old_newmaxuid = work.state.newmaxuid;
-        let mut notices = Notices::default();
-        work.pass1(self.settings, &mut notices, &mut Sink(self.files))?;
-        work.pass2(self.settings, &mut Sink(self.files))?;
-        work.pass3(self.settings, &mut Sink(self.files))?;
-
-        // Phase 11: pass 4.
-        self.apply_flags(&mut work)?;
-
-        // Phase 12: expunge selection and trashing.
-        let mut failed = false;
-        let mut to_expunge: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
-        let mut expunge_cancelled = [false; 2];
-        for side in Side::BOTH {
-            let (list, trash_failed) = self.trash_side(&mut work, side)?;
-            to_expunge[side.index()] = list;
-            if trash_failed {
-                failed = true;
-                if !self.stores[side.index()].selective_expunge() {
-                    expunge_cancelled[side.index()] = true;
-                }
-            }
+    /// §4.12: removes the selected messages of a side that are still there.
+    fn expunge_side(
+        &mut self,
+        work: &mut Work,
+        side: Side,
+        selected: &[usize],
+    ) -> Result<(), Stop> {
+        let t = side.index();
+        let ops = self.settings.ops(side);
+        if !(ops.expunge || ops.expunge_solo) || self.options.no_expunge {
+            return Ok(());
         }
-
-        // Phase 13: copies.
-        failed |= self.copy_all(&mut work)?;
-
-        // Phase 14: expunge.
-        for side in Side::BOTH {
-            let t = side.index();
-            let ops = self.settings.ops(side);
-            if !(ops.expunge || ops.expunge_solo) || self.options.no_expunge || expunge_cancelled[t]
+        let uids: Vec<u32> = selected
+            .iter()
+            .filter(|&&m| !work.removed[t][m])
+            .map(|&m| work.msgs[t][m].uid)
+            .collect();
+        let removed = if self.options.dry_run {
+            uids
+        } else {
+            self.stores[t]
+                .expunge(&uids)
+                .map_err(|e| Stop::Store(side, e))?
+        };
+        self.step(side)?;
+        for uid in removed {
+            if let Some(m) = work.msgs[t].iter().position(|msg| msg.uid == uid)
+                && !work.removed[t][m]
             {
-                continue;
-            }
-            let uids: Vec<u32> = to_expunge[t]
-                .iter()
-                .filter(|&&m| !work.removed[t][m])
-                .map(|&m| work.msgs[t][m].uid)
-                .collect();
-            let removed = if self.options.dry_run {
-                uids
-            } else {
-                self.stores[t]
-                    .expunge(&uids)
-                    .map_err(|e| Self::store_err(side, e))?
-            };
-            self.step(side)?;
-            for uid in removed {
-                if let Some(m) = work.msgs[t].iter().position(|msg| msg.uid == uid)
-                    && !work.removed[t][m]
-                {
-                    work.message_removed(side, m);
-                    self.counters.expunged[t] += 1;
-                }
+                work.message_removed(side, m);
+                self.counters.expunged[t] += 1;
             }
         }
-        for store in self.stores.iter_mut() {
-            store.close_box();
-        }
+        Ok(())
+    }
 
-        // Phase 15: finish.
+    /// §4.13: the `###` line, high-water marks, purge, and the save when something was
+    /// journalled (or a journal replayed).
+    fn finish(&mut self, work: &mut Work) -> Result<(), Stop> {
         if self.options.keep_journal {
             output::stdout_line(&self.files.hash_line());
         }
@@ -394,9 +428,9 @@ impl PairRun<'_> {
             &mut Sink(self.files),
         )?;
         if self.files.wrote_records() || work.state.replayed {
-            self.files.save(&work.state, xt)?;
+            self.files.save(&work.state, self.settings.expire_side)?;
         }
-        Ok(failed)
+        Ok(())
     }
 
     fn delete_state(&mut self) -> Result<(), SyncError> {
@@ -424,7 +458,7 @@ impl PairRun<'_> {
                                 output::error(&err.message);
                                 false
                             }
-                            Err(err) => return Err(Self::store_err(side, err)),
+                            Err(err) => return Err(store_failure(side, err)),
                         }
                     };
                     if !done {
@@ -491,7 +525,7 @@ impl PairRun<'_> {
                         output::error(&err.message);
                         failed = true;
                     }
-                    Err(err) => return Err(Self::store_err(side, err)),
+                    Err(err) => return Err(store_failure(side, err)),
                 }
             } else {
                 let copied = if self.options.dry_run {
@@ -528,7 +562,7 @@ impl PairRun<'_> {
                         output::error(&err.message);
                         failed = true;
                     }
-                    Err(err) => return Err(Self::store_err(other, err)),
+                    Err(err) => return Err(store_failure(other, err)),
                 }
             }
         }
@@ -552,7 +586,7 @@ impl PairRun<'_> {
             } else {
                 self.stores[t]
                     .uid_next_hint()
-                    .map_err(|e| Self::store_err(side, e))?
+                    .map_err(|e| store_failure(side, e))?
             };
             fake_next[t] = hint.max(work.msgs[t].last().map_or(0, |m| m.uid));
             work.state.find_threshold[t] = Some(hint);
@@ -594,7 +628,7 @@ impl PairRun<'_> {
                     match self.stores[s].fetch(src_uid) {
                         Ok(found) => found,
                         Err(err) if err.scope == FailureScope::Message => None,
-                        Err(err) => return Err(Self::store_err(source, err)),
+                        Err(err) => return Err(store_failure(source, err)),
                     }
                 };
                 let Some(fetched) = fetched else {
@@ -689,14 +723,14 @@ impl PairRun<'_> {
                         work.state.entries[index].status.set(Status::DEAD);
                         failed = true;
                     }
-                    Err(err) => return Err(Self::store_err(target, err)),
+                    Err(err) => return Err(store_failure(target, err)),
                 }
             }
             if unknown_uid {
                 let from = work.state.find_threshold[t].unwrap_or(0);
                 let found = self.stores[t]
                     .find_new(from)
-                    .map_err(|e| Self::store_err(target, e))?;
+                    .map_err(|e| store_failure(target, e))?;
                 let first = work.msgs[t].len();
                 let known: Vec<u32> = work.msgs[t].iter().map(|m| m.uid).collect();
                 for msg in found {
