@@ -390,3 +390,45 @@ fn imap_store_is_reported_as_unsupported() {
         out.stderr
     );
 }
+
+#[test]
+fn async_far_hook_counts_only_far_store_steps() {
+    let ex = Example::new(
+        &[(1, "a", "S"), (2, "b", "")],
+        &[(1, "c", "FR")],
+        "",
+        "",
+        "",
+    );
+    let out = ex.run(&["-Ta", "-Tj"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("### 15 steps, 14 entries ###\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn several_boxes_share_the_step_counter() {
+    let ex = Example::new(&[], &[], "", "", "");
+    for name in ["far/one", "far/two", "near/one", "near/two"] {
+        let messages: &[(u32, &str, &str)] = if name.starts_with("far") {
+            &[(1, "m", "S")]
+        } else {
+            &[]
+        };
+        ex.make_box(name, 1000, messages);
+    }
+    let r = ex.root.display();
+    let cfg = format!(
+        "MaildirStore far\nPath {r}/far/\nInbox {r}/farinbox\n\nMaildirStore near\nPath {r}/near/\nInbox {r}/nearinbox\n\nChannel ex\nFar :far:\nNear :near:\nPatterns *\nSyncState {r}/state/\n"
+    );
+    check(fs::write(ex.path("cfg"), cfg));
+    let out = ex.run(&["-Tj"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "### 6 steps, 6 entries ###\n### 12 steps, 12 entries ###\nChannels: 1    Boxes: 2    Far: +0 *0 #0 -0    Near: +2 *0 #0 -0\n"
+    );
+}

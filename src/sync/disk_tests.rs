@@ -827,3 +827,20 @@ fn resumption_after_any_step_of_an_expiration() {
         &["farbox", "nearbox"],
     );
 }
+
+#[test]
+fn copy_arrival_date_sets_the_copy_mtime() {
+    let s = Setup::new(&[(1, "a", "S")], &[]);
+    let source = s.root.join("farbox/cur/ma,U=1:2,S");
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
+    let file = match fs::File::options().write(true).open(&source) {
+        Ok(f) => f,
+        Err(e) => panic!("{e}"),
+    };
+    write_ok(file.set_modified(old));
+    let config = s.config("", "", "CopyArrivalDate yes");
+    assert_eq!(run(&config, &opts(hooks())), 0);
+    let copy = find_file(&s, "nearbox", ",U=1:2,S");
+    let modified = fs::metadata(&copy).and_then(|m| m.modified()).ok();
+    assert_eq!(modified, Some(old));
+}
