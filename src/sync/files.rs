@@ -729,6 +729,51 @@ mod tests {
         assert_eq!(fs::read(&paths.new).unwrap(), b"");
     }
 
+    /// Example 19 continued: the next run replays what the interrupted run left.
+    #[test]
+    fn interrupted_run_is_replayed_by_the_next() {
+        let (_dir, paths) = temp_paths();
+        fs::write(
+            &paths.journal,
+            "5\n| 1000 2000\n+ 0 1\n+ 1 0\n+ 2 0\nF 0 2\nF 1 1\n",
+        )
+        .unwrap();
+        fs::write(&paths.new, "").unwrap();
+        let mut lock = None;
+        let state = load_state_locked(&paths, NEAR, &mut lock, "L").unwrap();
+        assert!(state.replayed && !state.existed);
+        assert_eq!(state.uid_validity, [Some(1000), Some(2000)]);
+        assert_eq!(state.newmaxuid, [2, 1]);
+        assert_eq!(state.maxuid, [0, 0]);
+        assert_eq!(state.find_threshold, [Some(2), Some(1)]);
+        let uids: Vec<[u32; 2]> = state.entries.iter().map(|e| e.uid).collect();
+        assert_eq!(uids, [[0, 1], [1, 0], [2, 0]]);
+        assert!(
+            state
+                .entries
+                .iter()
+                .all(|e| e.status == crate::sync::entry::Status::PENDING)
+        );
+        // The resumed run appends to the journal.
+        let mut journal = Journal::new(journal_options());
+        journal.begin_pair(paths.clone(), state.replayed);
+        journal
+            .log(&Record::Tuid {
+                far: 0,
+                near: 1,
+                tuid: *b"AAAAAAAAAAAA",
+            })
+            .unwrap();
+        assert!(
+            fs::read_to_string(&paths.journal)
+                .unwrap()
+                .ends_with("F 1 1\n# 0 1 AAAAAAAAAAAA\n")
+        );
+        if let Some(lock) = lock {
+            lock.release();
+        }
+    }
+
     #[test]
     fn proxy_steps_count_towards_limit_and_hash_line() {
         let mut journal = Journal::new(JournalOptions {

@@ -133,7 +133,7 @@ impl Record {
     }
 }
 
-/// Reads `count` unsigned arguments.
+/// Reads `N` unsigned arguments.
 fn arguments<const N: usize>(scanner: &mut Scanner) -> Result<[u32; N], Malformed> {
     let mut values = [0u32; N];
     for value in values.iter_mut() {
