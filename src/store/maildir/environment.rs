@@ -9,6 +9,9 @@ pub trait Environment {
     fn sleep(&self, duration: Duration);
     /// The machine's full host name.
     fn host_name(&self) -> String;
+    /// Called after a scan pass has read `cur/` and `new/` and before it checks them for
+    /// changes (a hook for tests; the real system does nothing).
+    fn scan_listed(&self) {}
 }
 
 /// The real system.

@@ -34,6 +34,9 @@ impl Reporter for Recorder {
 struct FakeEnvironment {
     now: Cell<SystemTime>,
     sleeps: Cell<u32>,
+    /// Runs (once) when a scan pass has read the directories.
+    on_scan_listed: RefCell<Option<Box<dyn FnOnce()>>>,
+    scan_passes: Cell<u32>,
 }
 
 impl FakeEnvironment {
@@ -41,6 +44,8 @@ impl FakeEnvironment {
         Rc::new(FakeEnvironment {
             now: Cell::new(now),
             sleeps: Cell::new(0),
+            on_scan_listed: RefCell::new(None),
+            scan_passes: Cell::new(0),
         })
     }
 }
@@ -55,6 +60,12 @@ impl Environment for FakeEnvironment {
     }
     fn host_name(&self) -> String {
         "vm.example.org".to_string()
+    }
+    fn scan_listed(&self) {
+        self.scan_passes.set(self.scan_passes.get() + 1);
+        if let Some(action) = self.on_scan_listed.borrow_mut().take() {
+            action();
+        }
     }
 }
 
@@ -761,6 +772,24 @@ fn fresh_directories_make_the_scan_wait() {
     open(&mut store, "INBOX");
     store.load(&everything()).unwrap();
     assert_eq!(fixture.environment.sleeps.get(), 0);
+}
+
+#[test]
+fn scan_restarts_when_a_directory_changes_meanwhile() {
+    let fixture = Fixture::new();
+    spec_inbox(&fixture);
+    let late = fixture.path("INBOX/new/1795630146.1_1.other");
+    *fixture.environment.on_scan_listed.borrow_mut() = Some(Box::new(move || {
+        std::fs::write(late, "late delivery\n").unwrap();
+    }));
+    let mut store = fixture.store();
+    open(&mut store, "INBOX");
+    let loaded = store.load(&everything()).unwrap();
+    assert_eq!(fixture.environment.scan_passes.get(), 2);
+    assert_eq!(loaded.total, 4);
+    let uids: Vec<u32> = loaded.messages.iter().map(|m| m.uid).collect();
+    assert_eq!(uids, [1, 2, 3, 4]);
+    assert!(fixture.path("INBOX/new/1795630146.1_1.other,U=4").exists());
 }
 
 // ---------------------------------------------------------------- storing and changing
