@@ -456,6 +456,7 @@ impl PairRun<'_> {
                             Ok(done) => done,
                             Err(err) if err.scope == FailureScope::Message => {
                                 output::error(&err.message);
+                                self.step(side)?;
                                 false
                             }
                             Err(err) => return Err(store_failure(side, err)),
@@ -523,6 +524,7 @@ impl PairRun<'_> {
                     Ok(false) => {}
                     Err(err) if err.scope == FailureScope::Message => {
                         output::error(&err.message);
+                        self.step(side)?;
                         failed = true;
                     }
                     Err(err) => return Err(store_failure(side, err)),
@@ -713,6 +715,7 @@ impl PairRun<'_> {
                         }
                     }
                     Err(err) if err.scope == FailureScope::Message => {
+                        self.step(target)?;
                         output::error(&format!(
                             "Error: {} refuses to store message {} from {}.",
                             target.label(),
