@@ -405,11 +405,17 @@ impl PairRun<'_> {
                 .map_err(|e| Stop::Store(side, e))?
         };
         self.step(side)?;
+        let rev = work.reverse_links(side);
+        let position: std::collections::HashMap<u32, usize> = work.msgs[t]
+            .iter()
+            .enumerate()
+            .map(|(m, msg)| (msg.uid, m))
+            .collect();
         for uid in removed {
-            if let Some(m) = work.msgs[t].iter().position(|msg| msg.uid == uid)
+            if let Some(&m) = position.get(&uid)
                 && !work.removed[t][m]
             {
-                work.message_removed(side, m);
+                work.message_removed(side, m, &rev);
                 self.counters.expunged[t] += 1;
             }
         }
@@ -485,6 +491,7 @@ impl PairRun<'_> {
             return Ok((Vec::new(), false));
         }
         let selected = work.expunge_selection(side, self.settings);
+        let rev = work.reverse_links(side);
         let store = self.settings.store(side).clone();
         let other_store = self.settings.store(other).clone();
         // (local?, new_only)
@@ -502,7 +509,7 @@ impl PairRun<'_> {
                 keep.push(m);
                 continue;
             };
-            if !work.should_trash(side, m, new_only, self.settings) {
+            if !work.should_trash(side, m, new_only, &rev, self.settings) {
                 keep.push(m);
                 continue;
             }
@@ -518,7 +525,7 @@ impl PairRun<'_> {
                         self.step(side)?;
                         self.files.log(&Record::Trashed { side, uid })?;
                         self.counters.trashed[t] += 1;
-                        work.message_removed(side, m);
+                        work.message_removed(side, m, &rev);
                         self.counters.expunged[t] += 1;
                     }
                     Ok(false) => {}

@@ -943,18 +943,19 @@ impl Work {
         selected
     }
 
-    /// Whether a selected message is to be trashed (§4.9), given the trash mode.
+    /// Whether a selected message is to be trashed (§4.9), given the trash mode; `rev` is
+    /// [`Work::reverse_links`] of the side.
     pub fn should_trash(
         &self,
         side: Side,
         m: usize,
         new_only: bool,
+        rev: &[Option<usize>],
         settings: &PairSettings,
     ) -> bool {
         let t = side.index();
         let uid = self.msgs[t][m].uid;
-        let rev = self.reverse_links(side);
-        if let Some(index) = rev[m] {
+        if let Some(index) = rev.get(m).copied().flatten() {
             let status = self.state.entries[index].status;
             if side == settings.expire_side && status.has(Status::EXPIRE.with(Status::EXPIRED)) {
                 return false;
@@ -969,10 +970,11 @@ impl Work {
         !self.state.trashed[t].contains(&uid)
     }
 
-    /// A message left its box (trashed away or expunged): the entry gets GONE[t].
-    pub fn message_removed(&mut self, side: Side, m: usize) {
+    /// A message left its box (trashed away or expunged): its entry (from `rev`, see
+    /// [`Work::reverse_links`]) gets GONE[t].
+    pub fn message_removed(&mut self, side: Side, m: usize, rev: &[Option<usize>]) {
         let t = side.index();
-        if let Some(Some(index)) = self.reverse_links(side).get(m).copied() {
+        if let Some(index) = rev.get(m).copied().flatten() {
             self.state.entries[index].status.set(Status::gone(side));
         }
         self.removed[t][m] = true;
