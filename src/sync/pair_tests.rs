@@ -1237,3 +1237,50 @@ fn expunge_both_with_trash_mirrored() {
     assert_eq!(render(saved(&o)), sv(&["2 2 S"]));
     assert_eq!(saved(&o).maxuid, [3, 4]);
 }
+
+#[test]
+fn upgrade_of_a_far_placeholder() {
+    // Example 6 mirrored: the far side holds a flagged placeholder of a big near message.
+    let mut near = near_store(&[(1, "small", S), (2, "big1", F | S)]);
+    if let Some(m) = near
+        .boxes
+        .get_mut("nearbox")
+        .and_then(|b| b.messages.get_mut(&2))
+    {
+        m.data = big("big1", 40);
+    }
+    let mut far = far_store(&[(1, "small", S), (2, "[placeholder] big1", F | S)]);
+    let mut s = settings();
+    s.stores[0].max_size = 1024;
+    let mut st = state([2, 2], &[(1, 1, S), (2, 2, S)]);
+    st.entries[1].status = Status::DUMMY_F;
+    let o = run(&mut far, &mut near, s, Some(st));
+    assert_eq!(
+        records(&o),
+        sv(&[
+            "^ 2 2 16",
+            "P 2 0",
+            "F 0 2",
+            "# 0 2",
+            "$ 0 2 2 0",
+            "< 0 2 3"
+        ])
+    );
+    assert_eq!(o.counters, counters([1, 1, 0, 0], [0, 0, 0, 0]));
+    assert_eq!(render(saved(&o)), sv(&["1 1 S", "3 2 FS", "2 0 "]));
+    assert_eq!(summary(&far, "farbox")[1].2, F | S | T);
+    assert_eq!(summary(&far, "farbox")[2], (3, "big1".into(), F | S));
+}
+
+#[test]
+fn ext_exit_counters_reflect_each_side() {
+    let mut far = far_store(&[(1, "a", S)]);
+    let mut near = near_store(&[]);
+    let o = run(&mut far, &mut near, settings(), None);
+    assert!(!o.counters.touched(Side::Far));
+    assert!(o.counters.touched(Side::Near));
+    assert_eq!(
+        crate::sync::stats::ext_exit_bits(&o.counters.to_stats()),
+        64
+    );
+}
