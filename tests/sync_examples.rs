@@ -432,3 +432,17 @@ fn several_boxes_share_the_step_counter() {
         "### 6 steps, 6 entries ###\n### 12 steps, 12 entries ###\nChannels: 1    Boxes: 2    Far: +0 *0 #0 -0    Near: +2 *0 #0 -0\n"
     );
 }
+
+#[test]
+fn dry_run_with_create_pretends_an_empty_box() {
+    let ex = Example::new(&[(1, "a", "S"), (2, "b", "")], &[], "", "", "Create Near");
+    check(fs::remove_dir_all(ex.path("nearbox")));
+    let out = ex.run(&["-y", "-Tj"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // | + + F # # % > > : 9 records, plus 1 create and 2 stores through the dry-run proxy.
+    assert_eq!(
+        out.stdout,
+        "### 12 steps, 9 entries ###\nChannels: 1    Boxes: 1    Far: +0 *0 #0 -0    Near: +2 *0 #0 -0\n"
+    );
+    assert!(!exists(&ex.path("nearbox")));
+}

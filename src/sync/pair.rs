@@ -357,6 +357,7 @@ impl PairRun<'_> {
         let plan = plan_load(&state, self.settings, opened.uid_validity);
         let mut work = Work::new(state);
         work.plan = plan;
+        work.virtual_box = opened.virtual_empty;
         let xt = self.settings.expire_side;
         for side in [xt.other(), xt] {
             let t = side.index();
@@ -590,7 +591,7 @@ impl PairRun<'_> {
             if !work.any_new[t] {
                 continue;
             }
-            let hint = if self.options.dry_run && work.msgs[t].is_empty() && !work.loaded[t] {
+            let hint = if work.virtual_box[t] {
                 0
             } else {
                 self.stores[t]

@@ -48,6 +48,8 @@ pub struct Work {
     pub removed: [Vec<bool>; 2],
     /// Side was loaded (at all).
     pub loaded: [bool; 2],
+    /// Dry run: the box does not exist and only pretends to be empty.
+    pub virtual_box: [bool; 2],
     pub plan: LoadPlan,
     /// Side needs copies in this run.
     pub any_new: [bool; 2],
@@ -649,7 +651,9 @@ impl Work {
         settings: &PairSettings,
         sink: &mut dyn RecordSink,
     ) -> Result<(), SyncError> {
-        if !self.plan.expiration_active {
+        // A replayed open transaction activates expiration even without MaxMessages; then
+        // nothing new is expired (that would expire everything) and pass 4 cancels it.
+        if !self.plan.expiration_active || settings.max_messages == 0 {
             return Ok(());
         }
         let xt = settings.expire_side;
