@@ -9,7 +9,9 @@ use crate::config::patterns::{
     box_list_name, channel_boxes, channel_list_areas, listed_to_canonical, name_to_open,
     state_file_path,
 };
-use crate::config::{ChannelConfig, ChannelRef, Config, Side, StoreConfig, effective_ops};
+use crate::config::{
+    ChannelConfig, ChannelRef, Config, Side, StoreConfig, SyncStateLocation, effective_ops,
+};
 use crate::output;
 use crate::store::maildir::{MaildirOptions, MaildirStore};
 use crate::store::{FailureScope, Reporter, Store};
@@ -460,7 +462,12 @@ fn run_channel(
                 continue;
             }
         };
+        let in_box = matches!(
+            channel.sync_state.as_ref().unwrap_or(&config.sync_state),
+            SyncStateLocation::InBox
+        );
         if !options.dry_run
+            && !in_box
             && let Err(err) = create_state_dir(&path)
         {
             output::error(&err.to_string());
