@@ -844,3 +844,73 @@ fn copy_arrival_date_sets_the_copy_mtime() {
     let modified = fs::metadata(&copy).and_then(|m| m.modified()).ok();
     assert_eq!(modified, Some(old));
 }
+
+#[test]
+fn example_24b_copies_keep_flags_not_loaded() {
+    let s = Setup::new(&[], &[]);
+    for (uid, subject, flags) in [(1, "a", "P"), (2, "b", "FT")] {
+        write_ok(fs::write(
+            s.root
+                .join(format!("farbox/new/m{subject},U={uid}:2,{flags}")),
+            content(subject),
+        ));
+    }
+    write_ok(fs::write(s.root.join("farbox/.uidvalidity"), "1000\n2\n"));
+    let config = s.config("", "", "Sync New");
+    let mut h = hooks();
+    h.keep_journal = true;
+    assert_eq!(run(&config, &opts(h)), 0);
+    assert_eq!(
+        journal_lines(&s.read(".journal")),
+        vec![
+            "5",
+            "| 1000 2000",
+            "+ 1 0",
+            "+ 2 0",
+            "F 1 0",
+            "# 1 0 <tuid>",
+            "# 2 0 <tuid>",
+            "% 1 0 4",
+            "> 1 0 1",
+            "% 2 0 34",
+            "> 2 0 2",
+        ]
+    );
+    assert_eq!(
+        s.read(".new"),
+        "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 P\n2 2 FT\n"
+    );
+    let near = s.files("nearbox");
+    assert!(
+        near.iter()
+            .any(|f| f.starts_with("new/") && f.ends_with(",U=1:2,P")),
+        "{near:?}"
+    );
+    assert!(
+        near.iter()
+            .any(|f| f.starts_with("new/") && f.ends_with(",U=2:2,FT")),
+        "{near:?}"
+    );
+}
+
+#[test]
+fn example_24a_gone_only_renames_into_cur() {
+    let s = Setup::new(&[(2, "b", "")], &[(2, "b", "")]);
+    write_ok(fs::write(
+        s.root.join("nearbox/new/ma,U=1:2,T"),
+        content("a"),
+    ));
+    write_ok(fs::write(s.root.join("nearbox/.uidvalidity"), "2000\n2\n"));
+    s.write_state("FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 T\n2 2 \n");
+    let config = s.config("", "", "Sync Gone");
+    let mut h = hooks();
+    h.keep_journal = true;
+    h.journal_end = true;
+    assert_eq!(run(&config, &opts(h)), 0);
+    assert_eq!(s.read(".journal"), "5\n< 1 1 0\n");
+    assert_eq!(
+        s.read(".new"),
+        "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n0 1 T\n2 2 \n"
+    );
+    assert!(s.files("nearbox").contains(&"cur/ma,U=1:2,T".to_string()));
+}
