@@ -180,7 +180,7 @@ pub struct MailChannelSpec {
     pub max_message_size: Option<Quantity>,
     /// Data buffered for a store before fetching pauses (`BufferLimit`, default 10Mi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("type(self) == int ? self > 0 : isQuantity(self) && quantity(self).sign() > 0").message("bufferLimit must be a positive byte size such as 10Mi"))]
+    #[x_kube(validation = Rule::new("type(self) == int ? self > 0 : isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("bufferLimit must be a positive byte size such as 10Mi"))]
     pub buffer_limit: Option<Quantity>,
     /// Where the sync state lives; unset: a directory on the near store's volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]

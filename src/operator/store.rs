@@ -37,7 +37,7 @@ use super::common::{
 
 /// CEL rule for a byte size given as a Kubernetes quantity (`10Mi`) or a number of bytes.
 pub(crate) const BYTE_SIZE_RULE: &str =
-    "type(self) == int ? self >= 0 : isQuantity(self) && quantity(self).sign() >= 0";
+    "type(self) == int ? self >= 0 : isQuantity(self) && !quantity(self).isLessThan(quantity('0'))";
 pub(crate) const BYTE_SIZE_MESSAGE: &str =
     "must be a byte size such as 10Mi, 500k or 1048576 (0 means unlimited)";
 
