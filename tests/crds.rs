@@ -173,7 +173,12 @@ fn cluster() -> &'static ControlPlane {
 
 #[test]
 fn crds_install_and_become_established() {
-    let cluster = cluster();
+    let cluster = control_plane();
+    let warnings = cluster.install_crds();
+    assert!(
+        warnings.trim().is_empty(),
+        "kubectl apply -f crds/ printed:\n{warnings}"
+    );
     for crd in ["mailstores.mailsync.io", "mailchannels.mailsync.io"] {
         let conditions = cluster.kubectl_ok(&[
             "get",

@@ -112,3 +112,16 @@ pub mod condition {
     /// Synchronizing=False: the last attempt failed; the message says why.
     pub const REASON_ERROR: &str = "Error";
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sides_include_the_sides_they_name() {
+        assert!(Sides::Both.includes(Side::Far) && Sides::Both.includes(Side::Near));
+        assert!(Sides::Far.includes(Side::Far) && !Sides::Far.includes(Side::Near));
+        assert!(Sides::Near.includes(Side::Near) && !Sides::Near.includes(Side::Far));
+        assert!(!Sides::None.includes(Side::Far) && !Sides::None.includes(Side::Near));
+    }
+}

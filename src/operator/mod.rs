@@ -120,3 +120,153 @@ pub fn join_documents(documents: &[CrdDocument]) -> String {
     let texts: Vec<&str> = documents.iter().map(|doc| doc.yaml.as_str()).collect();
     texts.join("---\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// Every `enum` list in `value` (a schema as JSON), with its JSON path.
+    fn enums(value: &Value, path: &str, found: &mut Vec<(String, Vec<Value>)>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    if key == "enum" {
+                        found.push((
+                            path.to_string(),
+                            child.as_array().cloned().unwrap_or_default(),
+                        ));
+                    } else {
+                        enums(child, &format!("{path}.{key}"), found);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| enums(item, path, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn tidy_crd_removes_null_from_option_enum_values() {
+        let raw = serde_json::to_value(MailChannel::crd()).expect("CRD serializes");
+        let mut raw_enums = Vec::new();
+        enums(&raw, "", &mut raw_enums);
+        assert!(
+            raw_enums
+                .iter()
+                .any(|(_, values)| values.contains(&Value::Null)),
+            "schemars no longer puts null into Option<Enum> values: tidy_crd may be unneeded"
+        );
+        for crd in crds() {
+            let mut found = Vec::new();
+            enums(
+                &serde_json::to_value(&crd).expect("CRD serializes"),
+                "",
+                &mut found,
+            );
+            let with_null: Vec<&String> = found
+                .iter()
+                .filter(|(_, values)| values.contains(&Value::Null))
+                .map(|(path, _)| path)
+                .collect();
+            assert!(
+                with_null.is_empty(),
+                "null enum values left at {with_null:?}"
+            );
+        }
+        let mut tidy = Vec::new();
+        enums(
+            &serde_json::to_value(&crds()[1]).expect("CRD serializes"),
+            "",
+            &mut tidy,
+        );
+        let create = tidy
+            .iter()
+            .find(|(path, _)| path.ends_with(".spec.properties.create"))
+            .map(|(_, values)| values.clone());
+        assert_eq!(
+            create,
+            Some(vec![
+                "None".into(),
+                "Far".into(),
+                "Near".into(),
+                "Both".into()
+            ])
+        );
+    }
+
+    #[test]
+    fn crds_have_status_subresource_names_and_category() {
+        let crds = crds();
+        let names: Vec<_> = crds.iter().map(|crd| crd.metadata.name.clone()).collect();
+        assert_eq!(
+            names,
+            [
+                Some("mailstores.mailsync.io".to_string()),
+                Some("mailchannels.mailsync.io".to_string())
+            ]
+        );
+        for (crd, short_name) in crds.iter().zip(["mst", "mch"]) {
+            assert_eq!(crd.spec.group, API_GROUP);
+            assert_eq!(crd.spec.scope, "Namespaced");
+            assert_eq!(
+                crd.spec.names.short_names,
+                Some(vec![short_name.to_string()])
+            );
+            assert_eq!(
+                crd.spec.names.categories,
+                Some(vec!["mailsync".to_string()])
+            );
+            let version = &crd.spec.versions[0];
+            assert_eq!(version.name, API_VERSION);
+            let status = version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref());
+            assert!(
+                status.is_some(),
+                "{:?} has no status subresource",
+                crd.metadata.name
+            );
+        }
+    }
+
+    #[test]
+    fn unset_fields_are_left_out_not_sent_as_null() {
+        let channel = MailChannel::new(
+            "c",
+            MailChannelSpec {
+                trigger: Some(channel::Trigger::default()),
+                job: Some(channel::JobSettings::default()),
+                ..Default::default()
+            },
+        );
+        let json = serde_json::to_string(&channel).expect("serializes");
+        assert!(!json.contains("null"), "{json}");
+        let store = MailStore::new(
+            "s",
+            MailStoreSpec {
+                imap: Some(store::ImapStore {
+                    auth: Some(store::ImapAuth::default()),
+                    tls: Some(store::ImapTls::default()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+        let json = serde_json::to_string(&store).expect("serializes");
+        assert!(!json.contains("null"), "{json}");
+        assert!(json.contains(r#""tls":{"mode":"Implicit"}"#), "{json}");
+    }
+
+    #[test]
+    fn crds_yaml_joins_the_documents() {
+        let documents = crd_documents().expect("CRDs render");
+        let yaml = crds_yaml().expect("CRDs render");
+        assert_eq!(yaml.matches("\n---\n").count(), documents.len() - 1);
+        for document in &documents {
+            assert!(document.yaml.starts_with("# Generated by `mailsync crds`"));
+            assert!(yaml.contains(&document.yaml));
+        }
+    }
+}

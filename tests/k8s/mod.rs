@@ -20,12 +20,18 @@ pub struct ControlPlane {
 }
 
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
-static CRDS: OnceLock<Result<(), String>> = OnceLock::new();
+/// What `kubectl apply -f crds/` wrote to stderr, or why the install failed.
+static CRDS: OnceLock<Result<String, String>> = OnceLock::new();
 static NAMESPACE_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The kubectl to run: `$KUBECTL`, else `kubectl` from the PATH.
+fn kubectl_program() -> std::ffi::OsString {
+    std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into())
 }
 
 fn script() -> PathBuf {
@@ -41,11 +47,11 @@ pub fn control_plane() -> &'static ControlPlane {
 }
 
 fn start() -> Result<ControlPlane, String> {
-    let kubectl_version = Command::new("kubectl")
+    let kubectl_version = Command::new(kubectl_program())
         .args(["version", "--client"])
         .output();
     if !kubectl_version.is_ok_and(|output| output.status.success()) {
-        return Err("`kubectl` is not installed (Debian package kubectl)".into());
+        return Err("kubectl cannot be run: install it, or point $KUBECTL at it".into());
     }
     let dir = std::env::temp_dir().join(format!("mailsync-k8s-test-{}", std::process::id()));
     if dir.exists() {
@@ -108,7 +114,7 @@ impl ControlPlane {
 
     /// Runs kubectl with `args` and `input` on its stdin.
     pub fn kubectl_with_input(&self, args: &[&str], input: Option<&str>) -> Output {
-        let mut child = Command::new("kubectl")
+        let mut child = Command::new(kubectl_program())
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .stdin(if input.is_some() {
@@ -143,16 +149,16 @@ impl ControlPlane {
     }
 
     /// Installs the CRDs from `crds/` once per test binary and waits until they are
-    /// Established.
-    pub fn install_crds(&self) {
+    /// Established; returns what `kubectl apply` printed on stderr (warnings).
+    pub fn install_crds(&self) -> &'static str {
         let result = CRDS.get_or_init(|| {
             let crds_dir = repo_root().join("crds");
             let crds_dir = crds_dir.to_string_lossy();
-            let output = self.kubectl(&["apply", "-f", &crds_dir]);
-            if !output.status.success() {
+            let applied = self.kubectl(&["apply", "-f", &crds_dir]);
+            if !applied.status.success() {
                 return Err(format!(
                     "kubectl apply -f crds/ failed: {}",
-                    String::from_utf8_lossy(&output.stderr)
+                    String::from_utf8_lossy(&applied.stderr)
                 ));
             }
             let output = self.kubectl(&[
@@ -168,10 +174,11 @@ impl ControlPlane {
                     String::from_utf8_lossy(&output.stderr)
                 ));
             }
-            Ok(())
+            Ok(String::from_utf8_lossy(&applied.stderr).into_owned())
         });
-        if let Err(error) = result {
-            panic!("{error}");
+        match result {
+            Ok(stderr) => stderr,
+            Err(error) => panic!("{error}"),
         }
     }
 
