@@ -595,6 +595,58 @@ fn valid_edge_cases_are_accepted() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+#[test]
+fn channel_sides_and_sync_state_cannot_be_changed_after_creation() {
+    let cluster = cluster();
+    let namespace = cluster.namespace("immutable");
+    cluster.kubectl_ok_with_input(
+        &["apply", "-n", &namespace, "-f", "-"],
+        &channel_manifest("ch", "  suspend: false\n"),
+    );
+    let moved = channel_manifest("ch", "  suspend: false\n")
+        .replace("name: far-store", "name: other-store");
+    let output = cluster.kubectl_with_input(&["apply", "-n", &namespace, "-f", "-"], Some(&moved));
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the far store was changed");
+    assert!(
+        error.contains("spec.far: Invalid value: \"object\": far and near cannot be changed"),
+        "{error}"
+    );
+    let prefixed = channel_manifest("ch", "  suspend: false\n").replace(
+        "      name: near-store\n",
+        "      name: near-store\n    mailbox: archive/\n",
+    );
+    let output =
+        cluster.kubectl_with_input(&["apply", "-n", &namespace, "-f", "-"], Some(&prefixed));
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the near mailbox was changed");
+    assert!(
+        error.contains("spec.near: Invalid value: \"object\": far and near cannot be changed"),
+        "{error}"
+    );
+    let with_state = |claim: &str| {
+        channel_manifest(
+            "state",
+            &format!("  syncState:\n    volume:\n      claimName: {claim}\n"),
+        )
+    };
+    cluster.kubectl_ok_with_input(&["apply", "-n", &namespace, "-f", "-"], &with_state("one"));
+    let output = cluster.kubectl_with_input(
+        &["apply", "-n", &namespace, "-f", "-"],
+        Some(&with_state("two")),
+    );
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the state volume was changed");
+    assert!(error.contains("syncState cannot be changed"), "{error}");
+    // Other fields stay editable.
+    let suspended = channel_manifest("ch", "  suspend: true\n");
+    cluster.kubectl_ok_with_input(&["apply", "-n", &namespace, "-f", "-"], &suspended);
+    assert_eq!(
+        get_channel(cluster, &namespace, "ch").spec.suspend,
+        Some(true)
+    );
+}
+
 fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
     Condition {
         type_: type_.into(),

@@ -196,8 +196,11 @@ pub struct MailChannelSpec {
     pub job: Option<JobSettings>,
 }
 
-/// One side of a channel (mbsync `Far`/`Near` `:store:mailbox`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// One side of a channel (mbsync `Far`/`Near` `:store:mailbox`). Fixed once created: the
+/// sync state records which messages were paired on these mailboxes, and pointing it at other
+/// ones would make their messages look deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(validation = Rule::new("self == oldSelf").message("far and near cannot be changed: the sync state belongs to these mailboxes; create a new MailChannel instead"))]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelSide {
     /// The MailStore of this side.
@@ -242,8 +245,10 @@ pub enum Operation {
 }
 
 /// Where the per-mailbox sync state files live (mbsync `SyncState`). They are the
-/// authoritative record of what was synchronized; the status only summarizes them.
+/// authoritative record of what was synchronized; the status only summarizes them. Fixed once
+/// set.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(validation = Rule::new("self == oldSelf").message("syncState cannot be changed: the existing state would be lost and every message copied again; create a new MailChannel instead"))]
 #[x_kube(validation = Rule::new("!has(self.location) || self.location != 'InMailbox' || !has(self.volume)").message("syncState.volume cannot be used with location InMailbox (the state is kept inside each near mailbox)"))]
 #[serde(rename_all = "camelCase")]
 pub struct SyncState {
