@@ -8,8 +8,8 @@ mod k8s;
 use std::process::Command;
 
 use mailsync::operator::status::{
-    MailChannelStatus, MailboxSideStatus, MailboxState, MailboxStatus, SyncOutcome, SyncResult,
-    SyncTotals,
+    MAX_STATUS_MESSAGE_CHARS, MailChannelStatus, MailboxSideStatus, MailboxState, MailboxStatus,
+    SyncOutcome, SyncResult, SyncTotals, bounded_message,
 };
 use mailsync::operator::{self, MailChannel, MailStore, condition};
 
@@ -825,6 +825,26 @@ fn status_is_written_through_the_status_subresource_only() {
             .as_ref()
             .and_then(|s| s.last_manual_sync.as_deref()),
         Some("second")
+    );
+
+    // A long error message is cut to fit.
+    let mut long_error = status.clone();
+    if let Some(result) = long_error.latest_result.as_mut() {
+        result.result = SyncOutcome::Failed;
+        result.message = Some(bounded_message(&"connection refused; ".repeat(200)));
+    }
+    let long_error_json = serde_json::to_value(&long_error).expect("status serializes");
+    let output = patch_status(cluster, &namespace, "ch", &long_error_json);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let uncut = json!({ "latestResult": { "result": "Failed", "message": "x".repeat(MAX_STATUS_MESSAGE_CHARS + 1) } });
+    let output = patch_status(cluster, &namespace, "ch", &uncut);
+    assert!(
+        !output.status.success(),
+        "an over-long message was accepted"
     );
 
     // The status schema is enforced too: conditions are a map keyed by type, and the

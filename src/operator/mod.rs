@@ -6,6 +6,21 @@
 //! - [`channel`]: `MailChannel`, what to sync between two stores and when;
 //! - [`status`]: the channel's status;
 //! - [`common`]: references and condition names shared by both.
+//!
+//! Schema rules the types follow, because of how kube and schemars turn Rust into a
+//! structural schema the API server accepts:
+//!
+//! - no enums with data (internally tagged or untagged enums, flattened enums): a choice
+//!   between alternatives is a struct of `Option`s plus a CEL rule "exactly one of";
+//! - every `Option` field has `skip_serializing_if = "Option::is_none"`, so an unset field is
+//!   left out rather than sent as `null` (a `null` would also clear the field in a merge
+//!   patch);
+//! - `Option<Enum>` fields get a `null` among their enum values from schemars; [`crds`]
+//!   removes it ([`tidy_crd`]);
+//! - lists say how they merge: `conditions` is a map keyed by `type`, `status.mailboxes` by
+//!   `name`, value lists are sets;
+//! - cross-field and format rules are CEL `x-kubernetes-validations` with messages that say
+//!   what to write instead.
 
 pub mod channel;
 pub mod common;

@@ -9,8 +9,20 @@ use serde::{Deserialize, Serialize};
 
 /// Most entries in `status.mailboxes`; mailboxes beyond it are only counted in the totals.
 pub const MAX_MAILBOX_STATUSES: usize = 500;
-/// Longest `latestResult.message` and `mailboxes[].lastError`, in bytes.
-pub const MAX_STATUS_MESSAGE_BYTES: usize = 1024;
+/// Longest `latestResult.message` and `mailboxes[].lastError`, in characters (as the API
+/// server counts `maxLength`).
+pub const MAX_STATUS_MESSAGE_CHARS: usize = 1024;
+
+/// `text` cut to [`MAX_STATUS_MESSAGE_CHARS`] characters (the end replaced by `…`), so that a
+/// long error does not make the API server reject the whole status update.
+pub fn bounded_message(text: &str) -> String {
+    if text.chars().count() <= MAX_STATUS_MESSAGE_CHARS {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(MAX_STATUS_MESSAGE_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
 
 /// What the operator knows about a channel's syncs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
@@ -50,7 +62,7 @@ pub struct MailChannelStatus {
     pub totals: Option<SyncTotals>,
     /// Per mailbox, at most 500 (mailboxes with problems first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 500))]
+    #[schemars(length(max = MAX_MAILBOX_STATUSES))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub mailboxes: Option<Vec<MailboxStatus>>,
 }
@@ -60,9 +72,9 @@ pub struct MailChannelStatus {
 #[serde(rename_all = "camelCase")]
 pub struct SyncResult {
     pub result: SyncOutcome,
-    /// Short summary or the first error, at most 1024 bytes.
+    /// Short summary or the first error, at most 1024 characters (see [`bounded_message`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = MAX_STATUS_MESSAGE_CHARS))]
     pub message: Option<String>,
     /// Exit status of the sync process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,9 +163,9 @@ pub struct MailboxStatus {
     /// When this mailbox last synced without error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<Time>,
-    /// The last error, at most 1024 bytes.
+    /// The last error, at most 1024 characters (see [`bounded_message`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = MAX_STATUS_MESSAGE_CHARS))]
     pub last_error: Option<String>,
 }
 
@@ -189,4 +201,20 @@ pub enum MailboxState {
     Skipped,
     /// A side's UIDVALIDITY changed; the pair needs attention.
     UidValidityChanged,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_message_keeps_short_text_and_cuts_long_text_at_a_character() {
+        assert_eq!(bounded_message("login failed"), "login failed");
+        let exact = "é".repeat(MAX_STATUS_MESSAGE_CHARS);
+        assert_eq!(bounded_message(&exact), exact);
+        let long = "é".repeat(MAX_STATUS_MESSAGE_CHARS + 1);
+        let cut = bounded_message(&long);
+        assert_eq!(cut.chars().count(), MAX_STATUS_MESSAGE_CHARS);
+        assert!(cut.ends_with("é…"));
+    }
 }
