@@ -406,6 +406,11 @@ fn invalid_manifests_are_rejected_with_their_messages() {
             "spec.maildir.infoDelimiter: Invalid value: \"x\": spec.maildir.infoDelimiter in body should match",
         ),
         (
+            "Berkeley DB UID map",
+            store_manifest("altmap", "  maildir:\n    volume:\n      claimName: mail\n    altMap: true\n"),
+            "altMap: true (Berkeley DB UID maps) is not supported",
+        ),
+        (
             "flatten with a slash",
             store_manifest("flatten", "  maildir:\n    volume:\n      claimName: mail\n  flatten: a/b\n"),
             "flatten cannot contain the canonical hierarchy delimiter '/'",

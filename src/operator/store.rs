@@ -379,8 +379,10 @@ pub struct MaildirStore {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[!-/:-@\[-`{-~]$"))]
     pub info_delimiter: Option<String>,
-    /// Keep the UID map in a Berkeley DB instead of file names (`AltMap`).
+    /// Keep the UID map in a Berkeley DB instead of file names (`AltMap`). mailsync has no
+    /// Berkeley DB support, so only `false` is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == false").message("altMap: true (Berkeley DB UID maps) is not supported: convert the mailboxes with isync's mdconvert and leave altMap out"))]
     pub alt_map: Option<bool>,
     /// Flush new messages and state to disk before going on (`FSync`, default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
