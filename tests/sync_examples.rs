@@ -17,8 +17,7 @@ mod support;
 use support::inputs::*;
 use support::*;
 
-const EXAMPLE_01_STATE: &str =
-    "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 3\nMaxPushedUid 3\n\n3 1 FR\n1 2 S\n2 3 \n";
+const EXAMPLE_01_STATE: &str = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 3\nMaxPushedUid 3\n\n3 1 FR\n1 2 S\n2 3 \n";
 
 /// The boxes of Example 1 after its run.
 fn assert_example_01_boxes(fx: &Fixture) {
@@ -67,10 +66,7 @@ fn example_01_first_sync_journal_with_tj() {
         .assert_stderr(&[]);
     assert_example_01_boxes(&fx);
     assert!(fx.state().is_none(), "-Tj must not commit the state file");
-    assert_eq!(
-        fx.read(&format!("{STATE}.new")).as_deref(),
-        Some(EXAMPLE_01_STATE.as_bytes())
-    );
+    fx.assert_file(&format!("{STATE}.new"), EXAMPLE_01_STATE);
     fx.assert_journal(&[
         "5",
         "| 1000 2000",
@@ -90,8 +86,7 @@ fn example_01_first_sync_journal_with_tj() {
     ]);
 }
 
-const EXAMPLE_02_RESULT: &str =
-    "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 3\nMaxPushedUid 3\n\n1 1 F\n2 2 DS\n3 3 RS\n";
+const EXAMPLE_02_RESULT: &str = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 3\nMaxPushedUid 3\n\n1 1 F\n2 2 DS\n3 3 RS\n";
 
 fn assert_example_02_boxes(fx: &Fixture) {
     for box_name in [FAR, NEAR] {
@@ -122,18 +117,13 @@ fn example_02_three_way_flag_merge() {
 #[test]
 fn example_02_three_way_flag_merge_journal_with_tj() {
     let mut fx = example_02();
-    fx.run(&["-Tj"])
-        .assert_code(0)
-        .assert_stdout(&[
-            "### 4 steps, 4 entries ###",
-            &summary("+0 *2 #0 -0", "+0 *2 #0 -0"),
-        ]);
+    fx.run(&["-Tj"]).assert_code(0).assert_stdout(&[
+        "### 4 steps, 4 entries ###",
+        &summary("+0 *2 #0 -0", "+0 *2 #0 -0"),
+    ]);
     assert_example_02_boxes(&fx);
     fx.assert_journal(&["5", "* 1 1 0", "* 1 1 2", "* 2 2 17", "* 3 3 24"]);
-    assert_eq!(
-        fx.read(&format!("{STATE}.new")).as_deref(),
-        Some(EXAMPLE_02_RESULT.as_bytes())
-    );
+    fx.assert_file(&format!("{STATE}.new"), EXAMPLE_02_RESULT);
 }
 
 #[test]
@@ -165,7 +155,8 @@ fn example_03_far_expunge_propagated_state_not_rewritten() {
         .assert_stderr(&[]);
     fx.assert_box(FAR, &[std_file("b", 2, "S")]);
     fx.assert_box(NEAR, &[std_file("b", 2, "S")]);
-    let state = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n2 2 S\n";
+    let state =
+        "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n2 2 S\n";
     assert_eq!(state.len(), 78);
     fx.assert_state(state);
     fx.assert_no_leftovers();
@@ -210,20 +201,15 @@ fn example_04_expunge_both_trash_and_trash_remote_new() {
 #[test]
 fn example_04_expunge_both_trash_journal_with_tj() {
     let mut fx = example_04();
-    fx.run(&["-Tj"])
-        .assert_code(0)
-        .assert_stdout(&[
-            "### 8 steps, 8 entries ###",
-            &summary("+0 *1 #2 -2", "+0 *0 #1 -2"),
-        ]);
+    fx.run(&["-Tj"]).assert_code(0).assert_stdout(&[
+        "### 8 steps, 8 entries ###",
+        &summary("+0 *1 #2 -2", "+0 *0 #1 -2"),
+    ]);
     assert_example_04_boxes(&fx);
     fx.assert_journal(&[
         "5", "+ 0 3", "- 0 3", "+ 4 0", "- 4 0", "* 1 1 48", "T 0 1", "T 0 4", "T 1 3",
     ]);
-    assert_eq!(
-        fx.read(&format!("{STATE}.new")).as_deref(),
-        Some(EXAMPLE_04_RESULT.as_bytes())
-    );
+    fx.assert_file(&format!("{STATE}.new"), EXAMPLE_04_RESULT);
 }
 
 /// The near copy of big1 as a placeholder (Examples 5 and 6).
@@ -281,8 +267,7 @@ fn example_06_after_run_1(fx: &mut Fixture) {
     fx.rename_suffix(NEAR, ",U=2:2,S", ",U=2:2,FS");
 }
 
-const EXAMPLE_06_RUN_2_STATE: &str =
-    "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 3\n\n1 1 S\n2 3 FS\n0 2 \n";
+const EXAMPLE_06_RUN_2_STATE: &str = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 3\n\n1 1 S\n2 3 FS\n0 2 \n";
 
 #[test]
 fn example_06_upgrading_a_placeholder() {
@@ -318,17 +303,20 @@ fn example_06_upgrading_a_placeholder() {
 fn example_06_upgrade_journal_with_tj() {
     let mut fx = example_06();
     example_06_after_run_1(&mut fx);
-    fx.run(&["-Tj"])
-        .assert_code(0)
-        .assert_stdout(&[
-            "### 6 steps, 6 entries ###",
-            &summary("+0 *0 #0 -0", "+1 *1 #0 -0"),
-        ]);
-    fx.assert_journal(&["5", "^ 2 2 16", "P 0 2", "F 1 2", "# 2 0 <tuid>", "$ 2 0 2 0", "> 2 0 3"]);
-    assert_eq!(
-        fx.read(&format!("{STATE}.new")).as_deref(),
-        Some(EXAMPLE_06_RUN_2_STATE.as_bytes())
-    );
+    fx.run(&["-Tj"]).assert_code(0).assert_stdout(&[
+        "### 6 steps, 6 entries ###",
+        &summary("+0 *0 #0 -0", "+1 *1 #0 -0"),
+    ]);
+    fx.assert_journal(&[
+        "5",
+        "^ 2 2 16",
+        "P 0 2",
+        "F 1 2",
+        "# 2 0 <tuid>",
+        "$ 2 0 2 0",
+        "> 2 0 3",
+    ]);
+    fx.assert_file(&format!("{STATE}.new"), EXAMPLE_06_RUN_2_STATE);
 }
 
 #[test]
@@ -364,7 +352,11 @@ fn example_08_max_messages_later_run_expunge_near() {
         .assert_code(0)
         .assert_stdout(&[&summary("+0 *0 #0 -0", "+2 *2 #0 -2")])
         .assert_stderr(&[]);
-    assert_eq!(fx.messages(FAR), far_before, "expiration is never mirrored to far");
+    assert_eq!(
+        fx.messages(FAR),
+        far_before,
+        "expiration is never mirrored to far"
+    );
     fx.assert_box(
         NEAR,
         &[
@@ -454,8 +446,14 @@ fn example_11_resume_from_journal_tuid_matching() {
     fx.assert_box(
         NEAR,
         &[
-            file("cur/mr1,U=1:2,S", with_header(&std_msg("1"), "X-TUID: AAAAAAAAAAAA")),
-            file("cur/mr2,U=2:2,S", with_header(&std_msg("2"), "X-TUID: BBBBBBBBBBBB")),
+            file(
+                "cur/mr1,U=1:2,S",
+                with_header(&std_msg("1"), "X-TUID: AAAAAAAAAAAA"),
+            ),
+            file(
+                "cur/mr2,U=2:2,S",
+                with_header(&std_msg("2"), "X-TUID: BBBBBBBBBBBB"),
+            ),
             generated("new", 1, ",U=3:2,", with_tuid(&std_msg("3"))),
         ],
     );
@@ -469,25 +467,24 @@ fn example_11_resume_from_journal_tuid_matching() {
 #[test]
 fn example_11_resume_journal_with_tj() {
     let mut fx = example_11();
-    fx.run(&["-Tj"])
-        .assert_code(0)
-        .assert_stdout(&[
-            "### 5 steps, 5 entries ###",
-            &summary("+0 *0 #0 -0", "+1 *0 #0 -0"),
-        ]);
+    fx.run(&["-Tj"]).assert_code(0).assert_stdout(&[
+        "### 5 steps, 5 entries ###",
+        &summary("+0 *0 #0 -0", "+1 *0 #0 -0"),
+    ]);
     let mut want: Vec<String> = inputs::EXAMPLE_11_JOURNAL
         .lines()
-        .map(|l| match l.strip_suffix(" AAAAAAAAAAAA")
-            .or_else(|| l.strip_suffix(" BBBBBBBBBBBB"))
-            .or_else(|| l.strip_suffix(" CCCCCCCCCCCC"))
-        {
-            Some(prefix) => format!("{prefix} <tuid>"),
-            None => l.to_string(),
+        .map(|l| {
+            match l
+                .strip_suffix(" AAAAAAAAAAAA")
+                .or_else(|| l.strip_suffix(" BBBBBBBBBBBB"))
+                .or_else(|| l.strip_suffix(" CCCCCCCCCCCC"))
+            {
+                Some(prefix) => format!("{prefix} <tuid>"),
+                None => l.to_string(),
+            }
         })
         .collect();
-    want.extend(
-        ["> 2 0 2", "& 3 0", "F 1 2", "# 3 0 <tuid>", "> 3 0 3"].map(String::from),
-    );
+    want.extend(["> 2 0 2", "& 3 0", "F 1 2", "# 3 0 <tuid>", "> 3 0 3"].map(String::from));
     assert_eq!(fx.journal(), Some(want));
 }
 
@@ -695,12 +692,20 @@ fn example_18_dry_run_and_extended_exit_code() {
         .assert_code(0)
         .assert_stdout(&[&want])
         .assert_stderr(&[]);
-    assert_eq!(fx.exact_outcome(), before, "a dry run must not change anything");
+    assert_eq!(
+        fx.exact_outcome(),
+        before,
+        "a dry run must not change anything"
+    );
     fx.run(&["-y", "-e"])
         .assert_code(96)
         .assert_stdout(&[&want])
         .assert_stderr(&[]);
-    assert_eq!(fx.exact_outcome(), before, "a dry run must not change anything");
+    assert_eq!(
+        fx.exact_outcome(),
+        before,
+        "a dry run must not change anything"
+    );
 }
 
 #[test]
@@ -713,12 +718,12 @@ fn example_19_step_limit_and_resumption() {
         !stopped.stdout.contains("Channels:"),
         "a stopped run prints no summary: {stopped}"
     );
-    assert_eq!(
-        fx.read(&format!("{STATE}.journal")).as_deref(),
-        Some(&b"5\n| 1000 2000\n+ 0 1\n+ 1 0\n+ 2 0\nF 0 2\nF 1 1\n"[..])
+    fx.assert_file(
+        &format!("{STATE}.journal"),
+        "5\n| 1000 2000\n+ 0 1\n+ 1 0\n+ 2 0\nF 0 2\nF 1 1\n",
     );
-    assert_eq!(fx.read(&format!("{STATE}.new")).as_deref(), Some(&b""[..]));
-    assert_eq!(fx.read(&format!("{STATE}.lock")).as_deref(), Some(&b""[..]));
+    fx.assert_file(&format!("{STATE}.new"), "");
+    fx.assert_file(&format!("{STATE}.lock"), "");
     assert!(fx.state().is_none());
     for box_name in [FAR, NEAR] {
         assert_eq!(
@@ -750,7 +755,10 @@ fn example_19_step_limit_and_resumption() {
             generated("new", 3, ",U=3:2,", with_tuid(&std_msg("b"))),
         ],
     );
-    assert!(!fx.exists(&format!("{STATE}.lock")), "lock file must be removed");
+    assert!(
+        !fx.exists(&format!("{STATE}.lock")),
+        "lock file must be removed"
+    );
     fx.assert_no_leftovers();
     let state = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 3\nMaxPushedUid 3\n\n3 1 F\n1 2 S\n2 3 \n";
     assert_eq!(state.len(), 89);
@@ -771,12 +779,9 @@ fn example_20_too_many_unread_without_expire_unread() {
     fx.assert_box(NEAR, &[]);
     fx.assert_uidvalidity(NEAR, "2000\n0\n");
     assert!(fx.state().is_none());
-    assert_eq!(fx.read(&format!("{STATE}.new")).as_deref(), Some(&b""[..]));
+    fx.assert_file(&format!("{STATE}.new"), "");
     let journal = "5\n| 1000 2000\n+ 1 0\n+ 2 0\n+ 3 0\n+ 4 0\n+ 5 0\n+ 6 0\n";
-    assert_eq!(
-        fx.read(&format!("{STATE}.journal")).as_deref(),
-        Some(journal.as_bytes())
-    );
+    fx.assert_file(&format!("{STATE}.journal"), &journal);
 
     fx.run(&[])
         .assert_code(1)
@@ -802,16 +807,10 @@ fn example_21_high_water_mark_moves_alone_tj_capital_j() {
             "{box_name} must not change"
         );
     }
-    assert_eq!(
-        fx.read(&format!("{STATE}.journal")).as_deref(),
-        Some(&b"5\nN 1 3\n"[..])
-    );
+    fx.assert_file(&format!("{STATE}.journal"), "5\nN 1 3\n");
     let new_state = inputs::EXAMPLE_21_STATE.replace("MaxPushedUid 0", "MaxPushedUid 3");
     assert_eq!(new_state.len(), 104);
-    assert_eq!(
-        fx.read(&format!("{STATE}.new")).as_deref(),
-        Some(new_state.as_bytes())
-    );
+    fx.assert_file(&format!("{STATE}.new"), &new_state);
     fx.assert_state(inputs::EXAMPLE_21_STATE);
 
     fx.run(&["-0", "--no-expunge"])
@@ -839,17 +838,11 @@ fn example_21_topping_stops_above_max_expired() {
     fx.run(&["-Tj", "-TJ"])
         .assert_code(0)
         .assert_stdout(&["### 0 steps, 0 entries ###", ZERO_SUMMARY]);
-    assert_eq!(
-        fx.read(&format!("{STATE}.journal")).as_deref(),
-        Some(&b"5\nN 1 1\n"[..])
-    );
+    fx.assert_file(&format!("{STATE}.journal"), "5\nN 1 1\n");
     let new_state = inputs::EXAMPLE_21_STATE
         .replace("MaxPushedUid 0", "MaxPushedUid 1")
         .replace("MaxExpiredNearUid 2", "MaxExpiredNearUid 1");
-    assert_eq!(
-        fx.read(&format!("{STATE}.new")).as_deref(),
-        Some(new_state.as_bytes())
-    );
+    fx.assert_file(&format!("{STATE}.new"), &new_state);
 }
 
 #[test]
@@ -857,13 +850,14 @@ fn example_22_step_numbering_with_debug() {
     let mut fx = example_01();
     let run = fx.run(&["-D", "-Tj"]);
     run.assert_code(0);
-    let step_lines: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("###")).collect();
+    let step_lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("###"))
+        .collect();
     assert_eq!(step_lines, ["### 17 steps, 14 entries ###"], "{run}");
     assert_example_01_boxes(&fx);
-    assert_eq!(
-        fx.read(&format!("{STATE}.new")).as_deref(),
-        Some(EXAMPLE_01_STATE.as_bytes())
-    );
+    fx.assert_file(&format!("{STATE}.new"), EXAMPLE_01_STATE);
 }
 
 #[test]
@@ -896,8 +890,8 @@ fn example_22_interruption_at_a_store_completion() {
         "% 0 1 10",
     ];
     fx.assert_journal(&first_part);
-    assert_eq!(fx.read(&format!("{STATE}.new")).as_deref(), Some(&b""[..]));
-    assert_eq!(fx.read(&format!("{STATE}.lock")).as_deref(), Some(&b""[..]));
+    fx.assert_file(&format!("{STATE}.new"), "");
+    fx.assert_file(&format!("{STATE}.lock"), "");
 
     fx.run(&["-Tj"])
         .assert_code(0)
@@ -935,10 +929,7 @@ fn example_22_interruption_at_a_store_completion() {
             generated("new", 1, ",U=3:2,FR", with_tuid(&std_msg("c"))),
         ],
     );
-    assert_eq!(
-        fx.read(&format!("{STATE}.new")).as_deref(),
-        Some(EXAMPLE_01_STATE.as_bytes())
-    );
+    fx.assert_file(&format!("{STATE}.new"), EXAMPLE_01_STATE);
 }
 
 #[test]
@@ -956,7 +947,11 @@ fn example_23_pushed_messages_expired_one_run_later() {
     fx.assert_box(FAR, &far);
     fx.assert_box(
         NEAR,
-        &[std_file("a", 1, "S"), std_file("b", 2, "S"), std_file("c", 3, "S")],
+        &[
+            std_file("a", 1, "S"),
+            std_file("b", 2, "S"),
+            std_file("c", 3, "S"),
+        ],
     );
     let state_1 = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 3\nMaxPushedUid 3\n\n1 1 S\n2 2 S\n3 3 S\n";
     assert_eq!(state_1.len(), 90);
@@ -969,7 +964,11 @@ fn example_23_pushed_messages_expired_one_run_later() {
     fx.assert_box(FAR, &far);
     fx.assert_box(
         NEAR,
-        &[std_file("a", 1, "ST"), std_file("b", 2, "S"), std_file("c", 3, "S")],
+        &[
+            std_file("a", 1, "ST"),
+            std_file("b", 2, "S"),
+            std_file("c", 3, "S"),
+        ],
     );
     let state_2 = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 3\nMaxPushedUid 3\nMaxExpiredFarUid 1\n\n1 1 ~S\n2 2 S\n3 3 S\n";
     assert_eq!(state_2.len(), 110);
@@ -992,15 +991,9 @@ fn example_24a_gone_without_loaded_flags() {
         .assert_stderr(&[]);
     fx.assert_box(FAR, &[std_file("b", 2, "")]);
     fx.assert_box(NEAR, &[std_file("a", 1, "T"), std_file("b", 2, "")]);
-    assert_eq!(
-        fx.read(&format!("{STATE}.journal")).as_deref(),
-        Some(&b"5\n< 1 1 0\n"[..])
-    );
+    fx.assert_file(&format!("{STATE}.journal"), "5\n< 1 1 0\n");
     assert_eq!(EXAMPLE_24A_NEW.len(), 83);
-    assert_eq!(
-        fx.read(&format!("{STATE}.new")).as_deref(),
-        Some(EXAMPLE_24A_NEW.as_bytes())
-    );
+    fx.assert_file(&format!("{STATE}.new"), EXAMPLE_24A_NEW);
 }
 
 #[test]
@@ -1014,14 +1007,8 @@ fn example_24a_gone_flags_with_loaded_flags() {
         NEAR,
         &[file("new/ma,U=1:2,T", std_msg("a")), std_file("b", 2, "")],
     );
-    assert_eq!(
-        fx.read(&format!("{STATE}.journal")).as_deref(),
-        Some(&b"5\n< 1 1 0\n"[..])
-    );
-    assert_eq!(
-        fx.read(&format!("{STATE}.new")).as_deref(),
-        Some(EXAMPLE_24A_NEW.as_bytes())
-    );
+    fx.assert_file(&format!("{STATE}.journal"), "5\n< 1 1 0\n");
+    fx.assert_file(&format!("{STATE}.new"), EXAMPLE_24A_NEW);
 }
 
 #[test]
@@ -1056,10 +1043,7 @@ fn example_24b_copies_carry_flags_not_loaded() {
     ]);
     let state = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 P\n2 2 FT\n";
     assert_eq!(state.len(), 85);
-    assert_eq!(
-        fx.read(&format!("{STATE}.new")).as_deref(),
-        Some(state.as_bytes())
-    );
+    fx.assert_file(&format!("{STATE}.new"), &state);
 }
 
 const SLEEP_NOTICE: &str = "Maildir notice: sleeping due to recent directory modification.";
@@ -1137,10 +1121,7 @@ fn example_26a_near_trash_new_only_tx() {
     fx.assert_journal(&["5", "+ 0 3", "- 0 3", "* 2 2 32", "T 1 3"]);
     let state = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 3\n\n1 1 T\n2 2 T\n";
     assert_eq!(state.len(), 84);
-    assert_eq!(
-        fx.read(&format!("{STATE}.new")).as_deref(),
-        Some(state.as_bytes())
-    );
+    fx.assert_file(&format!("{STATE}.new"), &state);
 }
 
 #[test]
@@ -1166,8 +1147,5 @@ fn example_26b_near_trash_all_tx() {
     fx.assert_journal(&["5", "+ 0 3", "- 0 3", "* 2 2 34", "T 1 1", "T 1 2", "T 1 3"]);
     let state = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 3\n\n1 0 T\n2 0 FT\n";
     assert_eq!(state.len(), 85);
-    assert_eq!(
-        fx.read(&format!("{STATE}.new")).as_deref(),
-        Some(state.as_bytes())
-    );
+    fx.assert_file(&format!("{STATE}.new"), &state);
 }

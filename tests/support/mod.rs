@@ -22,8 +22,7 @@ pub const NEAR: &str = "nearbox";
 /// Path of the state file relative to the test directory (`SyncState *`).
 pub const STATE: &str = "nearbox/.mbsyncstate";
 /// The all-zero summary line.
-pub const ZERO_SUMMARY: &str =
-    "Channels: 1    Boxes: 1    Far: +0 *0 #0 -0    Near: +0 *0 #0 -0";
+pub const ZERO_SUMMARY: &str = "Channels: 1    Boxes: 1    Far: +0 *0 #0 -0    Near: +0 *0 #0 -0";
 
 /// The standard message content of §9.0 for subject `subj`.
 pub fn std_msg(subj: &str) -> String {
@@ -289,6 +288,14 @@ impl Fixture {
         fs::read(self.path(rel)).ok()
     }
 
+    /// Asserts the exact bytes of a file below the test directory (shown as text on failure).
+    pub fn assert_file(&self, rel: &str, bytes: &str) {
+        let got = self
+            .read(rel)
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        assert_eq!(got.as_deref(), Some(bytes), "file {rel} differs");
+    }
+
     pub fn exists(&self, rel: &str) -> bool {
         self.path(rel).exists()
     }
@@ -351,7 +358,11 @@ impl Fixture {
                 }
             }
         }
-        assert_eq!(found.len(), 1, "expected one file ending in {from_suffix}: {found:?}");
+        assert_eq!(
+            found.len(),
+            1,
+            "expected one file ending in {from_suffix}: {found:?}"
+        );
         let (sub, name) = &found[0];
         let new_name = format!("{}{}", &name[..name.len() - from_suffix.len()], to_suffix);
         fs::rename(
@@ -409,7 +420,11 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("cannot wait for {}: {e}", binary.display()));
         let code = match output.status.code() {
             Some(code) => code,
-            None => panic!("{} was killed by a signal: {:?}", binary.display(), output.status),
+            None => panic!(
+                "{} was killed by a signal: {:?}",
+                binary.display(),
+                output.status
+            ),
         };
         RunResult {
             code,
@@ -468,10 +483,8 @@ impl Fixture {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let bytes = fs::read(entry.path()).expect("cannot read message");
-                let (norm_name, generated) =
-                    normalise_name(&name, &self.pids, &host, counter).unwrap_or_else(|e| {
-                        panic!("{box_name}/{sub}/{name}: {e}")
-                    });
+                let (norm_name, generated) = normalise_name(&name, &self.pids, &host, counter)
+                    .unwrap_or_else(|e| panic!("{box_name}/{sub}/{name}: {e}"));
                 let content = String::from_utf8_lossy(&bytes).into_owned();
                 let content = if generated {
                     normalise_tuid(&content)
@@ -522,10 +535,12 @@ impl Fixture {
         let mut want = expected.to_vec();
         want.sort();
         let got = self.messages(box_name);
-        assert_eq!(
-            got, want,
-            "box {box_name} differs (left: actual, right: expected)"
-        );
+        if got != want {
+            panic!(
+                "box {box_name} differs from the expected listing\n{}",
+                listing_diff(&got, &want)
+            );
+        }
     }
 
     /// Asserts the `.uidvalidity` file of a box.
@@ -533,7 +548,11 @@ impl Fixture {
         let got = self
             .read(&format!("{box_name}/.uidvalidity"))
             .map(|b| String::from_utf8_lossy(&b).into_owned());
-        assert_eq!(got.as_deref(), Some(text), "{box_name}/.uidvalidity differs");
+        assert_eq!(
+            got.as_deref(),
+            Some(text),
+            "{box_name}/.uidvalidity differs"
+        );
     }
 
     /// Asserts the state file bytes (and, optionally, its length as the example gives it).
@@ -623,6 +642,25 @@ enum Counter {
 pub struct Listed {
     pub path: String,
     pub content: String,
+}
+
+/// A readable account of how two listings differ (contents shortened).
+pub fn listing_diff(got: &[Listed], want: &[Listed]) -> String {
+    fn show(item: &Listed) -> String {
+        let mut content: String = item.content.chars().take(400).collect();
+        if content.len() < item.content.len() {
+            content.push_str("…");
+        }
+        format!("{}  {content:?}", item.path)
+    }
+    let mut out = String::new();
+    for item in want.iter().filter(|w| !got.contains(w)) {
+        out.push_str(&format!("  missing:    {}\n", show(item)));
+    }
+    for item in got.iter().filter(|g| !want.contains(g)) {
+        out.push_str(&format!("  unexpected: {}\n", show(item)));
+    }
+    out
 }
 
 /// A message with a literal file name, e.g. `file("cur/ma,U=1:2,S", std_msg("a"))`.
@@ -740,38 +778,92 @@ fn normalise_journal_line(line: &str) -> String {
     }
 }
 
+/// What a second identical run on the result of a scenario must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondRun {
+    /// Change nothing on disk and print the all-zero summary.
+    NoOp,
+    /// Change nothing on disk (the summary may show work, e.g. a dry run).
+    Unchanged,
+    /// Not checked: the spec documents that a repeated run does more work.
+    NotChecked,
+}
+
 /// Options of a resumption check (see [`check_resume`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ResumeOptions {
     /// Expected exit code of the uninterrupted run.
     pub code: i32,
-    /// Whether a second identical run must change nothing and print an all-zero summary.
-    pub second_run_is_noop: bool,
+    /// Whether the `-Tj` run must print the `###` line (not for pairs that fail).
+    pub step_line: bool,
+    pub second_run: SecondRun,
 }
 
 impl Default for ResumeOptions {
     fn default() -> Self {
         ResumeOptions {
             code: 0,
-            second_run_is_noop: true,
+            step_line: true,
+            second_run: SecondRun::NoOp,
         }
+    }
+}
+
+impl ResumeOptions {
+    /// A scenario whose pair fails with exit code 1 (no `###` line is required).
+    pub fn failing() -> Self {
+        ResumeOptions {
+            code: 1,
+            step_line: false,
+            ..Self::default()
+        }
+    }
+
+    pub fn second_run(self, second_run: SecondRun) -> Self {
+        ResumeOptions { second_run, ..self }
     }
 }
 
 /// The resumption property of §3.4 for one run with `args` on the input `input`:
 ///
-/// 1. a run with `-Tj` on a fresh copy gives the step count N (`###` line);
-/// 2. a run without `-Tj` on a fresh copy gives the reference outcome;
-/// 3. for every k from 1: a fresh copy run with `-Ts<k>` must exit 100 while k ≤ N, and an
+/// 1. a run on a fresh copy gives the reference outcome;
+/// 2. per `second_run`, a further identical run on a copy of the reference changes nothing;
+/// 3. a run with `-Tj` on a fresh copy gives the step count N (`###` line);
+/// 4. for every k from 1: a fresh copy run with `-Ts<k>` must exit 100 while k ≤ N, and an
 ///    ordinary run afterwards must reproduce the reference outcome (generated names compared
 ///    without their counters); the first k that does not stop the run must be N + 1 (or later
-///    when `-TJ` adds records after the `###` line), and that run must give the reference too;
-/// 4. if `second_run_is_noop`, a further run on the reference result changes nothing.
+///    when `-TJ` adds records after the `###` line), and that run must give the reference too.
 ///
 /// Returns the reference fixture (after the uninterrupted run), for chaining multi-run
 /// examples.
 pub fn check_resume(input: &Fixture, args: &[&str], options: ResumeOptions) -> Fixture {
     let has_big_j = args.iter().any(|a| a.starts_with("-T") && a.contains('J'));
+
+    let mut reference = input.copy_fresh();
+    let first = reference.run(args);
+    assert_eq!(first.code, options.code, "reference run; run was:\n{first}");
+    let expected = reference.outcome();
+
+    if options.second_run != SecondRun::NotChecked {
+        let mut again = reference.copy_fresh();
+        let before = again.exact_outcome();
+        let second = again.run(args);
+        assert_eq!(second.code, options.code, "second run: {second}");
+        let after = again.exact_outcome();
+        if after != before {
+            panic!(
+                "a second identical run changed something:\n{}",
+                outcome_diff(&after, &before)
+            );
+        }
+        if options.second_run == SecondRun::NoOp && !ignoring_stdout() {
+            assert_eq!(
+                second.last_stdout_line(),
+                ZERO_SUMMARY,
+                "second run did work: {second}"
+            );
+        }
+    }
 
     let mut counting = input.copy_fresh();
     let mut with_j: Vec<&str> = args.to_vec();
@@ -781,15 +873,16 @@ pub fn check_resume(input: &Fixture, args: &[&str], options: ResumeOptions) -> F
         counted.code, options.code,
         "counting run (-Tj) exit code; run was:\n{counted}"
     );
-    let (steps, _) = counted
-        .step_line()
-        .unwrap_or_else(|| panic!("no `### … ###` line from the -Tj run:\n{counted}"));
-    assert!(steps >= 0, "negative step count: {counted}");
-
-    let mut reference = input.copy_fresh();
-    let first = reference.run(args);
-    assert_eq!(first.code, options.code, "reference run; run was:\n{first}");
-    let expected = reference.outcome();
+    let steps = match counted.step_line() {
+        Some((steps, _)) => {
+            assert!(steps >= 0, "negative step count: {counted}");
+            Some(steps)
+        }
+        None if options.step_line => {
+            panic!("no `### … ###` line from the -Tj run:\n{counted}")
+        }
+        None => None,
+    };
 
     let mut k: i64 = 1;
     loop {
@@ -799,31 +892,37 @@ pub fn check_resume(input: &Fixture, args: &[&str], options: ResumeOptions) -> F
         let mut attempt = input.copy_fresh();
         let stopped = attempt.run(&limited_args);
         if stopped.code != 100 {
-            if has_big_j {
-                assert!(
-                    k > steps,
-                    "run with -Ts{k} did not stop although the -Tj run counted {steps} steps:\n{stopped}"
-                );
-            } else {
-                assert_eq!(
-                    k,
-                    steps + 1,
-                    "run with -Ts{k} did not stop (exit {}), but the -Tj run counted {steps} steps:\n{stopped}",
-                    stopped.code
-                );
+            if let Some(steps) = steps {
+                if has_big_j {
+                    assert!(
+                        k > steps,
+                        "run with -Ts{k} did not stop although the -Tj run counted {steps} steps:\n{stopped}"
+                    );
+                } else {
+                    assert_eq!(
+                        k,
+                        steps + 1,
+                        "run with -Ts{k} did not stop (exit {}), but the -Tj run counted {steps} steps:\n{stopped}",
+                        stopped.code
+                    );
+                }
             }
             assert_eq!(stopped.code, options.code, "unlimited run: {stopped}");
-            assert_eq!(
-                attempt.outcome(),
-                expected,
-                "run with a step limit above the step count differs from the reference"
-            );
+            let got = attempt.outcome();
+            if got != expected {
+                panic!(
+                    "run with a step limit above the step count differs from the reference:\n{}",
+                    outcome_diff(&got, &expected)
+                );
+            }
             break;
         }
-        assert!(
-            k <= steps || has_big_j,
-            "run with -Ts{k} stopped although the -Tj run counted only {steps} steps"
-        );
+        if let Some(steps) = steps {
+            assert!(
+                k <= steps || has_big_j,
+                "run with -Ts{k} stopped although the -Tj run counted only {steps} steps"
+            );
+        }
         assert!(
             stopped.step_line().is_none(),
             "a stopped run printed a ### line: {stopped}"
@@ -833,33 +932,55 @@ pub fn check_resume(input: &Fixture, args: &[&str], options: ResumeOptions) -> F
             resumed.code, options.code,
             "resumed run after -Ts{k}; run was:\n{resumed}"
         );
-        assert_eq!(
-            attempt.outcome(),
-            expected,
-            "outcome after stopping at step {k} and resuming differs from the uninterrupted run \
-             (left: resumed, right: uninterrupted)"
-        );
+        let got = attempt.outcome();
+        if got != expected {
+            panic!(
+                "outcome after stopping at step {k} and resuming differs from the uninterrupted \
+                 run:\n{}",
+                outcome_diff(&got, &expected)
+            );
+        }
         k += 1;
         assert!(k < 1000, "runaway step loop");
     }
-
-    if options.second_run_is_noop {
-        let mut again = reference.copy_fresh();
-        let before = again.exact_outcome();
-        let second = again.run(args);
-        assert_eq!(second.code, options.code, "second run: {second}");
-        assert_eq!(
-            again.exact_outcome(),
-            before,
-            "a second identical run changed something (left: after, right: before)"
-        );
-        assert_eq!(
-            second.last_stdout_line(),
-            ZERO_SUMMARY,
-            "second run did work: {second}"
-        );
-    }
     reference
+}
+
+/// A readable account of how two outcomes differ.
+pub fn outcome_diff(got: &Outcome, want: &Outcome) -> String {
+    let mut out = String::new();
+    if got.top_level != want.top_level {
+        out.push_str(&format!(
+            "top-level entries: got {:?}, want {:?}\n",
+            got.top_level, want.top_level
+        ));
+    }
+    let names: std::collections::BTreeSet<&String> =
+        got.boxes.keys().chain(want.boxes.keys()).collect();
+    for name in names {
+        match (got.boxes.get(name), want.boxes.get(name)) {
+            (Some(g), Some(w)) => {
+                if g.files != w.files {
+                    out.push_str(&format!(
+                        "{name}: files got {:?}\n{name}: files want {:?}\n",
+                        g.files, w.files
+                    ));
+                }
+                if g.messages != w.messages {
+                    out.push_str(&format!(
+                        "{name}: messages\n{}",
+                        listing_diff(&g.messages, &w.messages)
+                    ));
+                }
+            }
+            (g, w) => out.push_str(&format!(
+                "{name}: present in got: {}, in want: {}\n",
+                g.is_some(),
+                w.is_some()
+            )),
+        }
+    }
+    out
 }
 
 /// The summary line with the given far and near counter groups, e.g.
@@ -907,8 +1028,7 @@ pub mod inputs {
         fx.write_state(EXAMPLE_03_STATE);
         fx
     }
-    pub const EXAMPLE_03_STATE: &str =
-        "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 S\n2 2 S\n";
+    pub const EXAMPLE_03_STATE: &str = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 S\n2 2 S\n";
 
     pub fn example_04() -> Fixture {
         let fx = Fixture::new(
@@ -962,7 +1082,15 @@ pub mod inputs {
     /// Far m1–m7 of Example 7 (`S`, `FS`, `S`, none, `S`, `S`, `S`).
     pub fn example_07() -> Fixture {
         let fx = Fixture::new(Extras::none().channel("MaxMessages 3"));
-        for (uid, flags) in [(1, "S"), (2, "FS"), (3, "S"), (4, ""), (5, "S"), (6, "S"), (7, "S")] {
+        for (uid, flags) in [
+            (1, "S"),
+            (2, "FS"),
+            (3, "S"),
+            (4, ""),
+            (5, "S"),
+            (6, "S"),
+            (7, "S"),
+        ] {
             fx.msg(FAR, &uid.to_string(), uid, flags);
         }
         fx
@@ -976,7 +1104,16 @@ pub mod inputs {
             extras = extras.channel("Expunge Near");
         }
         let fx = Fixture::new(extras);
-        for (uid, flags) in [(2, "FS"), (3, "S"), (4, ""), (5, "S"), (6, "S"), (7, "S"), (8, "S"), (9, "S")] {
+        for (uid, flags) in [
+            (2, "FS"),
+            (3, "S"),
+            (4, ""),
+            (5, "S"),
+            (6, "S"),
+            (7, "S"),
+            (8, "S"),
+            (9, "S"),
+        ] {
             fx.msg(FAR, &uid.to_string(), uid, flags);
         }
         for (uid, subj, sub, flags) in [
@@ -1015,8 +1152,22 @@ pub mod inputs {
         fx.msg(FAR, "1", 1, "S");
         fx.msg(FAR, "2", 2, "S");
         fx.msg(FAR, "3", 3, "");
-        fx.put(NEAR, "cur", "r1", 1, "S", &with_header(&std_msg("1"), "X-TUID: AAAAAAAAAAAA"));
-        fx.put(NEAR, "cur", "r2", 2, "S", &with_header(&std_msg("2"), "X-TUID: BBBBBBBBBBBB"));
+        fx.put(
+            NEAR,
+            "cur",
+            "r1",
+            1,
+            "S",
+            &with_header(&std_msg("1"), "X-TUID: AAAAAAAAAAAA"),
+        );
+        fx.put(
+            NEAR,
+            "cur",
+            "r2",
+            2,
+            "S",
+            &with_header(&std_msg("2"), "X-TUID: BBBBBBBBBBBB"),
+        );
         fx.write(&format!("{STATE}.new"), b"");
         fx.write(&format!("{STATE}.journal"), EXAMPLE_11_JOURNAL.as_bytes());
         fx
@@ -1027,7 +1178,9 @@ pub mod inputs {
         fx.msg(FAR, "1", 1, "S");
         fx.msg(FAR, "2", 2, "");
         fx.msg(NEAR, "1", 1, "S");
-        fx.write_state("FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 1\nMaxPushedUid 1\n\n1 1 S\n");
+        fx.write_state(
+            "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 1\nMaxPushedUid 1\n\n1 1 S\n",
+        );
         fx.write(&format!("{STATE}.journal"), b"5\n* 1 1 0\n");
         fx
     }
@@ -1081,7 +1234,14 @@ pub mod inputs {
                 .channel("ExpireUnread yes"),
         );
         for uid in 1..=4u32 {
-            fx.put(FAR, "cur", &uid.to_string(), uid, "S", &big_msg(&uid.to_string(), 40));
+            fx.put(
+                FAR,
+                "cur",
+                &uid.to_string(),
+                uid,
+                "S",
+                &big_msg(&uid.to_string(), 40),
+            );
         }
         fx.msg(FAR, "5", 5, "S");
         fx.msg(FAR, "6", 6, "S");
@@ -1104,7 +1264,11 @@ pub mod inputs {
     /// Example 21's input with the given `MaxExpiredNearUid` (2 in the example, 1 in its
     /// variant).
     pub fn example_21(max_expired_near: u32) -> Fixture {
-        let fx = Fixture::new(Extras::none().channel("Sync Flags").channel("ExpireSide Far"));
+        let fx = Fixture::new(
+            Extras::none()
+                .channel("Sync Flags")
+                .channel("ExpireSide Far"),
+        );
         fx.msg(FAR, "a", 1, "S");
         fx.msg(FAR, "c", 3, "S");
         fx.msg(NEAR, "a", 1, "S");
@@ -1153,7 +1317,9 @@ pub mod inputs {
         fx.msg(FAR, "a", 1, "S");
         fx.msg(FAR, "b", 2, "S");
         fx.msg(NEAR, "a", 1, "S");
-        fx.write_state("FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 1\nMaxPushedUid 1\n\n1 1 S\n");
+        fx.write_state(
+            "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 1\nMaxPushedUid 1\n\n1 1 S\n",
+        );
         fx
     }
 
