@@ -467,11 +467,11 @@ fn example_11_resume_from_journal_tuid_matching() {
         NEAR,
         &[
             file(
-                "cur/mr1,U=1:2,S",
+                "cur/r1,U=1:2,S",
                 with_header(&std_msg("1"), "X-TUID: AAAAAAAAAAAA"),
             ),
             file(
-                "cur/mr2,U=2:2,S",
+                "cur/r2,U=2:2,S",
                 with_header(&std_msg("2"), "X-TUID: BBBBBBBBBBBB"),
             ),
             generated("new", 1, ",U=3:2,", with_tuid(&std_msg("3"))),
@@ -801,7 +801,7 @@ fn example_20_too_many_unread_without_expire_unread() {
     assert!(fx.state().is_none());
     fx.assert_file(&format!("{STATE}.new"), "");
     let journal = "5\n| 1000 2000\n+ 1 0\n+ 2 0\n+ 3 0\n+ 4 0\n+ 5 0\n+ 6 0\n";
-    fx.assert_file(&format!("{STATE}.journal"), &journal);
+    fx.assert_file(&format!("{STATE}.journal"), journal);
 
     fx.run(&[])
         .assert_code(1)
@@ -1068,7 +1068,7 @@ fn example_24b_copies_carry_flags_not_loaded() {
     ]);
     let state = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 P\n2 2 FT\n";
     assert_eq!(state.len(), 85);
-    fx.assert_file(&format!("{STATE}.new"), &state);
+    fx.assert_file(&format!("{STATE}.new"), state);
 }
 
 const SLEEP_NOTICE: &str = "Maildir notice: sleeping due to recent directory modification.";
@@ -1146,7 +1146,7 @@ fn example_26a_near_trash_new_only_tx() {
     fx.assert_journal(&["5", "+ 0 3", "- 0 3", "* 2 2 32", "T 1 3"]);
     let state = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 3\n\n1 1 T\n2 2 T\n";
     assert_eq!(state.len(), 84);
-    fx.assert_file(&format!("{STATE}.new"), &state);
+    fx.assert_file(&format!("{STATE}.new"), state);
 }
 
 #[test]
@@ -1172,5 +1172,5 @@ fn example_26b_near_trash_all_tx() {
     fx.assert_journal(&["5", "+ 0 3", "- 0 3", "* 2 2 34", "T 1 1", "T 1 2", "T 1 3"]);
     let state = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 3\n\n1 0 T\n2 0 FT\n";
     assert_eq!(state.len(), 85);
-    fx.assert_file(&format!("{STATE}.new"), &state);
+    fx.assert_file(&format!("{STATE}.new"), state);
 }

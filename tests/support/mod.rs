@@ -649,7 +649,7 @@ pub fn listing_diff(got: &[Listed], want: &[Listed]) -> String {
     fn show(item: &Listed) -> String {
         let mut content: String = item.content.chars().take(400).collect();
         if content.len() < item.content.len() {
-            content.push_str("…");
+            content.push('…');
         }
         format!("{}  {content:?}", item.path)
     }
@@ -1152,22 +1152,12 @@ pub mod inputs {
         fx.msg(FAR, "1", 1, "S");
         fx.msg(FAR, "2", 2, "S");
         fx.msg(FAR, "3", 3, "");
-        fx.put(
-            NEAR,
-            "cur",
-            "r1",
-            1,
-            "S",
-            &with_header(&std_msg("1"), "X-TUID: AAAAAAAAAAAA"),
-        );
-        fx.put(
-            NEAR,
-            "cur",
-            "r2",
-            2,
-            "S",
-            &with_header(&std_msg("2"), "X-TUID: BBBBBBBBBBBB"),
-        );
+        // The copies made by the interrupted run, named as in the example.
+        let r1 = with_header(&std_msg("1"), "X-TUID: AAAAAAAAAAAA");
+        let r2 = with_header(&std_msg("2"), "X-TUID: BBBBBBBBBBBB");
+        fx.put_file(NEAR, "cur", "r1,U=1:2,S", r1.as_bytes());
+        fx.put_file(NEAR, "cur", "r2,U=2:2,S", r2.as_bytes());
+        fx.set_uidvalidity(NEAR, 2000, 2);
         fx.write(&format!("{STATE}.new"), b"");
         fx.write(&format!("{STATE}.journal"), EXAMPLE_11_JOURNAL.as_bytes());
         fx
