@@ -29,6 +29,8 @@
 //! - the genuine-UIDVALIDITY error reads `Error: channel ex, near side box nearbox: UIDVALIDITY
 //!   genuinely changed (at UID 2).` (Example 10).
 //!
+//! Against mailsync (branch `main` as of 20:30 UTC, merged here) all tests pass.
+//!
 //! Against 1.4.4 (with stdout checks off) these pass: Examples 1, 2, 4, 7, 8 (both variants), 9,
 //! 12, 23 and the plain-run variant of 25; the stderr of Example 20 matches too.
 

@@ -138,6 +138,11 @@ fn resume_example_18_dry_run() {
         &["-y"],
         default().second_run(SecondRun::Unchanged),
     );
+    let with_ext_exit = ResumeOptions {
+        code: 96,
+        ..default().second_run(SecondRun::Unchanged)
+    };
+    check_resume(&ab_far_c_near("F"), &["-y", "-e"], with_ext_exit);
 }
 
 #[test]
@@ -153,6 +158,11 @@ fn resume_example_20_too_many_unread() {
 #[test]
 fn resume_example_21_high_water_mark_with_capital_j() {
     check_resume(&example_21(2), &["-TJ"], default());
+}
+
+#[test]
+fn resume_example_21_topping_stops_above_max_expired() {
+    check_resume(&example_21(1), &["-TJ"], default());
 }
 
 #[test]
