@@ -73,11 +73,6 @@ pub fn ignoring_stdout() -> bool {
     std::env::var_os("MAILSYNC_TEST_IGNORE_STDOUT").is_some_and(|v| !v.is_empty())
 }
 
-/// Whether the tests run against an external mbsync rather than mailsync.
-pub fn testing_external_mbsync() -> bool {
-    !binary_under_test().1
-}
-
 /// This machine's host name up to the first dot, as it appears in generated Maildir names.
 pub fn short_hostname() -> String {
     let full = fs::read_to_string("/proc/sys/kernel/hostname")
