@@ -90,7 +90,11 @@ impl Walker<'_> {
             if self.layout.style == Some(SubFolders::Legacy) && rest.starts_with('.') {
                 continue;
             }
-            if rest == "INBOX" {
+            // The INBOX directory itself may live under Path (`Inbox ~/Mail/INBOX`); it is
+            // reported as INBOX by `visit_folder`. Any other entry named INBOX would collide.
+            let is_inbox_dir =
+                self.inbox_identity.is_some() && identity(&dir) == self.inbox_identity;
+            if rest == "INBOX" && !is_inbox_dir {
                 self.reporter.warning(&format!(
                     "Maildir warning: ignoring INBOX in {}/",
                     path.base

@@ -354,6 +354,25 @@ fn inbox_inside_path_is_listed_as_inbox() {
 }
 
 #[test]
+fn inbox_named_inbox_inside_path_is_listed_without_warning() {
+    // `Path <b>/` with `Inbox <b>/INBOX` (the bundled sample's layout): the INBOX directory
+    // under Path is the real INBOX, not a colliding folder.
+    let mut fixture = Fixture::new();
+    fixture.config.inbox = Some(format!("{}/INBOX", fixture.base()));
+    fixture.make_box("INBOX");
+    fixture.make_box("Sent");
+    let mut store = fixture.store();
+    let names = store
+        .list(ListAreas {
+            path: true,
+            ..ListAreas::default()
+        })
+        .unwrap();
+    assert_eq!(names, ["INBOX", "Sent"]);
+    assert!(fixture.recorder.warnings.borrow().is_empty());
+}
+
+#[test]
 fn path_without_trailing_slash_is_a_prefix() {
     let mut fixture = Fixture::new();
     std::fs::create_dir(fixture.path("mail")).unwrap();
