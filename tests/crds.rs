@@ -934,11 +934,15 @@ fn kubectl_get_mailchannels_shows_the_printer_columns() {
         &["apply", "-n", &namespace, "-f", "-"],
         &channel_manifest("fresh", ""),
     );
+    // Ninety minutes ago, so that LAST SYNC is an age kubectl prints in minutes.
+    let mut status = sample_status();
+    let now = k8s_openapi::jiff::Timestamp::now();
+    status.last_sync_time = Some(Time(now - k8s_openapi::jiff::SignedDuration::from_mins(90)));
     let output = patch_status(
         cluster,
         &namespace,
         "synced",
-        &serde_json::to_value(sample_status()).expect("json"),
+        &serde_json::to_value(status).expect("json"),
     );
     assert!(
         output.status.success(),
@@ -966,7 +970,7 @@ fn kubectl_get_mailchannels_shows_the_printer_columns() {
         .expect("row of synced");
     assert_eq!(synced[1], condition::REASON_WAITING_FOR_SCHEDULE);
     assert!(
-        synced[2].ends_with('d') || synced[2].ends_with('h') || synced[2].ends_with('m'),
+        ["90m", "91m"].contains(&synced[2].as_str()),
         "last sync as an age: {synced:?}"
     );
     assert_eq!(synced[3], "2026-11-25T10:15:00Z");
