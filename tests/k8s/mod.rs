@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub struct ControlPlane {
     dir: PathBuf,
     kubeconfig: PathBuf,
+    /// The kubectl program the tests run.
+    kubectl: std::ffi::OsString,
 }
 
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
@@ -29,9 +31,22 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The kubectl to run: `$KUBECTL`, else `kubectl` from the PATH.
-fn kubectl_program() -> std::ffi::OsString {
-    std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into())
+/// The kubectl to run: `$KUBECTL`, else the one `scripts/k8s-test-env` built with the control
+/// plane (same release as the API server; a fresh machine may have no kubectl at all).
+fn kubectl_program(dir: &Path) -> std::ffi::OsString {
+    std::env::var_os("KUBECTL").unwrap_or_else(|| {
+        env_value(dir, "KUBECTL")
+            .unwrap_or_else(|| "kubectl".into())
+            .into()
+    })
+}
+
+/// A value of the control plane's `env` file.
+fn env_value(dir: &Path, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("env")).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+        .map(str::to_string)
 }
 
 fn script() -> PathBuf {
@@ -47,12 +62,6 @@ pub fn control_plane() -> &'static ControlPlane {
 }
 
 fn start() -> Result<ControlPlane, String> {
-    let kubectl_version = Command::new(kubectl_program())
-        .args(["version", "--client"])
-        .output();
-    if !kubectl_version.is_ok_and(|output| output.status.success()) {
-        return Err("kubectl cannot be run: install it, or point $KUBECTL at it".into());
-    }
     let dir = std::env::temp_dir().join(format!("mailsync-k8s-test-{}", std::process::id()));
     if dir.exists() {
         std::fs::remove_dir_all(&dir)
@@ -75,8 +84,16 @@ fn start() -> Result<ControlPlane, String> {
             String::from_utf8_lossy(&output.stderr)
         ));
     }
+    let kubectl = kubectl_program(&dir);
+    let kubectl_version = Command::new(&kubectl)
+        .args(["version", "--client"])
+        .output();
+    if !kubectl_version.is_ok_and(|output| output.status.success()) {
+        return Err(format!("kubectl {kubectl:?} cannot be run"));
+    }
     Ok(ControlPlane {
         kubeconfig: dir.join("kubeconfig"),
+        kubectl,
         dir,
     })
 }
@@ -114,7 +131,7 @@ impl ControlPlane {
 
     /// Runs kubectl with `args` and `input` on its stdin.
     pub fn kubectl_with_input(&self, args: &[&str], input: Option<&str>) -> Output {
-        let mut child = Command::new(kubectl_program())
+        let mut child = Command::new(&self.kubectl)
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .stdin(if input.is_some() {
