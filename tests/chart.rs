@@ -1,0 +1,785 @@
+//! The Helm chart (`charts/mailsync/`), the Dockerfile and the Grafana dashboard: `helm lint`
+//! and `helm template` pass; the rendered chart applies with `kubectl apply --server-side` to a
+//! real kube-apiserver; the controller's pods pass Pod Security `restricted` in a namespace that
+//! enforces it; RBAC grants each ServiceAccount what it needs and nothing more (checked with
+//! `kubectl auth can-i --as=…`), cluster-wide and namespace-scoped; the dashboard only queries
+//! series the controller exports; the Dockerfile's build command is the locked cargo build.
+//!
+//! helm is built by `scripts/k8s-test-env helm` (pinned in scripts/k8s-tools/helm/go.mod) and
+//! cached next to the control plane; `$HELM` overrides it.
+
+mod k8s;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use k8s::{ControlPlane, control_plane, repo_root};
+use serde_json::{Value, json};
+
+// --- helm --------------------------------------------------------------------------------------
+
+/// The helm binary: `$HELM`, else the pinned one `scripts/k8s-test-env helm` builds.
+fn helm_program() -> &'static Path {
+    static HELM: OnceLock<PathBuf> = OnceLock::new();
+    HELM.get_or_init(|| {
+        if let Some(helm) = std::env::var_os("HELM") {
+            return PathBuf::from(helm);
+        }
+        let output = Command::new(repo_root().join("scripts/k8s-test-env"))
+            .arg("helm")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run scripts/k8s-test-env helm: {e}"));
+        assert!(
+            output.status.success(),
+            "scripts/k8s-test-env helm failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+    })
+}
+
+/// A scratch HOME for helm's cache, config and data, so that tests leave nothing in ~.
+fn helm_home() -> &'static Path {
+    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
+    HOME.get_or_init(|| tempfile::tempdir().expect("a temporary directory"))
+        .path()
+}
+
+fn helm(args: &[&str], kubeconfig: Option<&Path>) -> Output {
+    let home = helm_home();
+    let mut command = Command::new(helm_program());
+    command
+        .args(args)
+        .current_dir(repo_root())
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .stdin(Stdio::null());
+    match kubeconfig {
+        Some(path) => command.env("KUBECONFIG", path),
+        None => command.env("KUBECONFIG", home.join("no-kubeconfig")),
+    };
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run helm: {e}"))
+}
+
+fn helm_ok(args: &[&str], kubeconfig: Option<&Path>) -> String {
+    let output = helm(args, kubeconfig);
+    assert!(
+        output.status.success(),
+        "helm {} failed:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+const CHART: &str = "charts/mailsync";
+
+/// `helm template RELEASE charts/mailsync -n NAMESPACE ARGS…` as YAML text.
+fn render(release: &str, namespace: &str, args: &[&str]) -> String {
+    let mut all = vec!["template", release, CHART, "--namespace", namespace];
+    all.extend_from_slice(args);
+    helm_ok(&all, None)
+}
+
+/// The documents of a YAML stream, as JSON values (empty documents left out).
+fn documents(yaml: &str) -> Vec<Value> {
+    let values: Vec<Value> = serde_saphyr::from_multiple(yaml)
+        .unwrap_or_else(|e| panic!("the rendered chart is not valid YAML: {e}\n{yaml}"));
+    values.into_iter().filter(|value| !value.is_null()).collect()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|object| object["kind"] == kind && object["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in the rendered chart"))
+}
+
+fn kinds(objects: &[Value]) -> Vec<String> {
+    objects
+        .iter()
+        .map(|object| {
+            format!(
+                "{}/{}@{}",
+                object["kind"].as_str().unwrap_or("?"),
+                object["metadata"]["name"].as_str().unwrap_or("?"),
+                object["metadata"]["namespace"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect()
+}
+
+// --- kubectl -------------------------------------------------------------------------------------
+
+/// Applies `yaml` with server-side apply; returns kubectl's stderr (warnings).
+fn apply_server_side(cluster: &ControlPlane, yaml: &str) -> String {
+    let output = cluster.kubectl_with_input(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=mailsync-chart-test",
+            "-f",
+            "-",
+        ],
+        Some(yaml),
+    );
+    assert!(
+        output.status.success(),
+        "kubectl apply --server-side failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `kubectl auth can-i VERB RESOURCE ARGS… --as=USER`: true for yes, false for no.
+fn can_i(cluster: &ControlPlane, user: &str, verb: &str, resource: &str, args: &[&str]) -> bool {
+    let as_user = format!("--as={user}");
+    let mut all = vec!["auth", "can-i", verb, resource, as_user.as_str()];
+    all.extend_from_slice(args);
+    let output = cluster.kubectl(&all);
+    let answer = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    match answer.as_str() {
+        "yes" => true,
+        "no" => false,
+        _ => panic!(
+            "kubectl {} answered {answer:?}: {}",
+            all.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
+}
+
+fn service_account(namespace: &str, name: &str) -> String {
+    format!("system:serviceaccount:{namespace}:{name}")
+}
+
+/// Checks every `(verb, resource, args, expected)` for `user`; reports all mismatches at once.
+fn check_access(cluster: &ControlPlane, user: &str, cases: &[(&str, &str, &[&str], bool)]) {
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter(|(verb, resource, args, expected)| {
+            can_i(cluster, user, verb, resource, args) != *expected
+        })
+        .map(|(verb, resource, args, expected)| {
+            format!(
+                "{user} {} {verb} {resource} {}",
+                if *expected { "cannot" } else { "can" },
+                args.join(" ")
+            )
+        })
+        .collect();
+    assert!(wrong.is_empty(), "unexpected access:\n{}", wrong.join("\n"));
+}
+
+// --- without a cluster -----------------------------------------------------------------------------
+
+#[test]
+fn helm_lint_passes_for_default_and_namespaced_values() {
+    let output = helm_ok(&["lint", "--strict", CHART], None);
+    assert!(output.contains("0 chart(s) failed"), "{output}");
+    let output = helm_ok(
+        &[
+            "lint",
+            "--strict",
+            CHART,
+            "--set",
+            "watchNamespaces={mail,archive}",
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+            "--set",
+            "metrics.dashboard.enabled=true",
+            "--set",
+            "opentelemetry.endpoint=http://collector:4318",
+            "--set",
+            "crds.install=false",
+        ],
+        None,
+    );
+    assert!(output.contains("0 chart(s) failed"), "{output}");
+}
+
+#[test]
+fn chart_crds_are_the_generated_ones_and_are_kept_on_uninstall() {
+    let generated = mailsync::operator::crd_documents().expect("CRDs render");
+    for document in &generated {
+        let path = repo_root()
+            .join(CHART)
+            .join("files/crds")
+            .join(&document.file_name);
+        let in_chart = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            in_chart == document.yaml,
+            "{} is out of date: run `cargo run -- crds --dir {CHART}/files/crds`",
+            path.display()
+        );
+    }
+
+    let objects = documents(&render("mailsync", "mailsync-system", &[]));
+    let crds: Vec<&Value> = objects
+        .iter()
+        .filter(|object| object["kind"] == "CustomResourceDefinition")
+        .collect();
+    assert_eq!(crds.len(), generated.len(), "{:?}", kinds(&objects));
+    for crd in crds {
+        assert_eq!(
+            crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
+            "{}",
+            crd["metadata"]["name"]
+        );
+        assert_eq!(crd["metadata"]["labels"]["app.kubernetes.io/name"], "mailsync");
+        // The schema survived the template round trip.
+        let generated_crd: Value = serde_saphyr::from_str(
+            &generated
+                .iter()
+                .find(|document| {
+                    crd["metadata"]["name"]
+                        .as_str()
+                        .is_some_and(|name| document.file_name == format!("{name}.yaml"))
+                })
+                .expect("a generated CRD of that name")
+                .yaml,
+        )
+        .expect("generated CRD parses");
+        assert_eq!(crd["spec"], generated_crd["spec"]);
+    }
+
+    let objects = documents(&render("mailsync", "mailsync-system", &["--set", "crds.install=false"]));
+    assert!(
+        !objects
+            .iter()
+            .any(|object| object["kind"] == "CustomResourceDefinition"),
+        "crds.install=false still renders CRDs"
+    );
+}
+
+#[test]
+fn deployment_runs_two_replicas_with_probes_leader_election_and_settings_from_values() {
+    let objects = documents(&render(
+        "mailsync",
+        "mailsync-system",
+        &[
+            "--set",
+            "image.tag=1.2.3",
+            "--set",
+            "controller.logLevel=debug",
+            "--set",
+            "opentelemetry.endpoint=http://collector.observability:4318",
+            "--set",
+            "jobDefaults.backoffLimit=5",
+        ],
+    ));
+    let deployment = find(&objects, "Deployment", "mailsync-controller");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "mailsync-controller");
+    let container = &pod["containers"][0];
+    assert_eq!(container["image"], "ghcr.io/mailsync/mailsync:1.2.3");
+    assert_eq!(container["args"], json!(["operator"]));
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let env: std::collections::BTreeMap<String, Value> = container["env"]
+        .as_array()
+        .expect("env list")
+        .iter()
+        .map(|variable| {
+            (
+                variable["name"].as_str().unwrap_or_default().to_string(),
+                variable
+                    .get("value")
+                    .cloned()
+                    .unwrap_or_else(|| variable["valueFrom"].clone()),
+            )
+        })
+        .collect();
+    assert_eq!(env["RUST_LOG"], "debug");
+    assert_eq!(env["MAILSYNC_LOG_FORMAT"], "json");
+    assert_eq!(env["MAILSYNC_LEADER_ELECTION"], "true");
+    assert_eq!(env["MAILSYNC_LEADER_ELECTION_LEASE"], "mailsync-controller");
+    assert_eq!(env["MAILSYNC_WORKER_SERVICE_ACCOUNT"], "mailsync-worker");
+    assert_eq!(env["MAILSYNC_WORKER_IMAGE"], "ghcr.io/mailsync/mailsync:1.2.3");
+    assert_eq!(env["MAILSYNC_WATCH_NAMESPACES"], "");
+    assert_eq!(
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"],
+        "http://collector.observability:4318"
+    );
+    assert_eq!(env["POD_NAME"]["fieldRef"]["fieldPath"], "metadata.name");
+    let job_defaults: Value = serde_json::from_str(
+        env["MAILSYNC_JOB_DEFAULTS"]
+            .as_str()
+            .expect("job defaults as a string"),
+    )
+    .expect("job defaults are JSON");
+    assert_eq!(job_defaults["backoffLimit"], 5);
+    // Same shape as MailChannel spec.job, so the controller reads it with the CRD's type.
+    let settings: mailsync::operator::channel::JobSettings =
+        serde_json::from_value(job_defaults).expect("job defaults fit JobSettings");
+    assert_eq!(settings.backoff_limit, Some(5));
+
+    let service = find(&objects, "Service", "mailsync-metrics");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "http-metrics");
+    find(&objects, "PodDisruptionBudget", "mailsync-controller");
+
+    // Without an endpoint, no OTLP variable at all (the SDK would try to export).
+    let objects = documents(&render("mailsync", "mailsync-system", &[]));
+    let deployment = find(&objects, "Deployment", "mailsync-controller");
+    let names: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env list")
+        .iter()
+        .filter_map(|variable| variable["name"].as_str())
+        .collect();
+    assert!(!names.contains(&"OTEL_EXPORTER_OTLP_ENDPOINT"), "{names:?}");
+}
+
+#[test]
+fn optional_service_monitor_and_dashboard_render_when_enabled() {
+    let objects = documents(&render("mailsync", "monitoring-test", &[]));
+    assert!(
+        !objects
+            .iter()
+            .any(|object| object["kind"] == "ServiceMonitor" || object["kind"] == "ConfigMap"),
+        "{:?}",
+        kinds(&objects)
+    );
+    let objects = documents(&render(
+        "mailsync",
+        "monitoring-test",
+        &[
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+            "--set",
+            "metrics.dashboard.enabled=true",
+        ],
+    ));
+    let monitor = find(&objects, "ServiceMonitor", "mailsync-controller");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "http-metrics");
+    let service = find(&objects, "Service", "mailsync-metrics");
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels")
+    {
+        assert_eq!(
+            &service["metadata"]["labels"][key], value,
+            "the ServiceMonitor selects {key}={value}, the Service lacks it"
+        );
+    }
+    let dashboard = find(&objects, "ConfigMap", "mailsync-dashboard");
+    let json_text = dashboard["data"]["mailsync.json"]
+        .as_str()
+        .expect("dashboard JSON");
+    let shipped = std::fs::read_to_string(repo_root().join(CHART).join("dashboards/mailsync.json"))
+        .expect("dashboard file");
+    assert_eq!(json_text.trim_end(), shipped.trim_end());
+}
+
+#[test]
+fn dashboard_queries_only_series_the_controller_exports() {
+    use mailsync::operator::metrics::{ChannelSnapshot, Metrics};
+    use mailsync::operator::status::SyncOutcome;
+
+    let text = std::fs::read_to_string(repo_root().join(CHART).join("dashboards/mailsync.json"))
+        .expect("dashboard file");
+    let dashboard: Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let mut expressions = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            expressions.push(target["expr"].as_str().expect("expr").to_string());
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().expect("variables") {
+        if let Some(query) = variable["definition"].as_str() {
+            expressions.push(query.to_string());
+        }
+    }
+    let used: BTreeSet<String> = expressions
+        .iter()
+        .flat_map(|expression| series_names(expression))
+        .collect();
+    assert!(used.len() >= 8, "{used:?}");
+
+    let metrics = Metrics::new();
+    metrics.observe_reconcile("MailChannel", std::time::Duration::from_millis(5), Some("X"));
+    metrics.job_started("n");
+    metrics.job_succeeded("n");
+    metrics.job_failed("n");
+    metrics.set_leader(true);
+    metrics.set_channel(
+        "n",
+        "c",
+        &ChannelSnapshot {
+            last_success: Some(std::time::SystemTime::now()),
+            messages_far: Some(1),
+            messages_near: Some(1),
+            last_result: Some(SyncOutcome::Succeeded),
+        },
+    );
+    let exported: BTreeSet<String> = metrics
+        .encode()
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect();
+    let missing: Vec<&String> = used.difference(&exported).collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard queries series the controller does not export: {missing:?}\nexported: {exported:?}"
+    );
+}
+
+/// The `mailsync_…` series names in a PromQL expression.
+fn series_names(expression: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expression;
+    while let Some(start) = rest.find("mailsync_") {
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[test]
+fn every_value_is_documented() {
+    let text = std::fs::read_to_string(repo_root().join(CHART).join("values.yaml"))
+        .expect("values.yaml");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut undocumented = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('-') {
+            continue;
+        }
+        let Some((key, value)) = trimmed.split_once(':') else {
+            continue;
+        };
+        if key.contains(' ') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        // A key whose value is a block below it, more indented, is a section: its fields are
+        // documented one by one. Values inside a documented default (e.g. resources) too.
+        let is_section = value.trim().is_empty()
+            && lines.get(index + 1).is_some_and(|next| {
+                next.len() - next.trim_start().len() > indent
+            });
+        let previous = lines[..index]
+            .iter()
+            .rev()
+            .find(|previous| !previous.trim().is_empty())
+            .copied()
+            .unwrap_or_default();
+        let previous_indent = previous.len() - previous.trim_start().len();
+        let inside_default = previous_indent < indent && !previous.trim_start().starts_with('#');
+        if !is_section && !inside_default && !previous.trim_start().starts_with('#') {
+            undocumented.push(format!("line {}: {trimmed}", index + 1));
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "values.yaml fields without a comment:\n{}",
+        undocumented.join("\n")
+    );
+}
+
+#[test]
+fn dockerfile_build_stage_is_the_locked_cargo_build_ci_runs() {
+    let dockerfile =
+        std::fs::read_to_string(repo_root().join("Dockerfile")).expect("Dockerfile exists");
+    let command = "cargo build --locked --release --bin mailsync";
+    assert!(dockerfile.contains(command), "the Dockerfile does not run `{command}`");
+    assert!(
+        dockerfile.contains("ln -s mailsync /out/usr/local/bin/mbsync"),
+        "no mbsync link"
+    );
+    let stages: Vec<&str> = dockerfile
+        .lines()
+        .filter(|line| line.starts_with("FROM "))
+        .collect();
+    assert_eq!(stages.len(), 2, "multi-stage: build and runtime: {stages:?}");
+    assert!(dockerfile.contains("USER 65532:65532"), "runs as root");
+    assert!(dockerfile.contains("distroless/cc-debian12:nonroot"));
+    let ignore = std::fs::read_to_string(repo_root().join(".dockerignore")).expect(".dockerignore");
+    for needed in ["!Cargo.toml", "!Cargo.lock", "!src/"] {
+        assert!(ignore.contains(needed), ".dockerignore leaves out {needed}");
+    }
+    // The Dockerfile's command here, in the dev profile (CI shares two cores; the release
+    // profile differs only in optimization): the lock file must be current and the binary build.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["build", "--locked", "--bin", "mailsync"])
+        .current_dir(repo_root())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "the Dockerfile's build command fails:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+// --- against the real API server -------------------------------------------------------------------
+
+/// Labels `namespace` to enforce (and warn about) Pod Security `restricted`.
+fn enforce_restricted(cluster: &ControlPlane, namespace: &str) {
+    cluster.kubectl_ok(&[
+        "label",
+        "namespace",
+        namespace,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/warn=restricted",
+        "--overwrite",
+    ]);
+}
+
+/// A Pod made from a Deployment's pod template, named `name`.
+fn pod_from_template(deployment: &Value, name: &str, namespace: &str) -> Value {
+    let template = &deployment["spec"]["template"];
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": template["metadata"]["labels"],
+        },
+        "spec": template["spec"],
+    })
+}
+
+#[test]
+fn rendered_chart_applies_server_side_and_its_pods_pass_pod_security_restricted() {
+    let cluster = control_plane();
+    let namespace = cluster.namespace("chart-apply");
+    enforce_restricted(cluster, &namespace);
+    let release = "apply-test";
+    let yaml = render(release, &namespace, &[]);
+    let warnings = apply_server_side(cluster, &yaml);
+    assert!(
+        !warnings.to_lowercase().contains("warning"),
+        "applying the chart warned (the Deployment's pod template violates restricted?):\n{warnings}"
+    );
+    // Applying twice changes nothing and conflicts with nothing.
+    apply_server_side(cluster, &yaml);
+    for crd in ["mailstores.mailsync.io", "mailchannels.mailsync.io"] {
+        cluster.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            &format!("crd/{crd}"),
+        ]);
+    }
+    let listed = cluster.kubectl_ok(&["-n", &namespace, "get", "deployment,service,serviceaccount,role,rolebinding,poddisruptionbudget", "-o", "name"]);
+    for object in [
+        "deployment.apps/apply-test-mailsync-controller",
+        "service/apply-test-mailsync-metrics",
+        "serviceaccount/apply-test-mailsync-controller",
+        "serviceaccount/apply-test-mailsync-worker",
+        "role.rbac.authorization.k8s.io/apply-test-mailsync-leader-election",
+        "rolebinding.rbac.authorization.k8s.io/apply-test-mailsync-worker",
+        "poddisruptionbudget.policy/apply-test-mailsync-controller",
+    ] {
+        assert!(listed.lines().any(|line| line == object), "{object} missing:\n{listed}");
+    }
+
+    // There is no kubelet or controller-manager here, so make the Deployment's pod by hand:
+    // the API server admits it only if it satisfies `restricted`.
+    let objects = documents(&yaml);
+    let deployment = find(&objects, "Deployment", "apply-test-mailsync-controller");
+    let pod = pod_from_template(deployment, "controller-pod", &namespace);
+    let output = cluster.kubectl_with_input(&["create", "-f", "-"], Some(&pod.to_string()));
+    assert!(
+        output.status.success(),
+        "the controller pod is refused:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The namespace does enforce: the same pod without its security settings is refused.
+    let mut insecure = pod_from_template(deployment, "insecure-pod", &namespace);
+    insecure["spec"]["securityContext"] = json!({});
+    insecure["spec"]["containers"][0]["securityContext"] = json!({});
+    let output = cluster.kubectl_with_input(&["create", "-f", "-"], Some(&insecure.to_string()));
+    assert!(!output.status.success(), "a pod without securityContext was admitted");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("violates PodSecurity \"restricted"), "{stderr}");
+}
+
+#[test]
+fn helm_install_into_the_api_server_prints_what_to_apply_next() {
+    let cluster = control_plane();
+    let namespace = cluster.namespace("chart-install");
+    enforce_restricted(cluster, &namespace);
+    // CRDs are cluster-wide and another test may own them through server-side apply: this
+    // release leaves them out.
+    let output = helm_ok(
+        &[
+            "install",
+            "install-test",
+            CHART,
+            "--namespace",
+            &namespace,
+            "--set",
+            "crds.install=false",
+        ],
+        Some(cluster.kubeconfig()),
+    );
+    assert!(output.contains("STATUS: deployed"), "{output}");
+    assert!(output.contains("kubectl -n NAMESPACE apply"), "{output}");
+    assert!(output.contains("create secret generic"), "{output}");
+    assert!(
+        output.contains("get lease install-test-mailsync-controller"),
+        "{output}"
+    );
+    let listed = cluster.kubectl_ok(&["-n", &namespace, "get", "deployment", "-o", "name"]);
+    assert!(listed.contains("install-test-mailsync-controller"), "{listed}");
+}
+
+#[test]
+fn rbac_cluster_wide_grants_each_service_account_only_what_it_needs() {
+    let cluster = control_plane();
+    let namespace = cluster.namespace("rbac-cluster");
+    let elsewhere = cluster.namespace("rbac-cluster-other");
+    let release = "rbac-cluster";
+    apply_server_side(
+        cluster,
+        &render(release, &namespace, &["--set", "crds.install=false"]),
+    );
+    let controller = service_account(&namespace, "rbac-cluster-mailsync-controller");
+    let worker = service_account(&namespace, "rbac-cluster-mailsync-worker");
+    let lease = "leases/rbac-cluster-mailsync-controller";
+    let ns: &[&str] = &["-n", &namespace];
+    let other: &[&str] = &["-n", &elsewhere];
+    let all: &[&str] = &["--all-namespaces"];
+    check_access(
+        cluster,
+        &controller,
+        &[
+            ("list", "mailchannels.mailsync.io", all, true),
+            ("watch", "mailstores.mailsync.io", all, true),
+            ("patch", "mailchannels.mailsync.io/status", other, true),
+            ("create", "jobs.batch", other, true),
+            ("delete", "jobs.batch", ns, true),
+            ("list", "pods", all, true),
+            ("create", "events", other, true),
+            ("get", lease, ns, true),
+            ("update", lease, ns, true),
+            ("create", "leases.coordination.k8s.io", ns, true),
+            // Never Secrets, anywhere.
+            ("get", "secrets", ns, false),
+            ("get", "secrets", other, false),
+            ("list", "secrets", all, false),
+            ("watch", "secrets", all, false),
+            // Nothing it does not need.
+            ("delete", "mailchannels.mailsync.io", ns, false),
+            ("create", "mailstores.mailsync.io", ns, false),
+            ("update", "jobs.batch", ns, false),
+            ("create", "pods", ns, false),
+            ("delete", "pods", ns, false),
+            ("get", "configmaps", ns, false),
+            ("create", "serviceaccounts", ns, false),
+            ("create", "rolebindings.rbac.authorization.k8s.io", ns, false),
+            ("update", "leases/someone-elses-lease", ns, false),
+            ("get", "leases/rbac-cluster-mailsync-controller", other, false),
+            ("list", "namespaces", &[], false),
+        ],
+    );
+    check_access(
+        cluster,
+        &worker,
+        &[
+            ("get", "mailchannels.mailsync.io", ns, true),
+            ("get", "mailstores.mailsync.io", ns, true),
+            ("patch", "mailchannels.mailsync.io/status", ns, true),
+            ("list", "mailchannels.mailsync.io", ns, false),
+            ("update", "mailchannels.mailsync.io", ns, false),
+            ("patch", "mailstores.mailsync.io/status", ns, false),
+            ("get", "secrets", ns, false),
+            ("list", "secrets", ns, false),
+            ("get", "mailchannels.mailsync.io", other, false),
+            ("create", "jobs.batch", ns, false),
+            ("get", "pods", ns, false),
+            ("get", "leases.coordination.k8s.io", ns, false),
+        ],
+    );
+}
+
+#[test]
+fn rbac_namespace_scoped_stays_inside_the_watched_namespaces() {
+    let cluster = control_plane();
+    let home = cluster.namespace("rbac-scoped-home");
+    let watched_a = cluster.namespace("rbac-scoped-a");
+    let watched_b = cluster.namespace("rbac-scoped-b");
+    let unwatched = cluster.namespace("rbac-scoped-unwatched");
+    let release = "rbac-scoped";
+    let watch = format!("watchNamespaces={{{watched_a},{watched_b}}}");
+    let yaml = render(release, &home, &["--set", "crds.install=false", "--set", &watch]);
+    let objects = documents(&yaml);
+    let cluster_wide: Vec<String> = objects
+        .iter()
+        .filter(|object| object["metadata"]["namespace"].is_null())
+        .map(|object| format!("{}/{}", object["kind"], object["metadata"]["name"]))
+        .collect();
+    assert!(
+        cluster_wide.is_empty(),
+        "namespace-scoped mode renders cluster-wide objects: {cluster_wide:?}"
+    );
+    apply_server_side(cluster, &yaml);
+
+    let controller = service_account(&home, "rbac-scoped-mailsync-controller");
+    let a: &[&str] = &["-n", &watched_a];
+    let b: &[&str] = &["-n", &watched_b];
+    let outside: &[&str] = &["-n", &unwatched];
+    let own: &[&str] = &["-n", &home];
+    let all: &[&str] = &["--all-namespaces"];
+    check_access(
+        cluster,
+        &controller,
+        &[
+            ("list", "mailchannels.mailsync.io", a, true),
+            ("watch", "mailstores.mailsync.io", b, true),
+            ("create", "jobs.batch", b, true),
+            ("patch", "mailchannels.mailsync.io/status", a, true),
+            ("update", "leases/rbac-scoped-mailsync-controller", own, true),
+            ("list", "mailchannels.mailsync.io", all, false),
+            ("list", "mailchannels.mailsync.io", outside, false),
+            ("create", "jobs.batch", outside, false),
+            ("list", "pods", outside, false),
+            ("get", "secrets", a, false),
+            ("get", "secrets", own, false),
+            ("list", "secrets", all, false),
+        ],
+    );
+    for watched in [&watched_a, &watched_b] {
+        let worker = service_account(watched, "rbac-scoped-mailsync-worker");
+        let here: &[&str] = &["-n", watched];
+        let elsewhere: &[&str] = if watched == &watched_a { b } else { a };
+        check_access(
+            cluster,
+            &worker,
+            &[
+                ("get", "mailchannels.mailsync.io", here, true),
+                ("patch", "mailchannels.mailsync.io/status", here, true),
+                ("get", "mailchannels.mailsync.io", elsewhere, false),
+                ("get", "mailchannels.mailsync.io", outside, false),
+                ("get", "secrets", here, false),
+                ("list", "secrets", all, false),
+            ],
+        );
+    }
+    // The worker ServiceAccount exists where Jobs run, and nowhere else.
+    for (namespace, expected) in [(&watched_a, true), (&watched_b, true), (&unwatched, false), (&home, false)] {
+        let output = cluster.kubectl(&["-n", namespace, "get", "serviceaccount", "rbac-scoped-mailsync-worker"]);
+        assert_eq!(output.status.success(), expected, "worker ServiceAccount in {namespace}");
+    }
+}
