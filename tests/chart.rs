@@ -248,7 +248,11 @@ fn chart_crds_are_the_generated_ones_and_are_kept_on_uninstall() {
                 .yaml,
         )
         .expect("generated CRD parses");
-        assert_eq!(crd["spec"], generated_crd["spec"]);
+        // Helm's fromYaml/toYaml round trip turns every number into a float: compare as such.
+        assert_eq!(
+            numbers_as_floats(&crd["spec"]),
+            numbers_as_floats(&generated_crd["spec"])
+        );
     }
 
     let objects = documents(&render("mailsync", "mailsync-system", &["--set", "crds.install=false"]));
@@ -258,6 +262,20 @@ fn chart_crds_are_the_generated_ones_and_are_kept_on_uninstall() {
             .any(|object| object["kind"] == "CustomResourceDefinition"),
         "crds.install=false still renders CRDs"
     );
+}
+
+/// `value` with every number as an f64.
+fn numbers_as_floats(value: &Value) -> Value {
+    match value {
+        Value::Number(number) => json!(number.as_f64()),
+        Value::Array(items) => Value::Array(items.iter().map(numbers_as_floats).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, item)| (key.clone(), numbers_as_floats(item)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 #[test]
@@ -455,6 +473,9 @@ fn every_value_is_documented() {
     let text = std::fs::read_to_string(repo_root().join(CHART).join("values.yaml"))
         .expect("values.yaml");
     let lines: Vec<&str> = text.lines().collect();
+    let indent_of = |line: &str| line.len() - line.trim_start().len();
+    // (indent, documented) of the keys enclosing the current line.
+    let mut ancestors: Vec<(usize, bool)> = Vec::new();
     let mut undocumented = Vec::new();
     for (index, line) in lines.iter().enumerate() {
         let trimmed = line.trim_start();
@@ -467,24 +488,22 @@ fn every_value_is_documented() {
         if key.contains(' ') {
             continue;
         }
-        let indent = line.len() - trimmed.len();
-        // A key whose value is a block below it, more indented, is a section: its fields are
-        // documented one by one. Values inside a documented default (e.g. resources) too.
+        let indent = indent_of(line);
+        while ancestors.last().is_some_and(|(depth, _)| *depth >= indent) {
+            ancestors.pop();
+        }
+        let commented = index > 0 && lines[index - 1].trim_start().starts_with('#');
+        // A section (its value is the block below) is documented by its fields; a field inside
+        // a documented default (e.g. resources.requests.cpu) by that default's comment.
         let is_section = value.trim().is_empty()
-            && lines.get(index + 1).is_some_and(|next| {
-                next.len() - next.trim_start().len() > indent
-            });
-        let previous = lines[..index]
-            .iter()
-            .rev()
-            .find(|previous| !previous.trim().is_empty())
-            .copied()
-            .unwrap_or_default();
-        let previous_indent = previous.len() - previous.trim_start().len();
-        let inside_default = previous_indent < indent && !previous.trim_start().starts_with('#');
-        if !is_section && !inside_default && !previous.trim_start().starts_with('#') {
+            && lines
+                .get(index + 1)
+                .is_some_and(|next| indent_of(next) > indent && !next.trim_start().starts_with('#'));
+        let inside_documented = ancestors.iter().any(|(_, documented)| *documented);
+        if !commented && !inside_documented && !is_section {
             undocumented.push(format!("line {}: {trimmed}", index + 1));
         }
+        ancestors.push((indent, commented || inside_documented));
     }
     assert!(
         undocumented.is_empty(),
@@ -561,6 +580,9 @@ fn pod_from_template(deployment: &Value, name: &str, namespace: &str) -> Value {
 #[test]
 fn rendered_chart_applies_server_side_and_its_pods_pass_pod_security_restricted() {
     let cluster = control_plane();
+    // The CRDs may already be there (from crds/, for the RBAC tests): applying the chart's copy
+    // over them must work too, as on a cluster where they were installed by hand first.
+    cluster.install_crds();
     let namespace = cluster.namespace("chart-apply");
     enforce_restricted(cluster, &namespace);
     let release = "apply-test";
@@ -648,6 +670,8 @@ fn helm_install_into_the_api_server_prints_what_to_apply_next() {
 #[test]
 fn rbac_cluster_wide_grants_each_service_account_only_what_it_needs() {
     let cluster = control_plane();
+    // `kubectl auth can-i` resolves resource names through discovery.
+    cluster.install_crds();
     let namespace = cluster.namespace("rbac-cluster");
     let elsewhere = cluster.namespace("rbac-cluster-other");
     let release = "rbac-cluster";
@@ -661,13 +685,16 @@ fn rbac_cluster_wide_grants_each_service_account_only_what_it_needs() {
     let ns: &[&str] = &["-n", &namespace];
     let other: &[&str] = &["-n", &elsewhere];
     let all: &[&str] = &["--all-namespaces"];
+    let ns_status: &[&str] = &["-n", &namespace, "--subresource=status"];
+    let other_status: &[&str] = &["-n", &elsewhere, "--subresource=status"];
     check_access(
         cluster,
         &controller,
         &[
             ("list", "mailchannels.mailsync.io", all, true),
             ("watch", "mailstores.mailsync.io", all, true),
-            ("patch", "mailchannels.mailsync.io/status", other, true),
+            ("patch", "mailchannels.mailsync.io", other_status, true),
+            ("update", "mailstores.mailsync.io", ns_status, true),
             ("create", "jobs.batch", other, true),
             ("delete", "jobs.batch", ns, true),
             ("list", "pods", all, true),
@@ -700,10 +727,12 @@ fn rbac_cluster_wide_grants_each_service_account_only_what_it_needs() {
         &[
             ("get", "mailchannels.mailsync.io", ns, true),
             ("get", "mailstores.mailsync.io", ns, true),
-            ("patch", "mailchannels.mailsync.io/status", ns, true),
+            ("patch", "mailchannels.mailsync.io", ns_status, true),
             ("list", "mailchannels.mailsync.io", ns, false),
             ("update", "mailchannels.mailsync.io", ns, false),
-            ("patch", "mailstores.mailsync.io/status", ns, false),
+            ("patch", "mailchannels.mailsync.io", ns, false),
+            ("patch", "mailstores.mailsync.io", ns_status, false),
+            ("patch", "mailchannels.mailsync.io", other_status, false),
             ("get", "secrets", ns, false),
             ("list", "secrets", ns, false),
             ("get", "mailchannels.mailsync.io", other, false),
@@ -717,6 +746,7 @@ fn rbac_cluster_wide_grants_each_service_account_only_what_it_needs() {
 #[test]
 fn rbac_namespace_scoped_stays_inside_the_watched_namespaces() {
     let cluster = control_plane();
+    cluster.install_crds();
     let home = cluster.namespace("rbac-scoped-home");
     let watched_a = cluster.namespace("rbac-scoped-a");
     let watched_b = cluster.namespace("rbac-scoped-b");
@@ -742,6 +772,8 @@ fn rbac_namespace_scoped_stays_inside_the_watched_namespaces() {
     let outside: &[&str] = &["-n", &unwatched];
     let own: &[&str] = &["-n", &home];
     let all: &[&str] = &["--all-namespaces"];
+    let a_status: &[&str] = &["-n", &watched_a, "--subresource=status"];
+    let outside_status: &[&str] = &["-n", &unwatched, "--subresource=status"];
     check_access(
         cluster,
         &controller,
@@ -749,7 +781,8 @@ fn rbac_namespace_scoped_stays_inside_the_watched_namespaces() {
             ("list", "mailchannels.mailsync.io", a, true),
             ("watch", "mailstores.mailsync.io", b, true),
             ("create", "jobs.batch", b, true),
-            ("patch", "mailchannels.mailsync.io/status", a, true),
+            ("patch", "mailchannels.mailsync.io", a_status, true),
+            ("patch", "mailchannels.mailsync.io", outside_status, false),
             ("update", "leases/rbac-scoped-mailsync-controller", own, true),
             ("list", "mailchannels.mailsync.io", all, false),
             ("list", "mailchannels.mailsync.io", outside, false),
@@ -763,13 +796,14 @@ fn rbac_namespace_scoped_stays_inside_the_watched_namespaces() {
     for watched in [&watched_a, &watched_b] {
         let worker = service_account(watched, "rbac-scoped-mailsync-worker");
         let here: &[&str] = &["-n", watched];
+        let here_status: &[&str] = &["-n", watched, "--subresource=status"];
         let elsewhere: &[&str] = if watched == &watched_a { b } else { a };
         check_access(
             cluster,
             &worker,
             &[
                 ("get", "mailchannels.mailsync.io", here, true),
-                ("patch", "mailchannels.mailsync.io/status", here, true),
+                ("patch", "mailchannels.mailsync.io", here_status, true),
                 ("get", "mailchannels.mailsync.io", elsewhere, false),
                 ("get", "mailchannels.mailsync.io", outside, false),
                 ("get", "secrets", here, false),

@@ -89,3 +89,19 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/*
+jobDefaults as JSON, without empty maps and lists (an empty affinity or nodeSelector means
+"not set"; numbers, 0 included, are kept).
+*/}}
+{{- define "mailsync.jobDefaults" -}}
+{{- $defaults := dict }}
+{{- range $key, $value := .Values.jobDefaults }}
+{{- if not (and (or (kindIs "map" $value) (kindIs "slice" $value)) (empty $value)) }}
+{{- if not (kindIs "invalid" $value) }}
+{{- $_ := set $defaults $key $value }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $defaults | toJson }}
+{{- end }}
