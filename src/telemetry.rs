@@ -333,7 +333,10 @@ fn tracer_provider(
             message: error.to_string(),
         })?;
     let processor = RedactingProcessor(BatchSpanProcessor::builder(exporter).build());
-    Ok((builder.with_span_processor(processor).build(), Some(export_thread)))
+    Ok((
+        builder.with_span_processor(processor).build(),
+        Some(export_thread),
+    ))
 }
 
 /// A thread running a small Tokio runtime that the OTLP HTTP client sends on. The SDK's batch
@@ -450,7 +453,11 @@ enum RedactingFields {
 }
 
 impl<'writer> FormatFields<'writer> for RedactingFields {
-    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
         match self {
             RedactingFields::Text => {
                 let mut visitor = TextVisitor {
@@ -749,7 +756,10 @@ mod tests {
                 ("MAILSYNC_LOG_FORMAT", "JSON"),
                 ("RUST_LOG", "debug,kube=warn"),
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
-                ("OTEL_RESOURCE_ATTRIBUTES", "k8s.namespace.name=mail, bad ,=x"),
+                (
+                    "OTEL_RESOURCE_ATTRIBUTES",
+                    "k8s.namespace.name=mail, bad ,=x",
+                ),
             ]),
         )
         .expect("valid configuration");
@@ -850,7 +860,10 @@ mod tests {
         let text = captured.text();
         assert!(text.contains("logging in"), "{text}");
         assert!(text.contains("user=\"anna\""), "{text}");
-        assert!(text.contains(&format!("client_secret={REDACTED}")), "{text}");
+        assert!(
+            text.contains(&format!("client_secret={REDACTED}")),
+            "{text}"
+        );
         assert!(!text.contains("s3cr3t"), "{text}");
         assert!(!text.contains("not shown"), "{text}");
     }
@@ -997,10 +1010,14 @@ mod tests {
             .expect("a resource")
             .attributes
             .iter()
-            .filter_map(|attribute| match attribute.value.as_ref()?.value.as_ref()? {
-                any_value::Value::StringValue(text) => Some((attribute.key.clone(), text.clone())),
-                _ => None,
-            })
+            .filter_map(
+                |attribute| match attribute.value.as_ref()?.value.as_ref()? {
+                    any_value::Value::StringValue(text) => {
+                        Some((attribute.key.clone(), text.clone()))
+                    }
+                    _ => None,
+                },
+            )
             .collect();
         assert_eq!(resource_attributes["service.name"], "test");
         assert_eq!(resource_attributes["k8s.namespace.name"], "mail");
@@ -1010,21 +1027,39 @@ mod tests {
             .flat_map(|scope| scope.spans.iter())
             .find(|span| span.name == "sync_job")
             .expect("the sync_job span was exported");
-        let hex = |bytes: &[u8]| bytes.iter().map(|byte| format!("{byte:02x}")).collect::<String>();
-        assert_eq!(hex(&span.trace_id), trace_id, "the span continues the trace");
+        let hex = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect::<String>()
+        };
+        assert_eq!(
+            hex(&span.trace_id),
+            trace_id,
+            "the span continues the trace"
+        );
         assert_eq!(hex(&span.parent_span_id), parent_span_id);
         let text = |attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue], key: &str| {
-            attributes.iter().find(|attribute| attribute.key == key).and_then(|attribute| {
-                match attribute.value.as_ref()?.value.as_ref()? {
-                    any_value::Value::StringValue(text) => Some(text.clone()),
-                    _ => None,
-                }
-            })
+            attributes
+                .iter()
+                .find(|attribute| attribute.key == key)
+                .and_then(
+                    |attribute| match attribute.value.as_ref()?.value.as_ref()? {
+                        any_value::Value::StringValue(text) => Some(text.clone()),
+                        _ => None,
+                    },
+                )
         };
         assert_eq!(text(&span.attributes, "channel").as_deref(), Some("inbox"));
-        assert_eq!(text(&span.attributes, "access_token").as_deref(), Some(REDACTED));
+        assert_eq!(
+            text(&span.attributes, "access_token").as_deref(),
+            Some(REDACTED)
+        );
         let event = span.events.first().expect("the log event is a span event");
-        assert_eq!(text(&event.attributes, "password").as_deref(), Some(REDACTED));
+        assert_eq!(
+            text(&event.attributes, "password").as_deref(),
+            Some(REDACTED)
+        );
         assert!(
             !body.windows(7).any(|window| window == b"hunter2"),
             "the password reached the collector"

@@ -92,7 +92,10 @@ fn render(release: &str, namespace: &str, args: &[&str]) -> String {
 fn documents(yaml: &str) -> Vec<Value> {
     let values: Vec<Value> = serde_saphyr::from_multiple(yaml)
         .unwrap_or_else(|e| panic!("the rendered chart is not valid YAML: {e}\n{yaml}"));
-    values.into_iter().filter(|value| !value.is_null()).collect()
+    values
+        .into_iter()
+        .filter(|value| !value.is_null())
+        .collect()
 }
 
 fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
@@ -213,8 +216,8 @@ fn chart_crds_are_the_generated_ones_and_are_kept_on_uninstall() {
             .join(CHART)
             .join("files/crds")
             .join(&document.file_name);
-        let in_chart = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let in_chart =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(
             in_chart == document.yaml,
             "{} is out of date: run `cargo run -- crds --dir {CHART}/files/crds`",
@@ -234,7 +237,10 @@ fn chart_crds_are_the_generated_ones_and_are_kept_on_uninstall() {
             "{}",
             crd["metadata"]["name"]
         );
-        assert_eq!(crd["metadata"]["labels"]["app.kubernetes.io/name"], "mailsync");
+        assert_eq!(
+            crd["metadata"]["labels"]["app.kubernetes.io/name"],
+            "mailsync"
+        );
         // The schema survived the template round trip.
         let generated_crd: Value = serde_saphyr::from_str(
             &generated
@@ -255,7 +261,11 @@ fn chart_crds_are_the_generated_ones_and_are_kept_on_uninstall() {
         );
     }
 
-    let objects = documents(&render("mailsync", "mailsync-system", &["--set", "crds.install=false"]));
+    let objects = documents(&render(
+        "mailsync",
+        "mailsync-system",
+        &["--set", "crds.install=false"],
+    ));
     assert!(
         !objects
             .iter()
@@ -322,7 +332,10 @@ fn deployment_runs_two_replicas_with_probes_leader_election_and_settings_from_va
     assert_eq!(env["MAILSYNC_LEADER_ELECTION"], "true");
     assert_eq!(env["MAILSYNC_LEADER_ELECTION_LEASE"], "mailsync-controller");
     assert_eq!(env["MAILSYNC_WORKER_SERVICE_ACCOUNT"], "mailsync-worker");
-    assert_eq!(env["MAILSYNC_WORKER_IMAGE"], "ghcr.io/mailsync/mailsync:1.2.3");
+    assert_eq!(
+        env["MAILSYNC_WORKER_IMAGE"],
+        "ghcr.io/mailsync/mailsync:1.2.3"
+    );
     assert_eq!(env["MAILSYNC_WATCH_NAMESPACES"], "");
     assert_eq!(
         env["OTEL_EXPORTER_OTLP_ENDPOINT"],
@@ -412,7 +425,10 @@ fn dashboard_queries_only_series_the_controller_exports() {
             expressions.push(target["expr"].as_str().expect("expr").to_string());
         }
     }
-    for variable in dashboard["templating"]["list"].as_array().expect("variables") {
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables")
+    {
         if let Some(query) = variable["definition"].as_str() {
             expressions.push(query.to_string());
         }
@@ -424,7 +440,11 @@ fn dashboard_queries_only_series_the_controller_exports() {
     assert!(used.len() >= 8, "{used:?}");
 
     let metrics = Metrics::new();
-    metrics.observe_reconcile("MailChannel", std::time::Duration::from_millis(5), Some("X"));
+    metrics.observe_reconcile(
+        "MailChannel",
+        std::time::Duration::from_millis(5),
+        Some("X"),
+    );
     metrics.job_started("n");
     metrics.job_succeeded("n");
     metrics.job_failed("n");
@@ -470,8 +490,8 @@ fn series_names(expression: &str) -> Vec<String> {
 
 #[test]
 fn every_value_is_documented() {
-    let text = std::fs::read_to_string(repo_root().join(CHART).join("values.yaml"))
-        .expect("values.yaml");
+    let text =
+        std::fs::read_to_string(repo_root().join(CHART).join("values.yaml")).expect("values.yaml");
     let lines: Vec<&str> = text.lines().collect();
     let indent_of = |line: &str| line.len() - line.trim_start().len();
     // (indent, documented) of the keys enclosing the current line.
@@ -496,9 +516,9 @@ fn every_value_is_documented() {
         // A section (its value is the block below) is documented by its fields; a field inside
         // a documented default (e.g. resources.requests.cpu) by that default's comment.
         let is_section = value.trim().is_empty()
-            && lines
-                .get(index + 1)
-                .is_some_and(|next| indent_of(next) > indent && !next.trim_start().starts_with('#'));
+            && lines.get(index + 1).is_some_and(|next| {
+                indent_of(next) > indent && !next.trim_start().starts_with('#')
+            });
         let inside_documented = ancestors.iter().any(|(_, documented)| *documented);
         if !commented && !inside_documented && !is_section {
             undocumented.push(format!("line {}: {trimmed}", index + 1));
@@ -517,7 +537,10 @@ fn dockerfile_build_stage_is_the_locked_cargo_build_ci_runs() {
     let dockerfile =
         std::fs::read_to_string(repo_root().join("Dockerfile")).expect("Dockerfile exists");
     let command = "cargo build --locked --release --bin mailsync";
-    assert!(dockerfile.contains(command), "the Dockerfile does not run `{command}`");
+    assert!(
+        dockerfile.contains(command),
+        "the Dockerfile does not run `{command}`"
+    );
     assert!(
         dockerfile.contains("ln -s mailsync /out/usr/local/bin/mbsync"),
         "no mbsync link"
@@ -526,7 +549,11 @@ fn dockerfile_build_stage_is_the_locked_cargo_build_ci_runs() {
         .lines()
         .filter(|line| line.starts_with("FROM "))
         .collect();
-    assert_eq!(stages.len(), 2, "multi-stage: build and runtime: {stages:?}");
+    assert_eq!(
+        stages.len(),
+        2,
+        "multi-stage: build and runtime: {stages:?}"
+    );
     assert!(dockerfile.contains("USER 65532:65532"), "runs as root");
     assert!(dockerfile.contains("distroless/cc-debian12:nonroot"));
     let ignore = std::fs::read_to_string(repo_root().join(".dockerignore")).expect(".dockerignore");
@@ -602,7 +629,14 @@ fn rendered_chart_applies_server_side_and_its_pods_pass_pod_security_restricted(
             &format!("crd/{crd}"),
         ]);
     }
-    let listed = cluster.kubectl_ok(&["-n", &namespace, "get", "deployment,service,serviceaccount,role,rolebinding,poddisruptionbudget", "-o", "name"]);
+    let listed = cluster.kubectl_ok(&[
+        "-n",
+        &namespace,
+        "get",
+        "deployment,service,serviceaccount,role,rolebinding,poddisruptionbudget",
+        "-o",
+        "name",
+    ]);
     for object in [
         "deployment.apps/apply-test-mailsync-controller",
         "service/apply-test-mailsync-metrics",
@@ -612,7 +646,10 @@ fn rendered_chart_applies_server_side_and_its_pods_pass_pod_security_restricted(
         "rolebinding.rbac.authorization.k8s.io/apply-test-mailsync-worker",
         "poddisruptionbudget.policy/apply-test-mailsync-controller",
     ] {
-        assert!(listed.lines().any(|line| line == object), "{object} missing:\n{listed}");
+        assert!(
+            listed.lines().any(|line| line == object),
+            "{object} missing:\n{listed}"
+        );
     }
 
     // There is no kubelet or controller-manager here, so make the Deployment's pod by hand:
@@ -632,9 +669,15 @@ fn rendered_chart_applies_server_side_and_its_pods_pass_pod_security_restricted(
     insecure["spec"]["securityContext"] = json!({});
     insecure["spec"]["containers"][0]["securityContext"] = json!({});
     let output = cluster.kubectl_with_input(&["create", "-f", "-"], Some(&insecure.to_string()));
-    assert!(!output.status.success(), "a pod without securityContext was admitted");
+    assert!(
+        !output.status.success(),
+        "a pod without securityContext was admitted"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("violates PodSecurity \"restricted"), "{stderr}");
+    assert!(
+        stderr.contains("violates PodSecurity \"restricted"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -664,7 +707,10 @@ fn helm_install_into_the_api_server_prints_what_to_apply_next() {
         "{output}"
     );
     let listed = cluster.kubectl_ok(&["-n", &namespace, "get", "deployment", "-o", "name"]);
-    assert!(listed.contains("install-test-mailsync-controller"), "{listed}");
+    assert!(
+        listed.contains("install-test-mailsync-controller"),
+        "{listed}"
+    );
 }
 
 #[test]
@@ -715,9 +761,19 @@ fn rbac_cluster_wide_grants_each_service_account_only_what_it_needs() {
             ("delete", "pods", ns, false),
             ("get", "configmaps", ns, false),
             ("create", "serviceaccounts", ns, false),
-            ("create", "rolebindings.rbac.authorization.k8s.io", ns, false),
+            (
+                "create",
+                "rolebindings.rbac.authorization.k8s.io",
+                ns,
+                false,
+            ),
             ("update", "leases/someone-elses-lease", ns, false),
-            ("get", "leases/rbac-cluster-mailsync-controller", other, false),
+            (
+                "get",
+                "leases/rbac-cluster-mailsync-controller",
+                other,
+                false,
+            ),
             ("list", "namespaces", &[], false),
         ],
     );
@@ -753,7 +809,11 @@ fn rbac_namespace_scoped_stays_inside_the_watched_namespaces() {
     let unwatched = cluster.namespace("rbac-scoped-unwatched");
     let release = "rbac-scoped";
     let watch = format!("watchNamespaces={{{watched_a},{watched_b}}}");
-    let yaml = render(release, &home, &["--set", "crds.install=false", "--set", &watch]);
+    let yaml = render(
+        release,
+        &home,
+        &["--set", "crds.install=false", "--set", &watch],
+    );
     let objects = documents(&yaml);
     let cluster_wide: Vec<String> = objects
         .iter()
@@ -783,7 +843,12 @@ fn rbac_namespace_scoped_stays_inside_the_watched_namespaces() {
             ("create", "jobs.batch", b, true),
             ("patch", "mailchannels.mailsync.io", a_status, true),
             ("patch", "mailchannels.mailsync.io", outside_status, false),
-            ("update", "leases/rbac-scoped-mailsync-controller", own, true),
+            (
+                "update",
+                "leases/rbac-scoped-mailsync-controller",
+                own,
+                true,
+            ),
             ("list", "mailchannels.mailsync.io", all, false),
             ("list", "mailchannels.mailsync.io", outside, false),
             ("create", "jobs.batch", outside, false),
@@ -812,8 +877,23 @@ fn rbac_namespace_scoped_stays_inside_the_watched_namespaces() {
         );
     }
     // The worker ServiceAccount exists where Jobs run, and nowhere else.
-    for (namespace, expected) in [(&watched_a, true), (&watched_b, true), (&unwatched, false), (&home, false)] {
-        let output = cluster.kubectl(&["-n", namespace, "get", "serviceaccount", "rbac-scoped-mailsync-worker"]);
-        assert_eq!(output.status.success(), expected, "worker ServiceAccount in {namespace}");
+    for (namespace, expected) in [
+        (&watched_a, true),
+        (&watched_b, true),
+        (&unwatched, false),
+        (&home, false),
+    ] {
+        let output = cluster.kubectl(&[
+            "-n",
+            namespace,
+            "get",
+            "serviceaccount",
+            "rbac-scoped-mailsync-worker",
+        ]);
+        assert_eq!(
+            output.status.success(),
+            expected,
+            "worker ServiceAccount in {namespace}"
+        );
     }
 }

@@ -63,7 +63,10 @@ async fn one_contender_leads_at_a_time_and_the_other_takes_over() {
         if second.try_acquire_or_renew().await.expect("API reachable") {
             break;
         }
-        assert!(stopped.elapsed() < Duration::from_secs(10), "never took over");
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "never took over"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(

@@ -200,7 +200,12 @@ impl LeaderElector {
 
     /// Whether another holder's claim has run out: its record has not changed for longer than
     /// the lease duration it asked for, measured on our clock from when we first saw it.
-    fn expired(&self, holder: Option<&str>, renew_time: Option<Timestamp>, spec: &LeaseSpec) -> bool {
+    fn expired(
+        &self,
+        holder: Option<&str>,
+        renew_time: Option<Timestamp>,
+        spec: &LeaseSpec,
+    ) -> bool {
         let duration = spec
             .lease_duration_seconds
             .and_then(|seconds| u64::try_from(seconds).ok())
@@ -208,9 +213,9 @@ impl LeaderElector {
         let Ok(mut observed) = self.observed.lock() else {
             return false;
         };
-        let unchanged = observed.as_ref().is_some_and(|seen| {
-            seen.holder.as_deref() == holder && seen.renew_time == renew_time
-        });
+        let unchanged = observed
+            .as_ref()
+            .is_some_and(|seen| seen.holder.as_deref() == holder && seen.renew_time == renew_time);
         if !unchanged {
             *observed = Some(Observed {
                 holder: holder.map(str::to_string),

@@ -35,7 +35,8 @@ use tokio::net::{TcpListener, TcpStream};
 use super::status::{MailChannelStatus, SyncOutcome};
 
 /// The content type of `/metrics` answers.
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Longest request head the server reads; longer requests get 431.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
@@ -186,11 +187,7 @@ impl Metrics {
             reconcile_duration.clone(),
         );
         let jobs_started = Family::<NamespaceLabels, Counter>::default();
-        registry.register(
-            "jobs_started",
-            "Sync Jobs created",
-            jobs_started.clone(),
-        );
+        registry.register("jobs_started", "Sync Jobs created", jobs_started.clone());
         let jobs_succeeded = Family::<NamespaceLabels, Counter>::default();
         registry.register(
             "jobs_succeeded",
@@ -198,11 +195,7 @@ impl Metrics {
             jobs_succeeded.clone(),
         );
         let jobs_failed = Family::<NamespaceLabels, Counter>::default();
-        registry.register(
-            "jobs_failed",
-            "Sync Jobs that failed",
-            jobs_failed.clone(),
-        );
+        registry.register("jobs_failed", "Sync Jobs that failed", jobs_failed.clone());
         let channel_last_success = Family::<ChannelLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "channel_last_success_timestamp_seconds",
@@ -271,7 +264,9 @@ impl Metrics {
 
     /// Counts a sync Job created in `namespace`.
     pub fn job_started(&self, namespace: &str) {
-        self.jobs_started.get_or_create(&namespace_labels(namespace)).inc();
+        self.jobs_started
+            .get_or_create(&namespace_labels(namespace))
+            .inc();
     }
 
     /// Counts a sync Job in `namespace` that completed.
@@ -283,7 +278,9 @@ impl Metrics {
 
     /// Counts a sync Job in `namespace` that failed.
     pub fn job_failed(&self, namespace: &str) {
-        self.jobs_failed.get_or_create(&namespace_labels(namespace)).inc();
+        self.jobs_failed
+            .get_or_create(&namespace_labels(namespace))
+            .inc();
     }
 
     /// Sets the per-channel series of `namespace/channel`; unknown parts are left as they were.
@@ -297,7 +294,9 @@ impl Metrics {
                 .duration_since(UNIX_EPOCH)
                 .map(|since| since.as_secs_f64())
                 .unwrap_or(0.0);
-            self.channel_last_success.get_or_create(&labels).set(seconds);
+            self.channel_last_success
+                .get_or_create(&labels)
+                .set(seconds);
         }
         for (side, messages) in [
             ("far", snapshot.messages_far),
@@ -738,7 +737,10 @@ mod tests {
         assert!(response.ends_with("\r\n\r\n"), "{response}");
         // Just over the limit, without the blank line that ends a head: the server has read it
         // all when it answers, so the answer is not lost to a reset.
-        let huge = format!("GET /metrics HTTP/1.1\r\nX: {}", "a".repeat(MAX_REQUEST_HEAD));
+        let huge = format!(
+            "GET /metrics HTTP/1.1\r\nX: {}",
+            "a".repeat(MAX_REQUEST_HEAD)
+        );
         let response = get(address, &huge).await;
         assert!(response.starts_with("HTTP/1.1 431"), "{response}");
 
