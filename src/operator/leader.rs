@@ -54,6 +54,87 @@ impl LeaderElectionConfig {
     }
 }
 
+/// The chart's settings for the election, from the controller's environment (see
+/// `charts/mailsync/templates/deployment.yaml`): `MAILSYNC_LEADER_ELECTION` (`true`/`false`),
+/// `MAILSYNC_LEADER_ELECTION_LEASE`, `MAILSYNC_LEADER_ELECTION_LEASE_DURATION`,
+/// `MAILSYNC_LEADER_ELECTION_RENEW_DEADLINE`, `MAILSYNC_LEADER_ELECTION_RETRY_PERIOD` (seconds),
+/// `POD_NAMESPACE` (the Lease's namespace) and `POD_NAME` (the identity). `Ok(None)`: election
+/// switched off.
+pub fn config_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<LeaderElectionConfig>, LeaderConfigError> {
+    let enabled = lookup("MAILSYNC_LEADER_ELECTION").unwrap_or_else(|| "true".to_string());
+    match enabled.trim() {
+        "false" => return Ok(None),
+        "true" => {}
+        other => {
+            return Err(LeaderConfigError {
+                variable: "MAILSYNC_LEADER_ELECTION",
+                value: other.to_string(),
+                expected: "true or false",
+            });
+        }
+    }
+    let required = |variable: &'static str| {
+        lookup(variable)
+            .filter(|value| !value.trim().is_empty())
+            .ok_or(LeaderConfigError {
+                variable,
+                value: String::new(),
+                expected: "a value (set by the chart)",
+            })
+    };
+    let mut config = LeaderElectionConfig::new(
+        &required("POD_NAMESPACE")?,
+        &required("MAILSYNC_LEADER_ELECTION_LEASE")?,
+        &required("POD_NAME")?,
+    );
+    let seconds = |variable: &'static str, default: Duration| match lookup(variable) {
+        None => Ok(default),
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+            _ => Err(LeaderConfigError {
+                variable,
+                value: text,
+                expected: "a positive number of seconds",
+            }),
+        },
+    };
+    config.lease_duration = seconds(
+        "MAILSYNC_LEADER_ELECTION_LEASE_DURATION",
+        config.lease_duration,
+    )?;
+    config.renew_deadline = seconds(
+        "MAILSYNC_LEADER_ELECTION_RENEW_DEADLINE",
+        config.renew_deadline,
+    )?;
+    config.retry_period = seconds("MAILSYNC_LEADER_ELECTION_RETRY_PERIOD", config.retry_period)?;
+    if config.renew_deadline >= config.lease_duration
+        || config.retry_period >= config.renew_deadline
+    {
+        return Err(LeaderConfigError {
+            variable: "MAILSYNC_LEADER_ELECTION_RENEW_DEADLINE",
+            value: format!(
+                "{}s (lease {}s, retry {}s)",
+                config.renew_deadline.as_secs(),
+                config.lease_duration.as_secs(),
+                config.retry_period.as_secs()
+            ),
+            expected: "retry period < renew deadline < lease duration",
+        });
+    }
+    Ok(Some(config))
+}
+
+/// A leader-election setting in the environment is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}={value:?}: expected {expected}")]
+pub struct LeaderConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
 /// A Lease operation failed for another reason than losing a race.
 #[derive(Debug, thiserror::Error)]
 #[error("Lease {namespace}/{name}: {source}")]
@@ -337,6 +418,62 @@ fn is_conflict(error: &kube::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        }
+    }
+
+    #[test]
+    fn config_comes_from_the_charts_environment() {
+        let base = [
+            ("POD_NAMESPACE", "mailsync-system"),
+            ("POD_NAME", "mailsync-controller-abc"),
+            ("MAILSYNC_LEADER_ELECTION_LEASE", "mailsync-controller"),
+        ];
+        let config = config_from_lookup(lookup(&base))
+            .expect("valid")
+            .expect("on by default");
+        assert_eq!(
+            config,
+            LeaderElectionConfig::new(
+                "mailsync-system",
+                "mailsync-controller",
+                "mailsync-controller-abc"
+            )
+        );
+
+        let mut timed = base.to_vec();
+        timed.extend([
+            ("MAILSYNC_LEADER_ELECTION", "true"),
+            ("MAILSYNC_LEADER_ELECTION_LEASE_DURATION", "30"),
+            ("MAILSYNC_LEADER_ELECTION_RENEW_DEADLINE", "20"),
+            ("MAILSYNC_LEADER_ELECTION_RETRY_PERIOD", "4"),
+        ]);
+        let config = config_from_lookup(lookup(&timed))
+            .expect("valid")
+            .expect("on");
+        assert_eq!(config.lease_duration, Duration::from_secs(30));
+        assert_eq!(config.renew_deadline, Duration::from_secs(20));
+        assert_eq!(config.retry_period, Duration::from_secs(4));
+
+        let off = config_from_lookup(lookup(&[("MAILSYNC_LEADER_ELECTION", "false")]));
+        assert!(matches!(off, Ok(None)));
+
+        let error = config_from_lookup(lookup(&base[..2])).expect_err("no lease name");
+        assert_eq!(error.variable, "MAILSYNC_LEADER_ELECTION_LEASE");
+        let mut bad = base.to_vec();
+        bad.push(("MAILSYNC_LEADER_ELECTION_RENEW_DEADLINE", "15"));
+        let error = config_from_lookup(lookup(&bad)).expect_err("deadline = lease duration");
+        assert!(error.to_string().contains("renew deadline"), "{error}");
+        let mut bad = base.to_vec();
+        bad.push(("MAILSYNC_LEADER_ELECTION_RETRY_PERIOD", "soon"));
+        assert!(config_from_lookup(lookup(&bad)).is_err());
+    }
 
     #[test]
     fn default_timings_leave_the_leader_time_to_step_down() {

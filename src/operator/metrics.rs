@@ -406,6 +406,31 @@ impl Health {
     }
 }
 
+/// Where the server listens unless `MAILSYNC_METRICS_ADDRESS` says otherwise.
+pub const DEFAULT_ADDRESS: &str = "0.0.0.0:8080";
+/// The environment variable the chart sets to the listen address.
+pub const ADDRESS_ENV: &str = "MAILSYNC_METRICS_ADDRESS";
+
+/// The listen address `MAILSYNC_METRICS_ADDRESS` asks for (read through `lookup`), else
+/// [`DEFAULT_ADDRESS`].
+pub fn address_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<SocketAddr, AddressError> {
+    let text = lookup(ADDRESS_ENV)
+        .filter(|text| !text.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
+    text.trim()
+        .parse()
+        .map_err(|_| AddressError { value: text })
+}
+
+/// `MAILSYNC_METRICS_ADDRESS` is not an address.
+#[derive(Debug, thiserror::Error)]
+#[error("{ADDRESS_ENV}={value:?}: expected IP:PORT, e.g. 0.0.0.0:8080")]
+pub struct AddressError {
+    pub value: String,
+}
+
 /// The metrics server could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {address} for /metrics: {source}")]
@@ -690,6 +715,19 @@ mod tests {
         metrics.forget_channel("mail", "inbox");
         let text = metrics.encode();
         assert!(!text.contains(r#"channel="inbox""#), "{text}");
+    }
+
+    #[test]
+    fn listen_address_comes_from_the_environment() {
+        let none = |_: &str| None;
+        assert_eq!(
+            address_from_lookup(none).expect("default"),
+            DEFAULT_ADDRESS.parse::<SocketAddr>().expect("valid")
+        );
+        let set = |_: &str| Some("127.0.0.1:9100".to_string());
+        assert_eq!(address_from_lookup(set).expect("valid").port(), 9100);
+        let bad = |_: &str| Some(":8080".to_string());
+        assert!(address_from_lookup(bad).is_err());
     }
 
     #[tokio::test]
