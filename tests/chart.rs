@@ -310,7 +310,10 @@ fn deployment_runs_two_replicas_with_probes_leader_election_and_settings_from_va
     assert_eq!(pod["serviceAccountName"], "mailsync-controller");
     let container = &pod["containers"][0];
     assert_eq!(container["image"], "ghcr.io/mailsync/mailsync:1.2.3");
-    assert_eq!(container["args"], json!(["operator"]));
+    assert_eq!(
+        container["args"],
+        json!(["operator", "--image=ghcr.io/mailsync/mailsync:1.2.3"])
+    );
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     let env: std::collections::BTreeMap<String, Value> = container["env"]
@@ -332,6 +335,13 @@ fn deployment_runs_two_replicas_with_probes_leader_election_and_settings_from_va
     assert_eq!(env["MAILSYNC_LEADER_ELECTION"], "true");
     assert_eq!(env["MAILSYNC_LEADER_ELECTION_LEASE"], "mailsync-controller");
     assert_eq!(env["MAILSYNC_WORKER_SERVICE_ACCOUNT"], "mailsync-worker");
+    let worker_account = find(&objects, "ServiceAccount", "mailsync-worker");
+    assert!(
+        worker_account["metadata"]["labels"]
+            .get("app.kubernetes.io/managed-by")
+            .is_none(),
+        "the controller owns that label of the worker objects"
+    );
     assert_eq!(
         env["MAILSYNC_WORKER_IMAGE"],
         "ghcr.io/mailsync/mailsync:1.2.3"
@@ -641,9 +651,9 @@ fn rendered_chart_applies_server_side_and_its_pods_pass_pod_security_restricted(
         "deployment.apps/apply-test-mailsync-controller",
         "service/apply-test-mailsync-metrics",
         "serviceaccount/apply-test-mailsync-controller",
-        "serviceaccount/apply-test-mailsync-worker",
+        "serviceaccount/mailsync-worker",
         "role.rbac.authorization.k8s.io/apply-test-mailsync-leader-election",
-        "rolebinding.rbac.authorization.k8s.io/apply-test-mailsync-worker",
+        "rolebinding.rbac.authorization.k8s.io/mailsync-worker",
         "poddisruptionbudget.policy/apply-test-mailsync-controller",
     ] {
         assert!(
@@ -726,11 +736,12 @@ fn rbac_cluster_wide_grants_each_service_account_only_what_it_needs() {
         &render(release, &namespace, &["--set", "crds.install=false"]),
     );
     let controller = service_account(&namespace, "rbac-cluster-mailsync-controller");
-    let worker = service_account(&namespace, "rbac-cluster-mailsync-worker");
+    let worker = service_account(&namespace, "mailsync-worker");
     let lease = "leases/rbac-cluster-mailsync-controller";
     let ns: &[&str] = &["-n", &namespace];
     let other: &[&str] = &["-n", &elsewhere];
     let all: &[&str] = &["--all-namespaces"];
+    let none: &[&str] = &[];
     let ns_status: &[&str] = &["-n", &namespace, "--subresource=status"];
     let other_status: &[&str] = &["-n", &elsewhere, "--subresource=status"];
     check_access(
@@ -739,42 +750,77 @@ fn rbac_cluster_wide_grants_each_service_account_only_what_it_needs() {
         &[
             ("list", "mailchannels.mailsync.io", all, true),
             ("watch", "mailstores.mailsync.io", all, true),
+            ("patch", "mailchannels.mailsync.io", other, true),
             ("patch", "mailchannels.mailsync.io", other_status, true),
-            ("update", "mailstores.mailsync.io", ns_status, true),
             ("create", "jobs.batch", other, true),
             ("delete", "jobs.batch", ns, true),
-            ("list", "pods", all, true),
+            ("patch", "jobs.batch", ns, true),
+            ("watch", "configmaps", all, true),
+            ("create", "configmaps", other, true),
+            ("delete", "configmaps", ns, true),
             ("create", "events", other, true),
+            ("create", "events.events.k8s.io", other, true),
             ("get", lease, ns, true),
             ("update", lease, ns, true),
             ("create", "leases.coordination.k8s.io", ns, true),
-            // Never Secrets, anywhere.
-            ("get", "secrets", ns, false),
+            // The worker's identity, by name, in any namespace with channels.
+            ("create", "serviceaccounts/mailsync-worker", other, true),
+            (
+                "patch",
+                "roles.rbac.authorization.k8s.io/mailsync-worker",
+                other,
+                true,
+            ),
+            (
+                "patch",
+                "rolebindings.rbac.authorization.k8s.io/mailsync-worker",
+                other,
+                true,
+            ),
+            // Which Secrets and keys exist; never a Secret by name, never a write.
+            ("list", "secrets", all, true),
+            ("watch", "secrets", all, true),
+            ("get", "secrets/imap-password", ns, false),
             ("get", "secrets", other, false),
-            ("list", "secrets", all, false),
-            ("watch", "secrets", all, false),
+            ("create", "secrets", ns, false),
+            ("update", "secrets", ns, false),
+            ("patch", "secrets", ns, false),
+            ("delete", "secrets", ns, false),
             // Nothing it does not need.
             ("delete", "mailchannels.mailsync.io", ns, false),
+            ("update", "mailchannels.mailsync.io", ns, false),
             ("create", "mailstores.mailsync.io", ns, false),
+            ("patch", "mailstores.mailsync.io", ns, false),
+            ("patch", "mailstores.mailsync.io", ns_status, false),
             ("update", "jobs.batch", ns, false),
+            ("get", "pods", ns, false),
             ("create", "pods", ns, false),
-            ("delete", "pods", ns, false),
-            ("get", "configmaps", ns, false),
+            ("create", "pods/exec", ns, false),
             ("create", "serviceaccounts", ns, false),
+            ("patch", "serviceaccounts/default", ns, false),
+            ("create", "serviceaccounts/token", ns, false),
             (
                 "create",
-                "rolebindings.rbac.authorization.k8s.io",
+                "rolebindings.rbac.authorization.k8s.io/admin",
                 ns,
                 false,
             ),
-            ("update", "leases/someone-elses-lease", ns, false),
             (
-                "get",
-                "leases/rbac-cluster-mailsync-controller",
-                other,
+                "patch",
+                "roles.rbac.authorization.k8s.io/other-role",
+                ns,
                 false,
             ),
-            ("list", "namespaces", &[], false),
+            (
+                "bind",
+                "clusterroles.rbac.authorization.k8s.io",
+                none,
+                false,
+            ),
+            ("escalate", "roles.rbac.authorization.k8s.io", ns, false),
+            ("update", "leases/someone-elses-lease", ns, false),
+            ("get", lease, other, false),
+            ("list", "namespaces", none, false),
         ],
     );
     check_access(
@@ -782,11 +828,11 @@ fn rbac_cluster_wide_grants_each_service_account_only_what_it_needs() {
         &worker,
         &[
             ("get", "mailchannels.mailsync.io", ns, true),
-            ("get", "mailstores.mailsync.io", ns, true),
             ("patch", "mailchannels.mailsync.io", ns_status, true),
             ("list", "mailchannels.mailsync.io", ns, false),
             ("update", "mailchannels.mailsync.io", ns, false),
             ("patch", "mailchannels.mailsync.io", ns, false),
+            ("get", "mailstores.mailsync.io", ns, false),
             ("patch", "mailstores.mailsync.io", ns_status, false),
             ("patch", "mailchannels.mailsync.io", other_status, false),
             ("get", "secrets", ns, false),
@@ -794,6 +840,7 @@ fn rbac_cluster_wide_grants_each_service_account_only_what_it_needs() {
             ("get", "mailchannels.mailsync.io", other, false),
             ("create", "jobs.batch", ns, false),
             ("get", "pods", ns, false),
+            ("get", "configmaps", ns, false),
             ("get", "leases.coordination.k8s.io", ns, false),
         ],
     );
@@ -842,7 +889,8 @@ fn rbac_namespace_scoped_stays_inside_the_watched_namespaces() {
             ("watch", "mailstores.mailsync.io", b, true),
             ("create", "jobs.batch", b, true),
             ("patch", "mailchannels.mailsync.io", a_status, true),
-            ("patch", "mailchannels.mailsync.io", outside_status, false),
+            ("list", "secrets", a, true),
+            ("create", "serviceaccounts/mailsync-worker", b, true),
             (
                 "update",
                 "leases/rbac-scoped-mailsync-controller",
@@ -851,15 +899,24 @@ fn rbac_namespace_scoped_stays_inside_the_watched_namespaces() {
             ),
             ("list", "mailchannels.mailsync.io", all, false),
             ("list", "mailchannels.mailsync.io", outside, false),
+            ("patch", "mailchannels.mailsync.io", outside_status, false),
             ("create", "jobs.batch", outside, false),
-            ("list", "pods", outside, false),
-            ("get", "secrets", a, false),
-            ("get", "secrets", own, false),
+            ("list", "configmaps", outside, false),
+            ("create", "serviceaccounts/mailsync-worker", outside, false),
+            (
+                "patch",
+                "roles.rbac.authorization.k8s.io/mailsync-worker",
+                outside,
+                false,
+            ),
+            ("get", "secrets/imap-password", a, false),
+            ("list", "secrets", own, false),
+            ("list", "secrets", outside, false),
             ("list", "secrets", all, false),
         ],
     );
     for watched in [&watched_a, &watched_b] {
-        let worker = service_account(watched, "rbac-scoped-mailsync-worker");
+        let worker = service_account(watched, "mailsync-worker");
         let here: &[&str] = &["-n", watched];
         let here_status: &[&str] = &["-n", watched, "--subresource=status"];
         let elsewhere: &[&str] = if watched == &watched_a { b } else { a };
@@ -876,20 +933,15 @@ fn rbac_namespace_scoped_stays_inside_the_watched_namespaces() {
             ],
         );
     }
-    // The worker ServiceAccount exists where Jobs run, and nowhere else.
+    // The chart puts the worker ServiceAccount where Jobs run, and nowhere else.
     for (namespace, expected) in [
         (&watched_a, true),
         (&watched_b, true),
         (&unwatched, false),
         (&home, false),
     ] {
-        let output = cluster.kubectl(&[
-            "-n",
-            namespace,
-            "get",
-            "serviceaccount",
-            "rbac-scoped-mailsync-worker",
-        ]);
+        let output =
+            cluster.kubectl(&["-n", namespace, "get", "serviceaccount", "mailsync-worker"]);
         assert_eq!(
             output.status.success(),
             expected,

@@ -38,9 +38,68 @@ app.kubernetes.io/component: controller
 {{- default (printf "%s-controller" (include "mailsync.fullname" .)) .Values.controller.serviceAccount.name }}
 {{- end }}
 
-{{/* The ServiceAccount sync Job pods run as (one of this name in every namespace with Jobs). */}}
+{{/*
+The ServiceAccount sync Job pods run as, and the name of its Role and RoleBinding, the same in
+every namespace with Jobs. The controller creates them where they are missing (server-side
+apply, field manager mailsync-controller); its default is mailsync-worker.
+*/}}
 {{- define "mailsync.workerServiceAccount" -}}
-{{- default (printf "%s-worker" (include "mailsync.fullname" .)) .Values.worker.serviceAccount.name }}
+{{- .Values.worker.serviceAccount.name | default "mailsync-worker" }}
+{{- end }}
+
+{{/*
+Labels of the worker ServiceAccount, Role and RoleBinding: without app.kubernetes.io/managed-by,
+which the controller sets to mailsync-operator when it applies the same objects.
+*/}}
+{{- define "mailsync.workerLabels" -}}
+{{- omit (include "mailsync.labels" . | fromYaml) "app.kubernetes.io/managed-by" | toYaml }}
+app.kubernetes.io/component: worker
+{{- end }}
+
+{{/* What a sync pod may do in its namespace (the same rules the controller gives it). */}}
+{{- define "mailsync.workerRules" -}}
+- apiGroups: ["mailsync.io"]
+  resources: ["mailchannels"]
+  verbs: ["get"]
+- apiGroups: ["mailsync.io"]
+  resources: ["mailchannels/status"]
+  verbs: ["get", "patch"]
+{{- end }}
+
+{{/* What the controller may do in a namespace it watches. */}}
+{{- define "mailsync.controllerRules" -}}
+- apiGroups: ["mailsync.io"]
+  resources: ["mailchannels"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["mailsync.io"]
+  resources: ["mailchannels/status"]
+  verbs: ["get", "patch"]
+- apiGroups: ["mailsync.io"]
+  resources: ["mailstores"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Which keys a Secret has (the values are never logged or copied); no get, no writes.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["list", "watch"]
+- apiGroups: ["", "events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# The worker's identity in each namespace, by name only. The controller holds every
+# permission the worker Role grants, so creating that Role is no escalation.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  resourceNames: [{{ include "mailsync.workerServiceAccount" . | quote }}]
+  verbs: ["create", "patch"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  resourceNames: [{{ include "mailsync.workerServiceAccount" . | quote }}]
+  verbs: ["create", "patch"]
 {{- end }}
 
 {{/* The name of the leader-election Lease. */}}
