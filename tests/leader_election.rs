@@ -1,7 +1,10 @@
 //! Leader election on a real kube-apiserver with two contenders: only one leads at a time, the
 //! other takes over when the leader releases the Lease on shutdown, and when a leader stops
-//! renewing (crashed) the other takes over after the lease duration.
+//! renewing (crashed) the other takes over after the lease duration. With the chart's controller
+//! ServiceAccount the election works on the chart's Lease and is refused any other.
 
+#[path = "chart_support/mod.rs"]
+mod chart_support;
 mod k8s;
 
 use std::time::{Duration, Instant};
@@ -12,7 +15,7 @@ use kube::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use mailsync::operator::leader::{LeaderElectionConfig, LeaderElector};
 
-async fn client() -> kube::Client {
+async fn admin_client() -> kube::Client {
     let kubeconfig = Kubeconfig::read_from(control_plane().kubeconfig()).expect("kubeconfig reads");
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -40,7 +43,7 @@ async fn holder(api: &Api<Lease>) -> Option<String> {
 #[tokio::test]
 async fn one_contender_leads_at_a_time_and_the_other_takes_over() {
     let namespace = control_plane().namespace("leader-election");
-    let client = client().await;
+    let client = admin_client().await;
     let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace);
 
     // Step by step first: the first to try creates the Lease, the second is refused.
@@ -130,4 +133,73 @@ async fn one_contender_leads_at_a_time_and_the_other_takes_over() {
     follower_task.await.expect("the election task ends");
     assert!(!follower.is_leader());
     assert_eq!(holder(&leases).await, None, "released on shutdown");
+}
+
+#[tokio::test]
+async fn the_charts_controller_account_may_hold_its_lease_and_no_other() {
+    let cluster = control_plane();
+    let namespace = cluster.namespace("leader-election-rbac");
+    let release = "elect";
+    chart_support::install_chart(cluster, release, &namespace, &[]);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let kubeconfig = chart_support::service_account_kubeconfig(
+        cluster,
+        &namespace,
+        &chart_support::controller_account(release),
+        dir.path(),
+    );
+    let kubeconfig = Kubeconfig::read_from(&kubeconfig).expect("kubeconfig reads");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    let client = kube::Client::try_from(config).expect("client builds");
+
+    let lease = chart_support::lease_name(release);
+    let elector = LeaderElector::new(
+        client.clone(),
+        LeaderElectionConfig::new(&namespace, &lease, "controller-pod-1"),
+    );
+    assert!(
+        elector
+            .try_acquire_or_renew()
+            .await
+            .expect("may create the Lease")
+    );
+    assert!(elector.try_acquire_or_renew().await.expect("may renew it"));
+    elector.release().await.expect("may release it");
+    let admin_leases: Api<Lease> = Api::namespaced(admin_client().await, &namespace);
+    assert_eq!(
+        admin_leases
+            .get(&lease)
+            .await
+            .expect("the Lease exists")
+            .spec
+            .and_then(|spec| spec.holder_identity),
+        None
+    );
+
+    // Any other Lease is out of reach (create cannot be limited to a name, get and update can).
+    let other = Lease {
+        metadata: kube::api::ObjectMeta {
+            name: Some("someone-else".to_string()),
+            ..Default::default()
+        },
+        spec: None,
+    };
+    admin_leases
+        .create(&kube::api::PostParams::default(), &other)
+        .await
+        .expect("the admin creates another Lease");
+    let intruder = LeaderElector::new(
+        client,
+        LeaderElectionConfig::new(&namespace, "someone-else", "controller-pod-1"),
+    );
+    let error = intruder
+        .try_acquire_or_renew()
+        .await
+        .expect_err("the chart's account may not touch another Lease");
+    assert!(
+        matches!(&error.source, kube::Error::Api(status) if status.code == 403),
+        "{error}"
+    );
 }
