@@ -575,3 +575,113 @@ fn strip_code(line: &mut Vec<u8>, code: &str) {
         line.drain(start..end);
     }
 }
+
+/// An account for the default user on this server (plain port, the given TLS mode; the
+/// CA certificate is trusted through CertificateFile, system certificates are off).
+pub fn account(
+    server: &Dovecot,
+    tls_type: mailsync::config::TlsType,
+) -> mailsync::config::ImapAccountConfig {
+    use mailsync::config::{ImapAccountConfig, TlsType, TlsVersions};
+    ImapAccountConfig {
+        name: "test".into(),
+        host: Some("localhost".into()),
+        port: Some(if tls_type == TlsType::Imaps {
+            server.imaps_port
+        } else {
+            server.port
+        }),
+        tunnel: None,
+        timeout: 10,
+        user: Some(USER.into()),
+        user_cmd: None,
+        user_file: None,
+        pass: Some(PASS.into()),
+        pass_cmd: None,
+        pass_file: None,
+        use_keychain: false,
+        tls_type,
+        tls_versions: TlsVersions::default(),
+        system_certificates: false,
+        certificate_file: Some(server.ca_file.clone()),
+        client_certificate: None,
+        client_key: None,
+        cipher_string: None,
+        auth_mechs: Vec::new(),
+        pipeline_depth: None,
+        disable_extensions: Vec::new(),
+    }
+}
+
+/// An IMAPStore section using the account, with an optional Trash.
+pub fn store_config(trash: Option<&str>) -> mailsync::config::ImapStoreConfig {
+    use mailsync::config::{CommonStoreConfig, ImapStoreConfig};
+    ImapStoreConfig {
+        common: CommonStoreConfig {
+            name: "remote".into(),
+            trash: trash.map(str::to_string),
+            ..CommonStoreConfig::default()
+        },
+        account: "test".into(),
+        path: None,
+        path_delimiter: None,
+        use_namespace: true,
+        subscribed_only: false,
+    }
+}
+
+/// A reporter that keeps everything for assertions.
+#[derive(Clone, Default)]
+pub struct Collect(pub std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Collect {
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+impl mailsync::store::Reporter for Collect {
+    fn notice(&self, text: &str) {
+        if let Ok(mut l) = self.0.lock() {
+            l.push(text.to_string());
+        }
+    }
+    fn warning(&self, text: &str) {
+        self.notice(text);
+    }
+    fn debug(&self, text: &str) {
+        self.notice(text);
+    }
+}
+
+/// Opens a store on the server.
+pub fn open_store(
+    account: &mailsync::config::ImapAccountConfig,
+    store: &mailsync::config::ImapStoreConfig,
+) -> (mailsync::store::imap::ImapStore, Collect) {
+    let collect = Collect::default();
+    let imap = mailsync::store::imap::ImapStore::new(
+        store,
+        account,
+        mailsync::store::imap::ImapOptions::default(),
+        Box::new(collect.clone()),
+    )
+    .expect("store");
+    (imap, collect)
+}
+
+/// A Tunnel command reaching a TCP port on 127.0.0.1 (bash's /dev/tcp, no extra tools).
+pub fn tcp_tunnel(port: u16) -> String {
+    format!("exec bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; cat <&3 & exec cat >&3'")
+}
+
+impl Dovecot {
+    /// A Tunnel command running the IMAP server directly, logged in (PREAUTH). Dovecot ends
+    /// lines with LF alone on a pipe, so `sed` restores the CRLF (fine for listings).
+    pub fn preauth_tunnel(&self) -> String {
+        format!(
+            "/usr/lib/dovecot/imap -c {} -u {USER} 2>/dev/null | sed -u 's/\\r*$/\\r/'",
+            self.conf.display()
+        )
+    }
+}
