@@ -685,3 +685,32 @@ impl Dovecot {
         )
     }
 }
+
+/// An account with no server details (for canned servers).
+pub fn account_template() -> mailsync::config::ImapAccountConfig {
+    use mailsync::config::{ImapAccountConfig, TlsType, TlsVersions};
+    ImapAccountConfig {
+        name: "test".into(),
+        host: None,
+        port: None,
+        tunnel: None,
+        timeout: 10,
+        user: Some(USER.into()),
+        user_cmd: None,
+        user_file: None,
+        pass: Some(PASS.into()),
+        pass_cmd: None,
+        pass_file: None,
+        use_keychain: false,
+        tls_type: TlsType::None,
+        tls_versions: TlsVersions::default(),
+        system_certificates: false,
+        certificate_file: None,
+        client_certificate: None,
+        client_key: None,
+        cipher_string: None,
+        auth_mechs: Vec::new(),
+        pipeline_depth: None,
+        disable_extensions: Vec::new(),
+    }
+}

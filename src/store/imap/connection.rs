@@ -584,10 +584,10 @@ impl Connection {
             }
             Data::Expunge(seq) => {
                 let index = seq.get() as usize - 1;
-                if index < self.seq_uids.len() {
-                    if let Some(uid) = self.seq_uids.remove(index) {
-                        self.expunged.insert(uid);
-                    }
+                if index < self.seq_uids.len()
+                    && let Some(uid) = self.seq_uids.remove(index)
+                {
+                    self.expunged.insert(uid);
                 }
                 self.exists = self.exists.saturating_sub(1);
                 return;

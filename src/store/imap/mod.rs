@@ -595,7 +595,7 @@ impl Store for ImapStore {
                 Mailbox::Inbox => b"INBOX".to_vec(),
                 Mailbox::Other(other) => other.inner().as_ref().to_vec(),
             };
-            match self.names.from_listed(&raw) {
+            match self.names.canonical_of_listed(&raw) {
                 ListedName::Name(name) => result.push(name),
                 ListedName::Skip(Some(warning)) => self.reporter.warning(&warning),
                 ListedName::Skip(None) => {}

@@ -174,7 +174,7 @@ impl NameMap {
     }
 
     /// Turns a listed server name (raw bytes as received) into a canonical name.
-    pub fn from_listed(&self, raw: &[u8]) -> ListedName {
+    pub fn canonical_of_listed(&self, raw: &[u8]) -> ListedName {
         if raw.len() > 1000 {
             let shown: String = String::from_utf8_lossy(raw).chars().take(100).collect();
             return ListedName::Skip(Some(format!(
@@ -328,23 +328,23 @@ mod tests {
     fn listed_names() {
         let m = map("Top.", '.');
         assert_eq!(
-            m.from_listed(b"Top.Child"),
+            m.canonical_of_listed(b"Top.Child"),
             ListedName::Name("Child".into())
         );
-        assert_eq!(m.from_listed(b"inbox"), ListedName::Name("INBOX".into()));
-        assert_eq!(m.from_listed(b"Other"), ListedName::Skip(None));
+        assert_eq!(m.canonical_of_listed(b"inbox"), ListedName::Name("INBOX".into()));
+        assert_eq!(m.canonical_of_listed(b"Other"), ListedName::Skip(None));
         let m = map("", '.');
-        assert_eq!(m.from_listed(b"a.b.c"), ListedName::Name("a/b/c".into()));
-        assert!(matches!(m.from_listed(b"a/b"), ListedName::Skip(Some(_))));
-        assert!(matches!(m.from_listed(b"a..b"), ListedName::Skip(Some(_))));
-        assert_eq!(m.from_listed(b"x.lock"), ListedName::Skip(None));
+        assert_eq!(m.canonical_of_listed(b"a.b.c"), ListedName::Name("a/b/c".into()));
+        assert!(matches!(m.canonical_of_listed(b"a/b"), ListedName::Skip(Some(_))));
+        assert!(matches!(m.canonical_of_listed(b"a..b"), ListedName::Skip(Some(_))));
+        assert_eq!(m.canonical_of_listed(b"x.lock"), ListedName::Skip(None));
         let m = map("", '/');
-        assert!(matches!(m.from_listed(b"a/../b"), ListedName::Reject(_)));
-        assert!(matches!(m.from_listed(b"/etc"), ListedName::Reject(_)));
-        assert!(matches!(m.from_listed(b"a\x01b"), ListedName::Reject(_)));
-        assert!(matches!(m.from_listed(b"&ANw"), ListedName::Reject(_)));
+        assert!(matches!(m.canonical_of_listed(b"a/../b"), ListedName::Reject(_)));
+        assert!(matches!(m.canonical_of_listed(b"/etc"), ListedName::Reject(_)));
+        assert!(matches!(m.canonical_of_listed(b"a\x01b"), ListedName::Reject(_)));
+        assert!(matches!(m.canonical_of_listed(b"&ANw"), ListedName::Reject(_)));
         assert_eq!(
-            m.from_listed(b"&ANw-n&AO8-code &- Co/x"),
+            m.canonical_of_listed(b"&ANw-n&AO8-code &- Co/x"),
             ListedName::Name("Ünïcode & Co/x".into())
         );
     }

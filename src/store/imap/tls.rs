@@ -313,8 +313,11 @@ pub fn client_config(account: &ImapAccountConfig) -> Result<TlsSetup, String> {
     })
 }
 
+/// The certificate chain a recording verifier saw (DER, server certificate first).
+pub type RecordedChain = Arc<Mutex<Vec<Vec<u8>>>>;
+
 /// A configuration that accepts any server certificate and records the chain.
-pub fn recording_config() -> Result<(Arc<ClientConfig>, Arc<Mutex<Vec<Vec<u8>>>>), String> {
+pub fn recording_config() -> Result<(Arc<ClientConfig>, RecordedChain), String> {
     let provider = provider();
     let chain = Arc::new(Mutex::new(Vec::new()));
     let verifier = Arc::new(RecordingVerifier {

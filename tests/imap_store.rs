@@ -1,0 +1,498 @@
+//! The IMAP store's `Store` methods against a real Dovecot, the same scenario on weaker
+//! server variants, mailbox names, and failures (dropped connection, hostile names).
+
+mod dovecot;
+
+use dovecot::{Dovecot, Relay, RelayMode, account, open_store, store_config};
+use mailsync::config::TlsType;
+use mailsync::store::imap::{ImapOptions, ImapStore};
+use mailsync::store::{Flags, ListAreas, LoadRequest, NewMessage, OpenOutcome, Store};
+use std::time::{Duration, UNIX_EPOCH};
+
+const MESSAGE_A: &str =
+    "From: a@example.org\nSubject: first\nMessage-ID: <first@example.org>\n\nbody one\n";
+const MESSAGE_B: &str = "From: b@example.org\nSubject: second\nX-TUID: AbCdEfGhIjKl\n\nbody two\n";
+const MESSAGE_C: &str = "From: c@example.org\nSubject: third\n\nbody three\n";
+
+fn crlf(text: &str) -> Vec<u8> {
+    text.replace('\n', "\r\n").into_bytes()
+}
+
+fn load_all() -> LoadRequest {
+    LoadRequest {
+        range: Some((1, u32::MAX)),
+        flags: true,
+        sizes_from: Some(1),
+        tuids_from: Some(2),
+        message_ids_upto: Some(1),
+        ..LoadRequest::default()
+    }
+}
+
+fn opened(store: &mut ImapStore, name: &str) -> u32 {
+    match store.open_box(name).expect("open") {
+        OpenOutcome::Opened { uid_validity } => uid_validity,
+        OpenOutcome::Missing => panic!("{name} is missing"),
+    }
+}
+
+#[test]
+fn store_methods() {
+    let server = Dovecot::start();
+    server.append("INBOX", MESSAGE_A, "\\Seen");
+    server.append("INBOX", MESSAGE_B, "\\Flagged \\Answered");
+    server.append("INBOX", MESSAGE_C, "");
+    let (mut store, _) = open_store(
+        &account(&server, TlsType::StartTls),
+        &store_config(Some("Trash")),
+    );
+    assert!(store.crlf());
+    assert!(store.selective_expunge());
+    opened(&mut store, "INBOX");
+    assert!(!store.is_empty().unwrap());
+    let loaded = store.load(&load_all()).unwrap();
+    assert_eq!(loaded.total, 3);
+    let uids: Vec<u32> = loaded.messages.iter().map(|m| m.uid).collect();
+    assert_eq!(uids, vec![1, 2, 3]);
+    assert_eq!(loaded.messages[0].flags, Flags::SEEN);
+    assert_eq!(loaded.messages[1].flags, Flags::FLAGGED | Flags::REPLIED);
+    assert_eq!(loaded.messages[0].size, crlf(MESSAGE_A).len() as u64);
+    assert_eq!(
+        loaded.messages[0].message_id.as_deref(),
+        Some(&b"<first@example.org>"[..])
+    );
+    assert_eq!(
+        loaded.messages[1].message_id, None,
+        "not requested above UID 1"
+    );
+    assert_eq!(loaded.messages[1].tuid, Some(*b"AbCdEfGhIjKl"));
+    assert_eq!(loaded.messages[0].tuid, None, "not requested below UID 2");
+    // Without FLAGS requested, flags read as empty.
+    let bare = store
+        .load(&LoadRequest {
+            range: Some((2, 3)),
+            ..LoadRequest::default()
+        })
+        .unwrap();
+    assert_eq!(bare.messages.len(), 2);
+    assert!(
+        bare.messages
+            .iter()
+            .all(|m| m.flags.is_empty() && m.size == 0)
+    );
+    // Exceptions outside the range.
+    let some = store
+        .load(&LoadRequest {
+            range: Some((3, 3)),
+            exceptions: vec![1],
+            flags: true,
+            ..LoadRequest::default()
+        })
+        .unwrap();
+    assert_eq!(
+        some.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+
+    let fetched = store.fetch(1).unwrap().expect("message 1");
+    assert_eq!(fetched.data, crlf(MESSAGE_A));
+    assert_eq!(fetched.flags, Flags::SEEN);
+    assert!(fetched.date.is_some());
+    assert_eq!(store.fetch(99).unwrap(), None);
+
+    // Flags: batched until the next command.
+    assert!(
+        store
+            .set_flags(1, Flags::FLAGGED | Flags::PASSED, Flags::SEEN)
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_flags(3, Flags::FLAGGED | Flags::PASSED, Flags::SEEN)
+            .unwrap()
+    );
+    assert!(store.set_flags(2, Flags::DRAFT, Flags::EMPTY).unwrap());
+    let after = store.load(&load_all()).unwrap();
+    assert_eq!(after.messages[0].flags, Flags::FLAGGED | Flags::PASSED);
+    assert_eq!(
+        after.messages[1].flags,
+        Flags::DRAFT | Flags::FLAGGED | Flags::REPLIED
+    );
+    assert_eq!(after.messages[2].flags, Flags::FLAGGED | Flags::PASSED);
+    assert_eq!(
+        server.flags("INBOX")[0],
+        (1, "\\Flagged $Forwarded".to_string())
+    );
+
+    // Append with flags and date.
+    let date = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let data = crlf("Subject: new\n\nnew body\n");
+    let uid = store
+        .store(NewMessage {
+            data: &data,
+            flags: Flags::SEEN | Flags::DRAFT,
+            date: Some(date),
+        })
+        .unwrap();
+    assert_eq!(uid, Some(4));
+    assert_eq!(store.uid_next_hint().unwrap(), 5);
+    let copy = store.fetch(4).unwrap().expect("appended");
+    assert_eq!(copy.data, data);
+    assert_eq!(copy.flags, Flags::SEEN | Flags::DRAFT);
+    assert_eq!(copy.date, Some(date));
+
+    // Trash (the Trash folder is created on demand), then expunge.
+    assert!(store.trash(2).unwrap());
+    assert!(server.mailboxes().contains(&"Trash".to_string()));
+    assert_eq!(server.uids("Trash"), vec![1]);
+    store.set_flags(3, Flags::TRASHED, Flags::EMPTY).unwrap();
+    let removed = store.expunge(&[3]).unwrap();
+    assert!(removed.contains(&3), "{removed:?}");
+    assert_eq!(server.uids("INBOX"), vec![1, 4]);
+    store
+        .store_to_trash(NewMessage {
+            data: &data,
+            flags: Flags::SEEN,
+            date: None,
+        })
+        .unwrap();
+    assert_eq!(server.uids("Trash").len(), 2);
+    store.close_box();
+
+    // Missing box, create, delete.
+    assert_eq!(store.open_box("New/Box").unwrap(), OpenOutcome::Missing);
+    let uv = store.create_box().unwrap();
+    assert!(uv > 0);
+    assert!(store.is_empty().unwrap());
+    assert!(server.mailboxes().contains(&"New/Box".to_string()));
+    store.delete_box().unwrap();
+    assert!(!server.mailboxes().contains(&"New/Box".to_string()));
+}
+
+#[test]
+fn find_new_reads_tuids_when_uids_are_withheld() {
+    let server = Dovecot::start();
+    server.append("INBOX", MESSAGE_A, "");
+    let collect = dovecot::Collect::default();
+    let options = ImapOptions {
+        withhold_uids: true,
+        ..ImapOptions::default()
+    };
+    let mut store = ImapStore::new(
+        &store_config(None),
+        &account(&server, TlsType::StartTls),
+        options,
+        Box::new(collect.clone()),
+    )
+    .unwrap();
+    opened(&mut store, "INBOX");
+    store.load(&load_all()).unwrap();
+    let hint = store.uid_next_hint().unwrap();
+    let data = crlf("Subject: copy\nX-TUID: QQQQQQQQQQQQ\n\nx\n");
+    assert_eq!(
+        store
+            .store(NewMessage {
+                data: &data,
+                flags: Flags::SEEN,
+                date: None
+            })
+            .unwrap(),
+        None
+    );
+    let found = store.find_new(hint).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].uid, 2);
+    assert_eq!(found[0].tuid, Some(*b"QQQQQQQQQQQQ"));
+    assert_eq!(found[0].flags, Flags::SEEN);
+    assert_eq!(store.find_new(hint + 5).unwrap(), vec![]);
+}
+
+#[test]
+fn listing_round_trips_names() {
+    let server = Dovecot::start();
+    let names = [
+        "with space",
+        "Ünïcode & Co",
+        "Top/Child",
+        "Top/Other",
+        "日本語/サブ",
+        "x&y~z",
+    ];
+    for name in names {
+        server.create_mailbox(name);
+    }
+    server.subscribe("Top/Child");
+    let a = account(&server, TlsType::StartTls);
+    let (mut store, _) = open_store(&a, &store_config(None));
+    let listed = store.list(ListAreas::ALL).unwrap();
+    let mut expected: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    // The implicit parents `Top` and `日本語` are \Noselect on Dovecot: not listed.
+    expected.push("INBOX".to_string());
+    expected.sort();
+    assert_eq!(listed, expected);
+    for name in &listed {
+        opened(&mut store, name);
+    }
+    // A message stored under a non-ASCII name lands in that mailbox on the server.
+    opened(&mut store, "Ünïcode & Co");
+    let data = crlf("Subject: x\n\ny\n");
+    store
+        .store(NewMessage {
+            data: &data,
+            flags: Flags::EMPTY,
+            date: None,
+        })
+        .unwrap();
+    assert_eq!(server.uids("Ünïcode & Co"), vec![1]);
+    // With a Path, names are relative to it (INBOX stays).
+    let mut with_path = store_config(None);
+    with_path.path = Some("Top/".into());
+    let (mut store, _) = open_store(&a, &with_path);
+    assert_eq!(
+        store.list(ListAreas::ALL).unwrap(),
+        vec!["Child", "INBOX", "Other"]
+    );
+    opened(&mut store, "Child");
+    // SubscribedOnly lists with LSUB.
+    let mut subscribed = store_config(None);
+    subscribed.subscribed_only = true;
+    let (mut store, _) = open_store(&a, &subscribed);
+    assert_eq!(store.list(ListAreas::ALL).unwrap(), vec!["Top/Child"]);
+    // A hierarchy delimiter inside a canonical name is refused.
+    let (mut store, _) = open_store(&a, &store_config(None));
+    let mut dotted = store_config(None);
+    dotted.path_delimiter = Some('.');
+    let (mut dotted_store, _) = open_store(&a, &dotted);
+    let error = dotted_store.open_box("a.b").unwrap_err();
+    assert!(
+        error
+            .message
+            .contains("contains server's hierarchy delimiter"),
+        "{}",
+        error.message
+    );
+    assert!(
+        store
+            .open_box("Inbox")
+            .unwrap_err()
+            .message
+            .contains("Did you mean INBOX")
+    );
+}
+
+/// What a scenario leaves behind, for comparing server variants.
+#[derive(Debug, PartialEq, Eq)]
+struct Summary {
+    listed: Vec<String>,
+    loaded: Vec<(u32, Flags, u64)>,
+    appended_found: Vec<Option<[u8; 12]>>,
+    inbox_after: Vec<(u32, String)>,
+    trash_after: usize,
+}
+
+fn scenario(
+    server: &Dovecot,
+    a: &mailsync::config::ImapAccountConfig,
+    options: ImapOptions,
+) -> Summary {
+    server.append("INBOX", MESSAGE_A, "\\Seen");
+    server.append("INBOX", MESSAGE_B, "");
+    server.append("INBOX", MESSAGE_C, "\\Flagged");
+    server.create_mailbox("Sub/Leaf");
+    let mut store = ImapStore::new(
+        &store_config(Some("Trash")),
+        a,
+        options,
+        Box::new(mailsync::store::SilentReporter),
+    )
+    .unwrap();
+    let listed = store.list(ListAreas::ALL).unwrap();
+    opened(&mut store, "INBOX");
+    let loaded = store.load(&load_all()).unwrap();
+    let hint = store.uid_next_hint().unwrap();
+    let mut appended = Vec::new();
+    let big = format!(
+        "Subject: big\nX-TUID: BBBBBBBBBBBB\n\n{}\n",
+        "x".repeat(200_000)
+    );
+    for (i, text) in ["Subject: one\nX-TUID: AAAAAAAAAAAA\n\nx\n", big.as_str()]
+        .iter()
+        .enumerate()
+    {
+        let data = crlf(text);
+        let uid = store
+            .store(NewMessage {
+                data: &data,
+                flags: if i == 0 { Flags::SEEN } else { Flags::EMPTY },
+                date: None,
+            })
+            .unwrap();
+        appended.push(uid);
+    }
+    let found = if appended.iter().all(Option::is_some) {
+        appended.iter().map(|_| None).collect()
+    } else {
+        store
+            .find_new(hint)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.tuid)
+            .collect()
+    };
+    store.set_flags(1, Flags::REPLIED, Flags::SEEN).unwrap();
+    store.set_flags(2, Flags::TRASHED, Flags::EMPTY).unwrap();
+    store.set_flags(3, Flags::TRASHED, Flags::EMPTY).unwrap();
+    assert!(store.trash(3).unwrap());
+    let selective = store.selective_expunge();
+    store.expunge(&[2, 3]).unwrap();
+    store.close_box();
+    drop(store);
+    let _ = selective;
+    Summary {
+        listed,
+        loaded: loaded
+            .messages
+            .iter()
+            .map(|m| (m.uid, m.flags, m.size))
+            .collect(),
+        appended_found: found,
+        inbox_after: server.flags("INBOX"),
+        trash_after: server.uids("Trash").len(),
+    }
+}
+
+#[test]
+fn weaker_servers_give_identical_results() {
+    let reference = {
+        let server = Dovecot::start();
+        scenario(
+            &server,
+            &account(&server, TlsType::StartTls),
+            ImapOptions::default(),
+        )
+    };
+    assert_eq!(
+        reference
+            .inbox_after
+            .iter()
+            .map(|(u, _)| *u)
+            .collect::<Vec<_>>(),
+        vec![1, 4, 5]
+    );
+    assert_eq!(reference.trash_after, 1);
+    for cut in [
+        &["LITERAL+"][..],
+        &["NAMESPACE"],
+        &["CONDSTORE", "QRESYNC"],
+        &["MOVE"],
+    ] {
+        let server = Dovecot::start_with(dovecot::Options::without(cut));
+        let result = scenario(
+            &server,
+            &account(&server, TlsType::StartTls),
+            ImapOptions::default(),
+        );
+        assert_eq!(result, reference, "without {cut:?}");
+    }
+    // No UIDPLUS: APPENDUID/COPYUID codes stripped by a relay, found again by X-TUID.
+    {
+        let server = Dovecot::start_with(dovecot::Options::without(&["UIDPLUS"]));
+        let relay = Relay::start(server.port, RelayMode::StripUidPlus);
+        let mut a = account(&server, TlsType::None);
+        a.port = Some(relay.port);
+        a.auth_mechs = vec!["PLAIN".into()];
+        let mut result = scenario(&server, &a, ImapOptions::default());
+        assert_eq!(
+            result.appended_found,
+            vec![Some(*b"AAAAAAAAAAAA"), Some(*b"BBBBBBBBBBBB")]
+        );
+        result.appended_found = reference.appended_found.clone();
+        assert_eq!(result, reference, "without UIDPLUS");
+    }
+    // DisableExtension and PipelineDepth 1 on the client side.
+    {
+        let server = Dovecot::start();
+        let mut a = account(&server, TlsType::Imaps);
+        a.disable_extensions = vec!["LITERAL+".into(), "MOVE".into()];
+        a.pipeline_depth = Some(1);
+        let result = scenario(&server, &a, ImapOptions::default());
+        assert_eq!(
+            result, reference,
+            "DisableExtension LITERAL+ MOVE, PipelineDepth 1"
+        );
+    }
+}
+
+#[test]
+fn dropped_connection_mid_fetch_is_a_clear_error() {
+    let server = Dovecot::start();
+    let body = format!("Subject: big\n\n{}\n", "line of text\n".repeat(5000));
+    server.append("INBOX", &body, "");
+    let relay = Relay::start(server.port, RelayMode::CutInBody(1000));
+    let mut a = account(&server, TlsType::None);
+    a.port = Some(relay.port);
+    a.auth_mechs = vec!["PLAIN".into()];
+    let (mut store, _) = open_store(&a, &store_config(None));
+    opened(&mut store, "INBOX");
+    let error = store.fetch(1).unwrap_err();
+    assert_eq!(error.scope, mailsync::store::FailureScope::Temporary);
+    assert!(
+        error
+            .message
+            .contains("unexpected EOF from localhost (127.0.0.1:"),
+        "{}",
+        error.message
+    );
+    // The store reconnects on the next call.
+    drop(relay);
+}
+
+/// A canned server listing a hostile mailbox name.
+#[test]
+fn hostile_listed_names_are_refused() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let serve = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut out = stream.try_clone().unwrap();
+        out.write_all(b"* PREAUTH [CAPABILITY IMAP4rev1] ready\r\n")
+            .unwrap();
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let mut words = line.split(' ');
+            let tag = words.next().unwrap_or("*").to_string();
+            let command = words.next().unwrap_or("").to_ascii_uppercase();
+            if command == "LIST" {
+                out.write_all(
+                    b"* LIST () \"/\" \"good\"\r\n* LIST () \"/\" \"evil/../../etc\"\r\n",
+                )
+                .unwrap();
+            }
+            if out
+                .write_all(format!("{tag} OK done\r\n").as_bytes())
+                .is_err()
+                || command == "LOGOUT"
+            {
+                break;
+            }
+        }
+    });
+    let server_stub = mailsync::config::ImapAccountConfig {
+        host: Some("127.0.0.1".into()),
+        port: Some(port),
+        tls_type: TlsType::None,
+        ..dovecot::account_template()
+    };
+    let (mut store, _) = open_store(&server_stub, &store_config(None));
+    let error = store.list(ListAreas::ALL).unwrap_err();
+    assert!(
+        error
+            .message
+            .contains("'evil/../../etc' contains '..' component"),
+        "{}",
+        error.message
+    );
+    drop(store);
+    let _ = serve.join();
+}
