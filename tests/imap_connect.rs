@@ -62,6 +62,18 @@ fn mechanisms_and_credentials() {
         a.auth_mechs = mechs.iter().map(|m| m.to_string()).collect();
         assert!(lists_inbox(&a).is_ok(), "{mechs:?}: {:?}", lists_inbox(&a));
     }
+    // `*` prefers SCRAM-SHA-256.
+    let (mut store, collect) =
+        open_store(&account(&server, TlsType::StartTls), &store_config(None));
+    assert!(store.list(ListAreas::ALL).is_ok());
+    assert!(
+        collect
+            .lines()
+            .iter()
+            .any(|l| l == "Authenticating with SASL mechanism SCRAM-SHA-256..."),
+        "{:?}",
+        collect.lines()
+    );
     // Without TLS, `*` does not use LOGIN but SASL mechanisms are fine.
     let plain = account(&server, TlsType::None);
     assert!(lists_inbox(&plain).is_ok());
@@ -123,7 +135,7 @@ fn mechanisms_and_credentials() {
         &store_config(None),
         &keychain,
         Default::default(),
-        Box::new(mailsync::store::SilentReporter),
+        std::rc::Rc::new(mailsync::store::SilentReporter),
     );
     assert!(
         result

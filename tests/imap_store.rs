@@ -182,7 +182,7 @@ fn find_new_reads_tuids_when_uids_are_withheld() {
         &store_config(None),
         &account(&server, TlsType::StartTls),
         options,
-        Box::new(collect.clone()),
+        std::rc::Rc::new(collect.clone()),
     )
     .unwrap();
     opened(&mut store, "INBOX");
@@ -303,7 +303,7 @@ fn scenario(
         &store_config(Some("Trash")),
         a,
         options,
-        Box::new(mailsync::store::SilentReporter),
+        std::rc::Rc::new(mailsync::store::SilentReporter),
     )
     .unwrap();
     let listed = store.list(ListAreas::ALL).unwrap();
@@ -492,6 +492,118 @@ fn hostile_listed_names_are_refused() {
             .contains("'evil/../../etc' contains '..' component"),
         "{}",
         error.message
+    );
+    drop(store);
+    let _ = serve.join();
+}
+
+#[test]
+fn trash_is_created_when_first_appended_to() {
+    // The first APPEND into an unknown Trash uses a synchronising literal; Dovecot answers
+    // NO [TRYCREATE] instead of a continuation, then the Trash is created and the APPEND
+    // retried. With and without LITERAL+.
+    for cut in [&[][..], &["LITERAL+"]] {
+        let server = Dovecot::start_with(dovecot::Options::without(cut));
+        let (mut store, _) = open_store(
+            &account(&server, TlsType::StartTls),
+            &store_config(Some("Trash/Bin")),
+        );
+        opened(&mut store, "INBOX");
+        let data = crlf("Subject: gone\n\nbye\n");
+        for _ in 0..2 {
+            store
+                .store_to_trash(NewMessage {
+                    data: &data,
+                    flags: Flags::SEEN,
+                    date: None,
+                })
+                .unwrap();
+        }
+        // The connection is still in step: more commands work.
+        let uid = store
+            .store(NewMessage {
+                data: &data,
+                flags: Flags::EMPTY,
+                date: None,
+            })
+            .unwrap();
+        assert_eq!(uid, Some(1), "without {cut:?}");
+        assert_eq!(
+            server.flags("Trash/Bin"),
+            vec![(1, "\\Seen".into()), (2, "\\Seen".into())]
+        );
+        assert_eq!(server.uids("INBOX"), vec![1]);
+    }
+}
+
+/// Serves a canned IMAP conversation: a PREAUTH greeting, then `answer` for each command.
+fn canned_server(answer: fn(&str, &str) -> Option<String>) -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let serve = std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut out = stream.try_clone().unwrap();
+        let _ = out.write_all(b"* PREAUTH [CAPABILITY IMAP4rev1] ready\r\n");
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let mut words = line.split(' ');
+            let tag = words.next().unwrap_or("*").to_string();
+            let command = words.next().unwrap_or("").to_ascii_uppercase();
+            match answer(&tag, &command) {
+                Some(reply) => {
+                    // A BYE ends the conversation: the server closes after it.
+                    if out.write_all(reply.as_bytes()).is_err() || reply.starts_with("* BYE") {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+    });
+    (port, serve)
+}
+
+fn canned_account(port: u16) -> mailsync::config::ImapAccountConfig {
+    mailsync::config::ImapAccountConfig {
+        host: Some("127.0.0.1".into()),
+        port: Some(port),
+        tls_type: TlsType::None,
+        timeout: 1,
+        ..dovecot::account_template()
+    }
+}
+
+#[test]
+fn a_silent_server_times_out() {
+    let (port, serve) = canned_server(|tag, command| match command {
+        "LIST" => Some(String::new()),
+        _ => Some(format!("{tag} OK done\r\n")),
+    });
+    let (mut store, _) = open_store(&canned_account(port), &store_config(None));
+    let error = store.list(ListAreas::ALL).unwrap_err();
+    assert_eq!(
+        error.message,
+        format!("Socket error on 127.0.0.1 (127.0.0.1:{port}): timeout.")
+    );
+    drop(store);
+    let _ = serve.join();
+}
+
+#[test]
+fn an_unexpected_bye_is_reported() {
+    let (port, serve) = canned_server(|tag, command| match command {
+        "LIST" => Some("* BYE server shutting down\r\n".to_string()),
+        "LOGOUT" => None,
+        _ => Some(format!("{tag} OK done\r\n")),
+    });
+    let (mut store, _) = open_store(&canned_account(port), &store_config(None));
+    let error = store.list(ListAreas::ALL).unwrap_err();
+    assert_eq!(
+        error.message,
+        "IMAP error: unexpected BYE response: server shutting down"
     );
     drop(store);
     let _ = serve.join();

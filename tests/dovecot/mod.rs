@@ -664,7 +664,7 @@ pub fn open_store(
         store,
         account,
         mailsync::store::imap::ImapOptions::default(),
-        Box::new(collect.clone()),
+        std::rc::Rc::new(collect.clone()),
     )
     .expect("store");
     (imap, collect)

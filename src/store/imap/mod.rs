@@ -37,10 +37,11 @@ use imap_next::imap_types::response::{Code, Data, StatusKind};
 use imap_next::imap_types::sequence::SequenceSet;
 use names::{ListedName, NameMap};
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::str::FromStr;
 
 /// Run-wide settings the store needs besides its config sections.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImapOptions {
     /// `BufferLimit`: the most message data kept queued for APPEND (the driver sends one
     /// message per `store` call, so this only bounds a single message's buffering).
@@ -74,7 +75,7 @@ pub struct ImapStore {
     store: ImapStoreConfig,
     account: ImapAccountConfig,
     options: ImapOptions,
-    reporter: Box<dyn Reporter>,
+    reporter: Rc<dyn Reporter>,
     runtime: tokio::runtime::Runtime,
     connection: Option<Connection>,
     names: NameMap,
@@ -98,7 +99,7 @@ impl ImapStore {
         store: &ImapStoreConfig,
         account: &ImapAccountConfig,
         options: ImapOptions,
-        reporter: Box<dyn Reporter>,
+        reporter: Rc<dyn Reporter>,
     ) -> StoreResult<ImapStore> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()

@@ -331,18 +331,42 @@ mod tests {
             m.canonical_of_listed(b"Top.Child"),
             ListedName::Name("Child".into())
         );
-        assert_eq!(m.canonical_of_listed(b"inbox"), ListedName::Name("INBOX".into()));
+        assert_eq!(
+            m.canonical_of_listed(b"inbox"),
+            ListedName::Name("INBOX".into())
+        );
         assert_eq!(m.canonical_of_listed(b"Other"), ListedName::Skip(None));
         let m = map("", '.');
-        assert_eq!(m.canonical_of_listed(b"a.b.c"), ListedName::Name("a/b/c".into()));
-        assert!(matches!(m.canonical_of_listed(b"a/b"), ListedName::Skip(Some(_))));
-        assert!(matches!(m.canonical_of_listed(b"a..b"), ListedName::Skip(Some(_))));
+        assert_eq!(
+            m.canonical_of_listed(b"a.b.c"),
+            ListedName::Name("a/b/c".into())
+        );
+        assert!(matches!(
+            m.canonical_of_listed(b"a/b"),
+            ListedName::Skip(Some(_))
+        ));
+        assert!(matches!(
+            m.canonical_of_listed(b"a..b"),
+            ListedName::Skip(Some(_))
+        ));
         assert_eq!(m.canonical_of_listed(b"x.lock"), ListedName::Skip(None));
         let m = map("", '/');
-        assert!(matches!(m.canonical_of_listed(b"a/../b"), ListedName::Reject(_)));
-        assert!(matches!(m.canonical_of_listed(b"/etc"), ListedName::Reject(_)));
-        assert!(matches!(m.canonical_of_listed(b"a\x01b"), ListedName::Reject(_)));
-        assert!(matches!(m.canonical_of_listed(b"&ANw"), ListedName::Reject(_)));
+        assert!(matches!(
+            m.canonical_of_listed(b"a/../b"),
+            ListedName::Reject(_)
+        ));
+        assert!(matches!(
+            m.canonical_of_listed(b"/etc"),
+            ListedName::Reject(_)
+        ));
+        assert!(matches!(
+            m.canonical_of_listed(b"a\x01b"),
+            ListedName::Reject(_)
+        ));
+        assert!(matches!(
+            m.canonical_of_listed(b"&ANw"),
+            ListedName::Reject(_)
+        ));
         assert_eq!(
             m.canonical_of_listed(b"&ANw-n&AO8-code &- Co/x"),
             ListedName::Name("Ünïcode & Co/x".into())

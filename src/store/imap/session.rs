@@ -172,8 +172,9 @@ async fn run_ok(
         .ok_or_else(|| permanent("IMAP error: a command got no answer".into()))?;
     if !outcome.is_ok() {
         return Err(permanent(format!(
-            "IMAP command '{shown}' returned an error: {:?} {}",
-            outcome.kind, outcome.text
+            "IMAP command '{shown}' returned an error: {} {}",
+            super::status_word(outcome.kind),
+            outcome.text
         )));
     }
     Ok(())
