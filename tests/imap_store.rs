@@ -394,6 +394,18 @@ fn weaker_servers_give_identical_results() {
         );
         assert_eq!(result, reference, "without {cut:?}");
     }
+    // LITERAL- instead of LITERAL+ (non-synchronising literals only up to 4096 bytes).
+    {
+        let mut options = dovecot::Options::without(&["LITERAL+"]);
+        options.add_capabilities = vec!["LITERAL-".into()];
+        let server = Dovecot::start_with(options);
+        let result = scenario(
+            &server,
+            &account(&server, TlsType::StartTls),
+            ImapOptions::default(),
+        );
+        assert_eq!(result, reference, "with LITERAL-");
+    }
     // No UIDPLUS: APPENDUID/COPYUID codes stripped by a relay, found again by X-TUID.
     {
         let server = Dovecot::start_with(dovecot::Options::without(&["UIDPLUS"]));
@@ -537,7 +549,10 @@ fn trash_is_created_when_first_appended_to() {
 }
 
 /// Serves a canned IMAP conversation: a PREAUTH greeting, then `answer` for each command.
-fn canned_server(answer: fn(&str, &str) -> Option<String>) -> (u16, std::thread::JoinHandle<()>) {
+fn canned_server(
+    capabilities: &'static str,
+    answer: fn(&str, &str, &str) -> Option<String>,
+) -> (u16, std::thread::JoinHandle<()>) {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -546,13 +561,14 @@ fn canned_server(answer: fn(&str, &str) -> Option<String>) -> (u16, std::thread:
             return;
         };
         let mut out = stream.try_clone().unwrap();
-        let _ = out.write_all(b"* PREAUTH [CAPABILITY IMAP4rev1] ready\r\n");
+        let _ =
+            out.write_all(format!("* PREAUTH [CAPABILITY {capabilities}] ready\r\n").as_bytes());
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
             let mut words = line.split(' ');
             let tag = words.next().unwrap_or("*").to_string();
             let command = words.next().unwrap_or("").to_ascii_uppercase();
-            match answer(&tag, &command) {
+            match answer(&tag, &command, &line) {
                 Some(reply) => {
                     // A BYE ends the conversation: the server closes after it.
                     if out.write_all(reply.as_bytes()).is_err() || reply.starts_with("* BYE") {
@@ -578,7 +594,7 @@ fn canned_account(port: u16) -> mailsync::config::ImapAccountConfig {
 
 #[test]
 fn a_silent_server_times_out() {
-    let (port, serve) = canned_server(|tag, command| match command {
+    let (port, serve) = canned_server("IMAP4rev1", |tag, command, _| match command {
         "LIST" => Some(String::new()),
         _ => Some(format!("{tag} OK done\r\n")),
     });
@@ -594,7 +610,7 @@ fn a_silent_server_times_out() {
 
 #[test]
 fn an_unexpected_bye_is_reported() {
-    let (port, serve) = canned_server(|tag, command| match command {
+    let (port, serve) = canned_server("IMAP4rev1", |tag, command, _| match command {
         "LIST" => Some("* BYE server shutting down\r\n".to_string()),
         "LOGOUT" => None,
         _ => Some(format!("{tag} OK done\r\n")),
@@ -604,6 +620,36 @@ fn an_unexpected_bye_is_reported() {
     assert_eq!(
         error.message,
         "IMAP error: unexpected BYE response: server shutting down"
+    );
+    drop(store);
+    let _ = serve.join();
+}
+
+#[test]
+fn utf8_accept_names_are_raw_utf8() {
+    let (port, serve) = canned_server("IMAP4rev1 ENABLE UTF8=ACCEPT", |tag, command, line| {
+        let reply = match command {
+            "ENABLE" if line.ends_with("UTF8=ACCEPT") => "* ENABLED UTF8=ACCEPT\r\n".to_string(),
+            "LIST" => {
+                "* LIST () \"/\" \"Ünïcode & Co/Sub\"\r\n* LIST () \"/\" INBOX\r\n".to_string()
+            }
+            "SELECT" if line.ends_with(" \"Ünïcode & Co/Sub\"") => {
+                "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 1] ok\r\n".to_string()
+            }
+            "SELECT" => return Some(format!("{tag} NO [NONEXISTENT] unknown: {line}\r\n")),
+            "LOGOUT" => return None,
+            _ => String::new(),
+        };
+        Some(format!("{reply}{tag} OK done\r\n"))
+    });
+    let (mut store, _) = open_store(&canned_account(port), &store_config(None));
+    assert_eq!(
+        store.list(ListAreas::ALL).unwrap(),
+        vec!["INBOX", "Ünïcode & Co/Sub"]
+    );
+    assert_eq!(
+        store.open_box("Ünïcode & Co/Sub").unwrap(),
+        OpenOutcome::Opened { uid_validity: 7 }
     );
     drop(store);
     let _ = serve.join();

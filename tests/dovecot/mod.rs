@@ -36,6 +36,8 @@ PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE";
 pub struct Options {
     /// Capabilities to remove from the advertised list (e.g. `UIDPLUS`, `LITERAL+`).
     pub remove_capabilities: Vec<String>,
+    /// Capabilities to add to the advertised list (e.g. `LITERAL-`).
+    pub add_capabilities: Vec<String>,
     /// Hierarchy separator of the inbox namespace (default `/`).
     pub separator: Option<char>,
     /// Namespace prefix of the inbox namespace (default empty).
@@ -95,7 +97,9 @@ fn make_certificates(dir: &Path) {
             "req",
             "-x509",
             "-newkey",
-            "rsa:2048",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
             "-nodes",
             "-days",
             "30",
@@ -118,7 +122,9 @@ fn make_certificates(dir: &Path) {
         .args([
             "req",
             "-newkey",
-            "rsa:2048",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
             "-nodes",
             "-subj",
             "/CN=localhost/O=mailsync test server",
@@ -156,7 +162,9 @@ pub fn make_unrelated_ca(dir: &Path) -> PathBuf {
             "req",
             "-x509",
             "-newkey",
-            "rsa:2048",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
             "-nodes",
             "-days",
             "30",
@@ -204,20 +212,22 @@ impl Dovecot {
         }
         let port = free_port();
         let imaps_port = free_port();
-        let capabilities = if options.remove_capabilities.is_empty() {
-            String::new()
-        } else {
-            let kept: Vec<&str> = FULL_CAPABILITIES
-                .split_whitespace()
-                .filter(|c| {
-                    !options
-                        .remove_capabilities
-                        .iter()
-                        .any(|r| r.eq_ignore_ascii_case(c))
-                })
-                .collect();
-            format!("imap_capability = {}\n", kept.join(" "))
-        };
+        let capabilities =
+            if options.remove_capabilities.is_empty() && options.add_capabilities.is_empty() {
+                String::new()
+            } else {
+                let mut kept: Vec<&str> = FULL_CAPABILITIES
+                    .split_whitespace()
+                    .filter(|c| {
+                        !options
+                            .remove_capabilities
+                            .iter()
+                            .any(|r| r.eq_ignore_ascii_case(c))
+                    })
+                    .collect();
+                kept.extend(options.add_capabilities.iter().map(String::as_str));
+                format!("imap_capability = {}\n", kept.join(" "))
+            };
         let separator = options.separator.unwrap_or('/');
         let prefix = options.prefix.clone().unwrap_or_default();
         let instance = base
@@ -440,14 +450,35 @@ service imap-login {{
 
 impl Drop for Dovecot {
     fn drop(&mut self) {
-        if let Some(pid) = self.pid {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-            // Wait (briefly) for the master to go so the folder can be removed.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(20));
-            }
+        let Some(pid) = self.pid else { return };
+        // SIGTERM first; Dovecot may take seconds to wind down its children, so the whole
+        // process group (the master leads its own session) is killed if it is still there.
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        if !wait_for_exit(pid, Duration::from_millis(300)) {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+            wait_for_exit(pid, Duration::from_secs(3));
         }
+    }
+}
+
+/// Waits until a process is gone (or a zombie); true if it went in time.
+fn wait_for_exit(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let gone = state.is_empty()
+            || state
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'));
+        if gone {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
     }
 }
 

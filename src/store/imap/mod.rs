@@ -28,8 +28,9 @@ use crate::store::{
 };
 use connection::{Connection, Outcome};
 use imap_next::imap_types::command::CommandBody;
-use imap_next::imap_types::core::{Literal, LiteralMode};
+use imap_next::imap_types::core::{AString, IString, Literal, LiteralMode};
 use imap_next::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_next::imap_types::extensions::utf8::QuotedUtf8;
 use imap_next::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
 use imap_next::imap_types::flag::{StoreResponse, StoreType};
 use imap_next::imap_types::mailbox::{ListMailbox, Mailbox};
@@ -381,7 +382,7 @@ impl ImapStore {
         } else {
             LiteralMode::Sync
         });
-        let mailbox = mailbox_arg(mailbox)?;
+        let mailbox = mailbox_arg(mailbox, self.names.utf8)?;
         Ok(CommandBody::Append {
             mailbox,
             flags,
@@ -413,9 +414,15 @@ fn status_word(kind: StatusKind) -> &'static str {
     }
 }
 
-fn mailbox_arg(name: &str) -> StoreResult<Mailbox<'static>> {
-    Mailbox::try_from(name.to_string())
-        .map_err(|_| StoreError::mailbox(format!("IMAP error: bad mailbox name {name}")))
+/// A mailbox argument: in UTF-8 mode non-ASCII names go as UTF-8 quoted strings (RFC 6855),
+/// otherwise the (already modified-UTF-7) name is an atom, quoted string or literal.
+fn mailbox_arg(name: &str, utf8: bool) -> StoreResult<Mailbox<'static>> {
+    let bad = || StoreError::mailbox(format!("IMAP error: bad mailbox name {name}"));
+    if utf8 && !name.is_ascii() {
+        let quoted = QuotedUtf8::try_from(name.to_string()).map_err(|_| bad())?;
+        return Ok(Mailbox::from(AString::String(IString::QuotedUtf8(quoted))));
+    }
+    Mailbox::try_from(name.to_string()).map_err(|_| bad())
 }
 
 /// UID sets of at most [`MAX_SET_LEN`] characters, contiguous UIDs merged into `a:b`.
@@ -631,7 +638,7 @@ impl Store for ImapStore {
             c.reset_mailbox_state();
         }
         let outcome = self.run_one(CommandBody::Select {
-            mailbox: mailbox_arg(&server)?,
+            mailbox: mailbox_arg(&server, self.names.utf8)?,
         })?;
         if outcome.kind == StatusKind::No {
             return Ok(OpenOutcome::Missing);
@@ -999,9 +1006,10 @@ impl Store for ImapStore {
         }
         let trash = self.trash_server_name()?;
         let use_move = self.has("MOVE");
+        let utf8 = self.names.utf8;
         let make = || -> Option<CommandBody<'static>> {
             let sequence_set = SequenceSet::from_str(&uid.to_string()).ok()?;
-            let mailbox = Mailbox::try_from(trash.clone()).ok()?;
+            let mailbox = mailbox_arg(&trash, utf8).ok()?;
             Some(if use_move {
                 CommandBody::Move {
                     sequence_set,
