@@ -77,6 +77,18 @@ fn mechanisms_and_credentials() {
     // Without TLS, `*` does not use LOGIN but SASL mechanisms are fine.
     let plain = account(&server, TlsType::None);
     assert!(lists_inbox(&plain).is_ok());
+    // PLAIN chosen explicitly on a clear connection works, with a warning.
+    let mut clear_plain = account(&server, TlsType::None);
+    clear_plain.auth_mechs = vec!["PLAIN".into()];
+    let (mut store, collect) = open_store(&clear_plain, &store_config(None));
+    assert!(store.list(ListAreas::ALL).is_ok());
+    let lines = collect.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Password is being sent in the clear")),
+        "{lines:?}"
+    );
     let mut only_login = account(&server, TlsType::None);
     only_login.auth_mechs = vec!["LOGIN".into()];
     let (mut store, collect) = open_store(&only_login, &store_config(None));

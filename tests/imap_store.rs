@@ -343,11 +343,10 @@ fn scenario(
     store.set_flags(2, Flags::TRASHED, Flags::EMPTY).unwrap();
     store.set_flags(3, Flags::TRASHED, Flags::EMPTY).unwrap();
     assert!(store.trash(3).unwrap());
-    let selective = store.selective_expunge();
-    store.expunge(&[2, 3]).unwrap();
+    let removed = store.expunge(&[2, 3]).unwrap();
+    assert!(removed.contains(&2) && removed.contains(&3), "{removed:?}");
     store.close_box();
     drop(store);
-    let _ = selective;
     Summary {
         listed,
         loaded: loaded

@@ -64,10 +64,9 @@ fn map_flags(flags: &[FlagFetch<'_>], warnings: &mut Vec<String>) -> (Flags, boo
                         set |= Flags::PASSED;
                     }
                 }
-                Flag::Extension(extension) => {
+                Flag::Extension(_) => {
                     let text = flag.to_string();
                     if !text.get(1..3).is_some_and(|p| p.eq_ignore_ascii_case("X-")) {
-                        let _ = extension;
                         warnings.push(format!("IMAP warning: unknown system flag {text}"));
                     }
                 }

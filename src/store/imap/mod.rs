@@ -86,6 +86,8 @@ pub struct ImapStore {
     /// Canonical name last passed to `open_box`.
     wanted: Option<String>,
     trash_known: bool,
+    /// A password typed at the prompt, kept for the run.
+    prompted_password: Option<String>,
     pending_flags: Vec<(u32, Flags, Flags)>,
     /// UIDs the last load saw (to answer "is it gone?").
     loaded: std::collections::BTreeSet<u32>,
@@ -126,6 +128,7 @@ impl ImapStore {
             selected: None,
             wanted: None,
             trash_known: false,
+            prompted_password: None,
             pending_flags: Vec::new(),
             loaded: Default::default(),
         })
@@ -165,6 +168,7 @@ impl ImapStore {
                 &self.account,
                 &self.store,
                 &*self.reporter,
+                &mut self.prompted_password,
             ));
             match established {
                 Ok((connection, names)) => {
@@ -259,6 +263,12 @@ impl ImapStore {
     fn flush_flags(&mut self) -> StoreResult<()> {
         if self.pending_flags.is_empty() {
             return Ok(());
+        }
+        if self.selected.is_none() {
+            let lost = std::mem::take(&mut self.pending_flags).len();
+            return Err(StoreError::mailbox(format!(
+                "IMAP error: {lost} flag change(s) could not be sent: the mailbox is no longer open"
+            )));
         }
         let pending = std::mem::take(&mut self.pending_flags);
         let forwarded_ok = self.selected.as_ref().is_some_and(|s| s.forwarded_ok);
@@ -833,6 +843,7 @@ impl Store for ImapStore {
             }
             commands.push(fetch_command(&part.set, items)?);
         }
+        self.take_data();
         let outcomes = self.run(commands)?;
         for (outcome, part) in outcomes.iter().zip(&parts) {
             if !outcome.is_ok() {
@@ -910,6 +921,7 @@ impl Store for ImapStore {
                 peek: true,
             },
         ];
+        self.take_data();
         let outcome = self.run_one(fetch_command(&uid.to_string(), items)?)?;
         if !outcome.is_ok() {
             return Err(self.command_error(
@@ -1032,10 +1044,14 @@ impl Store for ImapStore {
         if !outcome.is_ok() {
             return Err(self.command_error(&shown, &outcome, FailureScope::Message));
         }
-        // A UID COPY/MOVE of a vanished message succeeds without copying anything.
-        let copied = match &outcome.code {
-            Some(Code::CopyUid { .. }) => true,
-            _ => !self.has("UIDPLUS") || use_move,
+        // A UID COPY/MOVE of a vanished message succeeds without copying anything: MOVE
+        // reports the EXPUNGE of the original, COPY with UIDPLUS a COPYUID code.
+        let copied = if use_move {
+            self.connection
+                .as_ref()
+                .is_some_and(|c| c.expunged.contains(&uid))
+        } else {
+            matches!(outcome.code, Some(Code::CopyUid { .. })) || !self.has("UIDPLUS")
         };
         Ok(copied)
     }
@@ -1167,6 +1183,9 @@ impl Store for ImapStore {
 
 impl Drop for ImapStore {
     fn drop(&mut self) {
+        if let Err(error) = self.flush_flags() {
+            self.reporter.warning(&error.message);
+        }
         if let Some(mut connection) = self.connection.take() {
             self.runtime.block_on(connection.logout());
         }

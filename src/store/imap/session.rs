@@ -12,7 +12,7 @@ use imap_next::imap_types::auth::AuthMechanism;
 use imap_next::imap_types::command::CommandBody;
 use imap_next::imap_types::core::Vec1;
 use imap_next::imap_types::extensions::enable::CapabilityEnable;
-use imap_next::imap_types::response::{Code, Data};
+use imap_next::imap_types::response::Data;
 use imap_next::imap_types::secret::Secret;
 use std::borrow::Cow;
 use std::io::BufRead;
@@ -36,6 +36,7 @@ pub async fn establish(
     account: &ImapAccountConfig,
     store: &ImapStoreConfig,
     reporter: &dyn Reporter,
+    prompted: &mut Option<String>,
 ) -> StoreResult<(Connection, NameMap)> {
     let tls_type = account.tls_type;
     let setup = if tls_type != TlsType::None {
@@ -102,7 +103,7 @@ pub async fn establish(
             connection.forget_capabilities();
             run_ok(&mut connection, CommandBody::Capability, "CAPABILITY").await?;
         }
-        authenticate(&mut connection, account, port, reporter).await?;
+        authenticate(&mut connection, account, port, reporter, prompted).await?;
         if !connection.capabilities_known {
             run_ok(&mut connection, CommandBody::Capability, "CAPABILITY").await?;
         }
@@ -186,6 +187,7 @@ async fn authenticate(
     account: &ImapAccountConfig,
     port: u16,
     reporter: &dyn Reporter,
+    prompted: &mut Option<String>,
 ) -> StoreResult<()> {
     let server_mechs: Vec<String> = connection
         .capabilities
@@ -197,7 +199,7 @@ async fn authenticate(
     let choice = auth::choose(&account.auth_mechs, &server_mechs, login_available, secure)
         .map_err(permanent)?;
     let user = user(account)?;
-    let pass = password(account)?;
+    let pass = password(account, prompted)?;
     connection.forget_capabilities();
     match choice {
         Choice::Login => {
@@ -211,22 +213,22 @@ async fn authenticate(
                 )));
             };
             let outcome = connection.execute(vec![command], Some(1)).await?;
-            if let Some(o) = outcome.first() {
-                if !o.is_ok() {
-                    return Err(permanent(format!(
-                        "IMAP command 'LOGIN <user> <pass>' returned an error: {} (account {}, user {user}, server {})",
-                        o.text, account.name, connection.name
-                    )));
-                }
-                if let Some(Code::Capability(caps)) = &o.code {
-                    let _ = caps;
-                }
+            if let Some(o) = outcome.first()
+                && !o.is_ok()
+            {
+                return Err(permanent(format!(
+                    "IMAP command 'LOGIN <user> <pass>' returned an error: {} (account {}, user {user}, server {})",
+                    o.text, account.name, connection.name
+                )));
             }
         }
         Choice::Sasl(mechanism) => {
             reporter.debug(&format!(
                 "Authenticating with SASL mechanism {mechanism}..."
             ));
+            if !secure && matches!(mechanism.as_str(), "PLAIN" | "XOAUTH2" | "OAUTHBEARER") {
+                reporter.warning("*** IMAP Warning *** Password is being sent in the clear");
+            }
             let host = account.host.clone().unwrap_or_default();
             let mut sasl = Sasl::new(&mechanism, &user, &pass, &host, port);
             let initial = if connection.has("SASL-IR") {
@@ -282,8 +284,8 @@ fn user(account: &ImapAccountConfig) -> StoreResult<String> {
     )))
 }
 
-/// The password (or OAuth token): Pass, PassCmd or PassFile.
-fn password(account: &ImapAccountConfig) -> StoreResult<String> {
+/// The password (or OAuth token): Pass, PassCmd, PassFile, else asked for on the terminal.
+fn password(account: &ImapAccountConfig, prompted: &mut Option<String>) -> StoreResult<String> {
     if let Some(pass) = &account.pass {
         return Ok(pass.clone());
     }
@@ -299,10 +301,57 @@ fn password(account: &ImapAccountConfig) -> StoreResult<String> {
             account.name
         )));
     }
-    Err(permanent(format!(
-        "Skipping account {}, no password",
-        account.name
-    )))
+    if let Some(pass) = prompted {
+        return Ok(pass.clone());
+    }
+    let pass = prompt_password(&account.name)?;
+    if pass.is_empty() {
+        return Err(permanent(format!(
+            "Skipping account {}, no password",
+            account.name
+        )));
+    }
+    *prompted = Some(pass.clone());
+    Ok(pass)
+}
+
+/// Asks for a password on the controlling terminal without echo.
+fn prompt_password(account: &str) -> StoreResult<String> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let no_terminal = |e: std::io::Error| {
+        permanent(format!(
+            "Skipping account {account}, no password (cannot ask: {e})"
+        ))
+    };
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(no_terminal)?;
+    let fd = tty.as_raw_fd();
+    // SAFETY: termios is plain data; tcgetattr fills it for a valid descriptor.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is open for the duration of these calls.
+    let have_termios = unsafe { libc::tcgetattr(fd, &mut saved) } == 0;
+    if have_termios {
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: as above.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    }
+    let mut writer = &tty;
+    let _ = write!(writer, "Password ({account}): ");
+    let _ = writer.flush();
+    let mut line = String::new();
+    let result = std::io::BufReader::new(&tty).read_line(&mut line);
+    if have_termios {
+        // SAFETY: restores the settings read above.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    }
+    let _ = writeln!(writer);
+    result.map_err(no_terminal)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
 fn first_line_of_file(
@@ -358,8 +407,7 @@ fn run_credential_command(
                 account.name
             ))
         })?;
-    if let Some(signal) = output.status.signal() {
-        let _ = signal;
+    if output.status.signal().is_some() {
         return Err(permanent(format!(
             "Skipping account {}, {kind} crashed",
             account.name
