@@ -219,3 +219,72 @@ fn get_cert_returns_the_chain() {
         assert!(body(&pem).starts_with(&body(&expected)), "{pem}");
     }
 }
+
+#[test]
+fn tls_settings() {
+    let server = Dovecot::start();
+    // CipherString is accepted with a warning.
+    let mut ciphers = account(&server, TlsType::Imaps);
+    ciphers.cipher_string = Some("HIGH:!aNULL".into());
+    let (mut store, collect) = open_store(&ciphers, &store_config(None));
+    assert!(store.list(ListAreas::ALL).is_ok());
+    let lines = collect.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("CipherString has no effect")),
+        "{lines:?}"
+    );
+    // Only TLS 1.3, only TLS 1.2: both work with Dovecot; only 1.0/1.1 cannot work.
+    for (v12, v13) in [(false, true), (true, false)] {
+        let mut versions = account(&server, TlsType::Imaps);
+        versions.tls_versions.v1_2 = v12;
+        versions.tls_versions.v1_3 = v13;
+        assert!(lists_inbox(&versions).is_ok(), "1.2 {v12} 1.3 {v13}");
+    }
+    let mut old = account(&server, TlsType::Imaps);
+    old.tls_versions = mailsync::config::TlsVersions {
+        v1_0: true,
+        v1_1: true,
+        v1_2: false,
+        v1_3: false,
+    };
+    assert!(
+        lists_inbox(&old)
+            .unwrap_err()
+            .contains("no usable TLS version")
+    );
+    // SystemCertificates alone does not trust the test CA.
+    let mut system = account(&server, TlsType::Imaps);
+    system.certificate_file = None;
+    system.system_certificates = true;
+    let error = lists_inbox(&system).unwrap_err();
+    assert!(error.contains("is not trusted"), "{error}");
+    // A client certificate is loaded and offered; one without its key is an error.
+    let (cert, key) = server.make_client_certificate();
+    let mut client = account(&server, TlsType::StartTls);
+    client.client_certificate = Some(cert.clone());
+    client.client_key = Some(key);
+    assert_eq!(lists_inbox(&client).err(), None);
+    client.client_key = None;
+    assert!(
+        lists_inbox(&client)
+            .unwrap_err()
+            .contains("ClientCertificate and ClientKey")
+    );
+    // A server that requires client certificates: refused without, accepted with.
+    let strict = Dovecot::start_with(dovecot::Options {
+        require_client_cert: true,
+        ..dovecot::Options::default()
+    });
+    let (cert, key) = strict.make_client_certificate();
+    let mut with_cert = account(&strict, TlsType::Imaps);
+    assert!(lists_inbox(&with_cert).is_err());
+    with_cert.client_certificate = Some(cert);
+    with_cert.client_key = Some(key);
+    assert_eq!(lists_inbox(&with_cert).err(), None);
+    // An unreadable CertificateFile is a clear error.
+    let mut missing = account(&server, TlsType::Imaps);
+    missing.certificate_file = Some(server.dir.path().join("nope.pem"));
+    assert!(lists_inbox(&missing).unwrap_err().contains("nope.pem"));
+}

@@ -454,7 +454,9 @@ fn dropped_connection_mid_fetch_is_a_clear_error() {
         "{}",
         error.message
     );
-    // The store reconnects on the next call.
+    // The store connects anew on the next call.
+    opened(&mut store, "INBOX");
+    assert_eq!(store.load(&load_all()).unwrap().messages.len(), 1);
     drop(relay);
 }
 
@@ -652,4 +654,51 @@ fn utf8_accept_names_are_raw_utf8() {
     );
     drop(store);
     let _ = serve.join();
+}
+
+#[test]
+fn pipeline_depth_limits_commands_in_flight() {
+    let server = Dovecot::start();
+    for _ in 0..6 {
+        server.append("INBOX", MESSAGE_C, "");
+    }
+    for (depth, expect_pipelining) in [(None, true), (Some(1), false), (Some(2), true)] {
+        let relay = Relay::start(server.port, RelayMode::Pass);
+        let mut a = account(&server, TlsType::None);
+        a.port = Some(relay.port);
+        a.pipeline_depth = depth;
+        let (mut store, _) = open_store(&a, &store_config(None));
+        opened(&mut store, "INBOX");
+        // Six different flag changes: six UID STOREs sent in one go.
+        let changes = [
+            Flags::SEEN,
+            Flags::FLAGGED,
+            Flags::DRAFT,
+            Flags::REPLIED,
+            Flags::PASSED,
+            Flags::TRASHED,
+        ];
+        for (uid, add) in (1..=6).zip(changes) {
+            store.set_flags(uid, add, Flags::EMPTY).unwrap();
+        }
+        let loaded = store.load(&load_all()).unwrap();
+        let flags: Vec<Flags> = loaded.messages.iter().map(|m| m.flags).collect();
+        assert_eq!(flags, changes.to_vec());
+        let max = relay.max_in_flight();
+        match depth {
+            Some(d) => assert!(max <= d as usize, "depth {d}: {max} in flight"),
+            None => {}
+        }
+        assert_eq!(
+            max > 1,
+            expect_pipelining,
+            "depth {depth:?}: {max} in flight"
+        );
+        store.close_box();
+        for uid in 1..=6 {
+            store.open_box("INBOX").unwrap();
+            store.set_flags(uid, Flags::EMPTY, Flags::ALL).unwrap();
+        }
+        store.close_box();
+    }
 }

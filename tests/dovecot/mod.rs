@@ -42,6 +42,8 @@ pub struct Options {
     pub separator: Option<char>,
     /// Namespace prefix of the inbox namespace (default empty).
     pub prefix: Option<String>,
+    /// Logins need a client certificate signed by the test CA.
+    pub require_client_cert: bool,
 }
 
 impl Options {
@@ -228,6 +230,14 @@ impl Dovecot {
                 kept.extend(options.add_capabilities.iter().map(String::as_str));
                 format!("imap_capability = {}\n", kept.join(" "))
             };
+        let client_cert = if options.require_client_cert {
+            format!(
+                "ssl_ca = <{base}/ca.pem\nssl_verify_client_cert = yes\nssl_require_crl = no\nauth_ssl_require_client_cert = yes\n",
+                base = base.display()
+            )
+        } else {
+            String::new()
+        };
         let separator = options.separator.unwrap_or('/');
         let prefix = options.prefix.clone().unwrap_or_default();
         let instance = base
@@ -252,7 +262,7 @@ default_login_user = dovenull
 first_valid_uid = {MAIL_UID}
 last_valid_uid = {MAIL_UID}
 mail_location = maildir:{mail}/%u
-{capabilities}namespace inbox {{
+{capabilities}{client_cert}namespace inbox {{
   inbox = yes
   separator = {separator}
   prefix = {prefix}
@@ -494,6 +504,8 @@ fn chown(path: &Path, uid: u32) {
 /// What a [`Relay`] does to the server's data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RelayMode {
+    /// Passes everything through (and counts commands in flight).
+    Pass,
     /// Removes `[APPENDUID …]` and `[COPYUID …]` response codes (a server without UIDPLUS).
     StripUidPlus,
     /// Closes both directions once this many bytes of a `BODY[]` literal went to the client.
@@ -504,6 +516,27 @@ pub enum RelayMode {
 pub struct Relay {
     pub port: u16,
     stop: Arc<AtomicBool>,
+    /// The most commands the client had sent without their tagged response yet.
+    pub max_in_flight: Arc<std::sync::Mutex<(usize, usize)>>,
+}
+
+impl Relay {
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.lock().map(|c| c.1).unwrap_or(0)
+    }
+}
+
+/// True for a line starting with a numeric tag and a space followed by `what` (any word if empty).
+fn tagged_line(line: &[u8], what: &[&str]) -> bool {
+    let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || line.get(digits) != Some(&b' ') {
+        return false;
+    }
+    let rest = &line[digits + 1..];
+    if what.is_empty() {
+        return rest.first().is_some_and(|b| b.is_ascii_alphabetic());
+    }
+    what.iter().any(|w| rest.starts_with(w.as_bytes()))
 }
 
 impl Relay {
@@ -512,6 +545,8 @@ impl Relay {
         let port = listener.local_addr().expect("relay address").port();
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = stop.clone();
+        let counter = Arc::new(std::sync::Mutex::new((0usize, 0usize)));
+        let max_in_flight = counter.clone();
         listener.set_nonblocking(true).expect("nonblocking");
         thread::spawn(move || {
             while !stop_flag.load(Ordering::Relaxed) {
@@ -519,14 +554,18 @@ impl Relay {
                     Ok((client, _)) => {
                         let _ = client.set_nonblocking(false);
                         if let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) {
-                            relay_connection(client, server, mode);
+                            relay_connection(client, server, mode, counter.clone());
                         }
                     }
                     Err(_) => thread::sleep(Duration::from_millis(10)),
                 }
             }
         });
-        Relay { port, stop }
+        Relay {
+            port,
+            stop,
+            max_in_flight,
+        }
     }
 }
 
@@ -536,20 +575,32 @@ impl Drop for Relay {
     }
 }
 
-fn relay_connection(client: TcpStream, server: TcpStream, mode: RelayMode) {
-    let (Ok(mut client_in), Ok(mut server_out)) = (client.try_clone(), server.try_clone()) else {
+fn relay_connection(
+    client: TcpStream,
+    server: TcpStream,
+    mode: RelayMode,
+    counter: Arc<std::sync::Mutex<(usize, usize)>>,
+) {
+    let (Ok(client_in), Ok(mut server_out)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
+    let sent_counter = counter.clone();
     thread::spawn(move || {
-        let mut buffer = [0u8; 8192];
+        let mut reader = BufReader::new(client_in);
         loop {
-            match client_in.read(&mut buffer) {
+            let mut line = Vec::new();
+            match reader.read_until(b'\n', &mut line) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if server_out.write_all(&buffer[..n]).is_err() {
-                        break;
-                    }
-                }
+                Ok(_) => {}
+            }
+            if tagged_line(&line, &[])
+                && let Ok(mut c) = sent_counter.lock()
+            {
+                c.0 += 1;
+                c.1 = c.1.max(c.0);
+            }
+            if server_out.write_all(&line).is_err() {
+                break;
             }
         }
         let _ = server_out.shutdown(Shutdown::Write);
@@ -565,7 +616,13 @@ fn relay_connection(client: TcpStream, server: TcpStream, mode: RelayMode) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
+            if tagged_line(&line, &["OK", "NO", "BAD"])
+                && let Ok(mut c) = counter.lock()
+            {
+                c.0 = c.0.saturating_sub(1);
+            }
             match mode {
+                RelayMode::Pass => {}
                 RelayMode::StripUidPlus => {
                     for code in ["[APPENDUID ", "[COPYUID "] {
                         strip_code(&mut line, code);
@@ -743,5 +800,48 @@ pub fn account_template() -> mailsync::config::ImapAccountConfig {
         auth_mechs: Vec::new(),
         pipeline_depth: None,
         disable_extensions: Vec::new(),
+    }
+}
+
+impl Dovecot {
+    /// A client certificate and key signed by the test CA (PEM files).
+    pub fn make_client_certificate(&self) -> (PathBuf, PathBuf) {
+        let dir = self.dir.path();
+        let key = dir.join("client.key");
+        let csr = dir.join("client.csr");
+        let cert = dir.join("client.pem");
+        let ext = dir.join("client.ext");
+        std::fs::write(
+            &ext,
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )
+        .expect("write ext file");
+        run(Command::new("openssl")
+            .args([
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-subj", "/CN=mailsync test client"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr));
+        run(Command::new("openssl")
+            .args(["x509", "-req", "-days", "30"])
+            .arg("-in")
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&self.ca_file)
+            .arg("-CAkey")
+            .arg(dir.join("ca.key"))
+            .arg("-CAcreateserial")
+            .arg("-out")
+            .arg(&cert)
+            .arg("-extfile")
+            .arg(&ext));
+        (cert, key)
     }
 }
