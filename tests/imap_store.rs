@@ -701,3 +701,64 @@ fn pipeline_depth_limits_commands_in_flight() {
         store.close_box();
     }
 }
+
+#[test]
+fn messages_with_nul_bytes() {
+    let server = Dovecot::start();
+    let (mut store, collect) =
+        open_store(&account(&server, TlsType::StartTls), &store_config(None));
+    opened(&mut store, "INBOX");
+    // Stored through a binary literal (the server has BINARY).
+    let data = b"Subject: nul\r\n\r\nbefore\0after\r\n".to_vec();
+    let uid = store
+        .store(NewMessage {
+            data: &data,
+            flags: Flags::EMPTY,
+            date: None,
+        })
+        .unwrap();
+    assert_eq!(uid, Some(1));
+    // Read back: the server sends it without the NUL (Dovecot: 0x80), never breaking the
+    // connection.
+    let fetched = store.fetch(1).unwrap().expect("message");
+    assert_eq!(fetched.data.len(), data.len());
+    assert!(fetched.data.starts_with(b"Subject: nul\r\n\r\nbefore"));
+    assert!(fetched.data.ends_with(b"after\r\n"));
+    // Without BINARY such a message is refused as a per-message error.
+    let server = Dovecot::start_with(dovecot::Options::without(&["BINARY"]));
+    let (mut store, _) = open_store(&account(&server, TlsType::StartTls), &store_config(None));
+    opened(&mut store, "INBOX");
+    let error = store
+        .store(NewMessage {
+            data: &data,
+            flags: Flags::EMPTY,
+            date: None,
+        })
+        .unwrap_err();
+    assert_eq!(error.scope, mailsync::store::FailureScope::Message);
+    assert!(error.message.contains("NUL bytes"), "{}", error.message);
+}
+
+#[test]
+fn nul_bytes_from_the_server_do_not_break_the_connection() {
+    let (port, serve) = canned_server("IMAP4rev1", |tag, command, _| {
+        let reply = match command {
+            "SELECT" => {
+                "* 1 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n* OK [UIDNEXT 6] x\r\n".to_string()
+            }
+            "UID" => "* 1 FETCH (UID 5 FLAGS (\\Seen) BODY[] {5}\r\na\0bcd)\r\n".to_string(),
+            "LOGOUT" => return None,
+            _ => String::new(),
+        };
+        Some(format!("{reply}{tag} OK done\r\n"))
+    });
+    let (mut store, collect) = open_store(&canned_account(port), &store_config(None));
+    opened(&mut store, "INBOX");
+    let fetched = store.fetch(5).unwrap().expect("message");
+    assert_eq!(fetched.data, b"a\x80bcd".to_vec());
+    assert_eq!(fetched.flags, Flags::SEEN);
+    let lines = collect.lines();
+    assert!(lines.iter().any(|l| l.contains("NUL bytes")), "{lines:?}");
+    drop(store);
+    let _ = serve.join();
+}

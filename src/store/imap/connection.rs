@@ -312,7 +312,16 @@ impl Connection {
                 }))
             }
             Some(Ok(n)) => {
-                self.client.enqueue_input(&buffer[..n]);
+                let data = &mut buffer[..n];
+                // The parser refuses NUL inside literals; some servers send them in message
+                // bodies. They become 0x80 (as Dovecot itself does), with a warning.
+                if data.contains(&0) {
+                    data.iter_mut().filter(|b| **b == 0).for_each(|b| *b = 0x80);
+                    self.notes.push(format!(
+                        "IMAP warning: NUL bytes from {name} were replaced by 0x80"
+                    ));
+                }
+                self.client.enqueue_input(data);
                 Ok(())
             }
             Some(Err(e)) => {

@@ -29,7 +29,7 @@ use crate::store::{
 use connection::{Connection, Outcome};
 use imap_next::imap_types::command::CommandBody;
 use imap_next::imap_types::core::{AString, IString, Literal, LiteralMode};
-use imap_next::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_next::imap_types::extensions::binary::{Literal8, LiteralOrLiteral8};
 use imap_next::imap_types::extensions::utf8::QuotedUtf8;
 use imap_next::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
 use imap_next::imap_types::flag::{StoreResponse, StoreType};
@@ -37,6 +37,7 @@ use imap_next::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_next::imap_types::response::{Code, Data, StatusKind};
 use imap_next::imap_types::sequence::SequenceSet;
 use names::{ListedName, NameMap};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::str::FromStr;
@@ -384,20 +385,33 @@ impl ImapStore {
         let non_sync = !sync_literal
             && ((self.has("LITERAL+") && size <= 102_400)
                 || (self.has("LITERAL-") && size <= 4096));
-        let mut literal = Literal::try_from(message.data.to_vec()).map_err(|_| {
-            StoreError::message("IMAP error: message contains NUL bytes and cannot be APPENDed")
-        })?;
-        literal.set_mode(if non_sync {
+        let mode = if non_sync {
             LiteralMode::NonSync
         } else {
             LiteralMode::Sync
-        });
+        };
+        let literal = match Literal::try_from(message.data.to_vec()) {
+            Ok(mut literal) => {
+                literal.set_mode(mode);
+                LiteralOrLiteral8::Literal(literal)
+            }
+            // NUL bytes need a binary literal (RFC 3516).
+            Err(_) if self.has("BINARY") => LiteralOrLiteral8::Literal8(Literal8 {
+                data: Cow::Owned(message.data.to_vec()),
+                mode,
+            }),
+            Err(_) => {
+                return Err(StoreError::message(
+                    "IMAP error: the message contains NUL bytes and the server lacks BINARY to store it",
+                ));
+            }
+        };
         let mailbox = mailbox_arg(mailbox, self.names.utf8)?;
         Ok(CommandBody::Append {
             mailbox,
             flags,
             date,
-            message: LiteralOrLiteral8::Literal(literal),
+            message: literal,
         })
     }
 
