@@ -705,8 +705,7 @@ fn pipeline_depth_limits_commands_in_flight() {
 #[test]
 fn messages_with_nul_bytes() {
     let server = Dovecot::start();
-    let (mut store, collect) =
-        open_store(&account(&server, TlsType::StartTls), &store_config(None));
+    let (mut store, _) = open_store(&account(&server, TlsType::StartTls), &store_config(None));
     opened(&mut store, "INBOX");
     // Stored through a binary literal (the server has BINARY).
     let data = b"Subject: nul\r\n\r\nbefore\0after\r\n".to_vec();
