@@ -761,3 +761,39 @@ fn nul_bytes_from_the_server_do_not_break_the_connection() {
     drop(store);
     let _ = serve.join();
 }
+
+#[test]
+fn inbox_namespace_with_dot_delimiter() {
+    let server = Dovecot::start_with(dovecot::Options {
+        separator: Some('.'),
+        prefix: Some("INBOX.".into()),
+        ..dovecot::Options::default()
+    });
+    server.create_mailbox("INBOX.Sub");
+    server.create_mailbox("INBOX.Sub.Child");
+    let a = account(&server, TlsType::StartTls);
+    let (mut store, _) = open_store(&a, &store_config(None));
+    assert_eq!(
+        store.list(ListAreas::ALL).unwrap(),
+        vec!["INBOX", "Sub", "Sub/Child"]
+    );
+    opened(&mut store, "Sub/Child");
+    let data = crlf("Subject: deep\n\nx\n");
+    store
+        .store(NewMessage {
+            data: &data,
+            flags: Flags::EMPTY,
+            date: None,
+        })
+        .unwrap();
+    assert_eq!(server.uids("INBOX.Sub.Child"), vec![1]);
+    // Without the namespace prefix, the same folders are INBOX's children.
+    let mut plain = store_config(None);
+    plain.use_namespace = false;
+    let (mut store, _) = open_store(&a, &plain);
+    assert_eq!(
+        store.list(ListAreas::ALL).unwrap(),
+        vec!["INBOX", "INBOX/Sub", "INBOX/Sub/Child"]
+    );
+    opened(&mut store, "INBOX/Sub");
+}
