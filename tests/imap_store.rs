@@ -797,3 +797,44 @@ fn inbox_namespace_with_dot_delimiter() {
     );
     opened(&mut store, "INBOX/Sub");
 }
+
+#[test]
+fn prefetch_pipelines_bodies_within_the_buffer_limit() {
+    let server = Dovecot::start();
+    for i in 0..20 {
+        server.append(
+            "INBOX",
+            &format!("Subject: m{i}\n\nbody {i}\n"),
+            if i % 2 == 0 { "\\Seen" } else { "" },
+        );
+    }
+    let expected: Vec<Vec<u8>> = (0..20)
+        .map(|i| crlf(&format!("Subject: m{i}\n\nbody {i}\n")))
+        .collect();
+    for limit in [10 * 1024 * 1024, 1] {
+        let relay = Relay::start(server.port, RelayMode::Pass);
+        let mut a = account(&server, TlsType::None);
+        a.port = Some(relay.port);
+        let options = ImapOptions {
+            buffer_limit: limit,
+            ..ImapOptions::default()
+        };
+        let mut store = ImapStore::new(
+            &store_config(None),
+            &a,
+            options,
+            std::rc::Rc::new(mailsync::store::SilentReporter),
+        )
+        .unwrap();
+        opened(&mut store, "INBOX");
+        let uids: Vec<u32> = (1..=20).collect();
+        store.prefetch(&uids).unwrap();
+        assert!(relay.max_in_flight() > 1, "limit {limit}: no pipelining");
+        for (uid, body) in uids.iter().zip(&expected) {
+            let message = store.fetch(*uid).unwrap().expect("message");
+            assert_eq!(&message.data, body, "limit {limit}, UID {uid}");
+            assert_eq!(message.flags.contains(Flags::SEEN), uid % 2 == 1);
+        }
+        assert_eq!(store.fetch(21).unwrap(), None);
+    }
+}

@@ -45,8 +45,8 @@ use std::str::FromStr;
 /// Run-wide settings the store needs besides its config sections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImapOptions {
-    /// `BufferLimit`: the most message data kept queued for APPEND (the driver sends one
-    /// message per `store` call, so this only bounds a single message's buffering).
+    /// `BufferLimit`: the most message data [`ImapStore::prefetch`] reads ahead (APPENDs are
+    /// sent one per `store` call, so they never queue more than one message).
     pub buffer_limit: u64,
     /// `-Tu`: withhold the UIDs of stored messages (forces the X-TUID search).
     pub withhold_uids: bool,
@@ -89,6 +89,9 @@ pub struct ImapStore {
     trash_known: bool,
     /// A password typed at the prompt, kept for the run.
     prompted_password: Option<String>,
+    /// Messages read ahead by `prefetch`, and their total size.
+    prefetched: BTreeMap<u32, Option<FetchedMessage>>,
+    prefetched_bytes: u64,
     pending_flags: Vec<(u32, Flags, Flags)>,
     /// UIDs the last load saw (to answer "is it gone?").
     loaded: std::collections::BTreeSet<u32>,
@@ -130,6 +133,8 @@ impl ImapStore {
             wanted: None,
             trash_known: false,
             prompted_password: None,
+            prefetched: BTreeMap::new(),
+            prefetched_bytes: 0,
             pending_flags: Vec::new(),
             loaded: Default::default(),
         })
@@ -178,9 +183,9 @@ impl ImapStore {
                     self.trash_known = false;
                 }
                 Err(error) => {
-                    if error.scope == FailureScope::Store {
-                        self.failed = Some(error.clone());
-                    }
+                    // Not connecting (or not logging in) fails the store for the run: a
+                    // temporary failure only means a later run may succeed.
+                    self.failed = Some(error.clone());
                     return Err(error);
                 }
             }
@@ -413,6 +418,85 @@ impl ImapStore {
             date,
             message: literal,
         })
+    }
+
+    /// Fetches full messages with pipelined `UID FETCH <uid> (FLAGS INTERNALDATE BODY.PEEK[])`
+    /// commands; a UID maps to `None` if the message is gone.
+    fn fetch_bodies(
+        &mut self,
+        uids: &[u32],
+    ) -> StoreResult<BTreeMap<u32, Option<FetchedMessage>>> {
+        let items = || {
+            vec![
+                MessageDataItemName::Uid,
+                MessageDataItemName::Flags,
+                MessageDataItemName::InternalDate,
+                MessageDataItemName::BodyExt {
+                    section: None,
+                    partial: None,
+                    peek: true,
+                },
+            ]
+        };
+        let mut commands = Vec::new();
+        for uid in uids {
+            commands.push(fetch_command(&uid.to_string(), items())?);
+        }
+        self.take_data();
+        let outcomes = self.run(commands)?;
+        for (outcome, uid) in outcomes.iter().zip(uids) {
+            if !outcome.is_ok() {
+                return Err(self.command_error(
+                    &format!("UID FETCH {uid} (FLAGS INTERNALDATE BODY.PEEK[])"),
+                    outcome,
+                    FailureScope::Mailbox,
+                ));
+            }
+        }
+        let mut result: BTreeMap<u32, Option<FetchedMessage>> =
+            uids.iter().map(|u| (*u, None)).collect();
+        for data in self.take_data() {
+            let Some(fetched) = messages::parse_fetch(&data) else {
+                continue;
+            };
+            if let (Some(slot), Some(body)) = (result.get_mut(&fetched.uid), fetched.body) {
+                *slot = Some(FetchedMessage {
+                    data: body,
+                    flags: fetched.flags.map(|f| f.0).unwrap_or_default(),
+                    date: fetched.date,
+                });
+            }
+        }
+        Ok(result)
+    }
+
+    /// Reads messages ahead with pipelined FETCHes, keeping at most about BufferLimit bytes;
+    /// `fetch` then serves them without a round trip each. Messages not prefetched (over the
+    /// limit) are fetched on demand as usual.
+    pub fn prefetch(&mut self, uids: &[u32]) -> StoreResult<()> {
+        self.flush_flags()?;
+        self.selected()?;
+        let wanted: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| !self.prefetched.contains_key(u))
+            .collect();
+        // Batches of a few messages, so the buffer limit is checked as data arrives.
+        for batch in wanted.chunks(16) {
+            if self.prefetched_bytes >= self.options.buffer_limit {
+                break;
+            }
+            for (uid, message) in self.fetch_bodies(batch)? {
+                self.prefetched_bytes += message.as_ref().map_or(0, |m| m.data.len() as u64);
+                self.prefetched.insert(uid, message);
+            }
+        }
+        Ok(())
+    }
+
+    fn forget_prefetched(&mut self) {
+        self.prefetched.clear();
+        self.prefetched_bytes = 0;
     }
 
     fn highest_uid(&mut self) -> StoreResult<Option<u32>> {
@@ -656,6 +740,7 @@ impl Store for ImapStore {
         self.ensure_connected()?;
         self.wanted = Some(name.to_string());
         self.selected = None;
+        self.forget_prefetched();
         self.loaded.clear();
         let server = self.server_mailbox(name, false)?;
         if let Some(c) = self.connection.as_mut() {
@@ -925,42 +1010,11 @@ impl Store for ImapStore {
     fn fetch(&mut self, uid: u32) -> StoreResult<Option<FetchedMessage>> {
         self.flush_flags()?;
         self.selected()?;
-        let items = vec![
-            MessageDataItemName::Uid,
-            MessageDataItemName::Flags,
-            MessageDataItemName::InternalDate,
-            MessageDataItemName::BodyExt {
-                section: None,
-                partial: None,
-                peek: true,
-            },
-        ];
-        self.take_data();
-        let outcome = self.run_one(fetch_command(&uid.to_string(), items)?)?;
-        if !outcome.is_ok() {
-            return Err(self.command_error(
-                &format!("UID FETCH {uid} (FLAGS INTERNALDATE BODY.PEEK[])"),
-                &outcome,
-                FailureScope::Mailbox,
-            ));
+        if let Some(message) = self.prefetched.remove(&uid) {
+            self.prefetched_bytes -= message.as_ref().map_or(0, |m| m.data.len() as u64);
+            return Ok(message);
         }
-        let mut result = None;
-        for data in self.take_data() {
-            let Some(fetched) = messages::parse_fetch(&data) else {
-                continue;
-            };
-            if fetched.uid != uid {
-                continue;
-            }
-            if let Some(body) = fetched.body {
-                result = Some(FetchedMessage {
-                    data: body,
-                    flags: fetched.flags.map(|f| f.0).unwrap_or_default(),
-                    date: fetched.date,
-                });
-            }
-        }
-        Ok(result)
+        Ok(self.fetch_bodies(&[uid])?.remove(&uid).flatten())
     }
 
     fn store(&mut self, message: NewMessage<'_>) -> StoreResult<Option<u32>> {
@@ -1191,6 +1245,7 @@ impl Store for ImapStore {
         if let Err(error) = self.flush_flags() {
             self.reporter.warning(&error.message);
         }
+        self.forget_prefetched();
         self.selected = None;
     }
 }
