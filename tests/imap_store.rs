@@ -838,3 +838,44 @@ fn prefetch_pipelines_bodies_within_the_buffer_limit() {
         assert_eq!(store.fetch(21).unwrap(), None);
     }
 }
+
+#[test]
+fn messages_expunged_by_another_client_are_noticed() {
+    let server = Dovecot::start();
+    server.append("INBOX", MESSAGE_A, "");
+    server.append("INBOX", MESSAGE_B, "");
+    server.append("INBOX", MESSAGE_C, "");
+    let (mut store, _) = open_store(&account(&server, TlsType::StartTls), &store_config(None));
+    opened(&mut store, "INBOX");
+    assert_eq!(store.load(&load_all()).unwrap().messages.len(), 3);
+    server.doveadm(&[
+        "expunge",
+        "-u",
+        dovecot::USER,
+        "mailbox",
+        "INBOX",
+        "uid",
+        "2",
+    ]);
+    // The next command brings the unsolicited EXPUNGE.
+    assert!(store.fetch(1).unwrap().is_some());
+    assert_eq!(store.fetch(2).unwrap(), None);
+    assert!(!store.set_flags(2, Flags::SEEN, Flags::EMPTY).unwrap());
+    assert!(store.set_flags(3, Flags::SEEN, Flags::EMPTY).unwrap());
+    let loaded = store.load(&load_all()).unwrap();
+    assert_eq!(loaded.total, 2);
+    assert_eq!(
+        loaded
+            .messages
+            .iter()
+            .map(|m| (m.uid, m.flags))
+            .collect::<Vec<_>>(),
+        vec![(1, Flags::EMPTY), (3, Flags::SEEN)]
+    );
+    // A message arriving meanwhile (EXISTS) is seen by the next load.
+    server.append("INBOX", MESSAGE_A, "");
+    store.fetch(1).unwrap();
+    let loaded = store.load(&load_all()).unwrap();
+    assert_eq!(loaded.total, 3);
+    assert_eq!(store.expunge(&[]).unwrap(), vec![2]);
+}

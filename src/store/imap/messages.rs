@@ -233,6 +233,24 @@ mod tests {
     }
 
     #[test]
+    fn fetched_flags_map_to_letters() {
+        let flags: Vec<FlagFetch> = ["\\Seen", "$forwarded", "\\X-Custom", "\\Bogus", "Junk"]
+            .iter()
+            .filter_map(|f| Flag::try_from(*f).ok())
+            .map(FlagFetch::Flag)
+            .chain([FlagFetch::Recent])
+            .collect();
+        let mut warnings = Vec::new();
+        let (set, recent) = map_flags(&flags, &mut warnings);
+        assert_eq!(set, Flags::SEEN | Flags::PASSED);
+        assert!(recent);
+        assert_eq!(
+            warnings,
+            vec!["IMAP warning: unknown system flag \\Bogus".to_string()]
+        );
+    }
+
+    #[test]
     fn dates_round_trip() {
         let time = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let date = to_imap_date(time).unwrap();

@@ -422,10 +422,7 @@ impl ImapStore {
 
     /// Fetches full messages with pipelined `UID FETCH <uid> (FLAGS INTERNALDATE BODY.PEEK[])`
     /// commands; a UID maps to `None` if the message is gone.
-    fn fetch_bodies(
-        &mut self,
-        uids: &[u32],
-    ) -> StoreResult<BTreeMap<u32, Option<FetchedMessage>>> {
+    fn fetch_bodies(&mut self, uids: &[u32]) -> StoreResult<BTreeMap<u32, Option<FetchedMessage>>> {
         let items = || {
             vec![
                 MessageDataItemName::Uid,
