@@ -636,8 +636,8 @@ impl Connection {
         if let Some(mut stream) = self.stream.take() {
             let _ = stream.shutdown().await;
         }
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            finish_tunnel(child);
         }
         self.broken = true;
     }
@@ -688,6 +688,18 @@ async fn with_timeout<F: std::future::Future>(
         Some(t) => tokio::time::timeout(t, f).await.ok(),
         None => Some(f.await),
     }
+}
+
+/// Gives a tunnel command a moment to exit after its connection closed, then kills it.
+fn finish_tunnel(mut child: std::process::Child) {
+    for _ in 0..50 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 impl Drop for Connection {
