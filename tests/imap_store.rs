@@ -879,3 +879,40 @@ fn messages_expunged_by_another_client_are_noticed() {
     assert_eq!(loaded.total, 3);
     assert_eq!(store.expunge(&[]).unwrap(), vec![2]);
 }
+
+#[test]
+fn a_trash_that_cannot_be_created_fails_the_message_only() {
+    let server = Dovecot::start();
+    server.append("INBOX", MESSAGE_A, "");
+    // Dovecot's Maildir++ layout refuses '.' in names.
+    let (mut store, _) = open_store(
+        &account(&server, TlsType::StartTls),
+        &store_config(Some("bad.name")),
+    );
+    opened(&mut store, "INBOX");
+    let data = crlf(MESSAGE_C);
+    let error = store
+        .store_to_trash(NewMessage {
+            data: &data,
+            flags: Flags::EMPTY,
+            date: None,
+        })
+        .unwrap_err();
+    assert_eq!(error.scope, mailsync::store::FailureScope::Message);
+    assert!(
+        error
+            .message
+            .starts_with("IMAP command 'APPEND \"bad.name\" {51}' returned an error: NO "),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.ends_with("(store remote, mailbox INBOX)"),
+        "{}",
+        error.message
+    );
+    let error = store.trash(1).unwrap_err();
+    assert_eq!(error.scope, mailsync::store::FailureScope::Message);
+    // The box is still usable.
+    assert_eq!(store.load(&load_all()).unwrap().messages.len(), 1);
+}

@@ -255,14 +255,15 @@ impl ImapStore {
         {
             c.broken = true;
         }
-        StoreError::new(
-            scope,
-            format!(
-                "IMAP command '{command}' returned an error: {} {}",
-                status_word(outcome.kind),
-                outcome.text
-            ),
-        )
+        let mut message = format!(
+            "IMAP command '{command}' returned an error: {} {}",
+            status_word(outcome.kind),
+            outcome.text
+        );
+        if let (Some(_), Some(name)) = (&self.selected, &self.wanted) {
+            message.push_str(&format!(" (store {}, mailbox {name})", self.name));
+        }
+        StoreError::new(scope, message)
     }
 
     /// Sends the queued flag changes, batched by change and UID ranges.
