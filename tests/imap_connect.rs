@@ -42,6 +42,17 @@ fn tls_modes_and_certificate_rules() {
     // The same tunnel with a host the certificate names is fine.
     wrong_name.host = Some("localhost".into());
     assert!(lists_inbox(&wrong_name).is_ok());
+    // A tunnel without Host: only a pinned certificate can be accepted.
+    let mut hostless = account(&server, TlsType::Imaps);
+    hostless.host = None;
+    hostless.tunnel = Some(dovecot::tcp_tunnel(server.imaps_port));
+    let error = lists_inbox(&hostless).unwrap_err();
+    assert!(
+        error.contains("Neither host nor matching certificate specified"),
+        "{error}"
+    );
+    hostless.certificate_file = Some(server.server_cert_file.clone());
+    assert_eq!(lists_inbox(&hostless).err(), None);
     // IP literal host matches the IP SAN.
     let mut by_ip = account(&server, TlsType::StartTls);
     by_ip.host = Some("127.0.0.1".into());
