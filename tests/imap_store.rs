@@ -916,3 +916,14 @@ fn a_trash_that_cannot_be_created_fails_the_message_only() {
     // The box is still usable.
     assert_eq!(store.load(&load_all()).unwrap().messages.len(), 1);
 }
+
+#[test]
+fn delimiter_is_learned_without_namespace_or_listing() {
+    let server = Dovecot::start_with(dovecot::Options::without(&["NAMESPACE"]));
+    server.create_mailbox("Sub/Leaf");
+    let (mut store, _) = open_store(&account(&server, TlsType::StartTls), &store_config(None));
+    opened(&mut store, "Sub/Leaf");
+    assert_eq!(store.open_box("Sub/New").unwrap(), OpenOutcome::Missing);
+    store.create_box().unwrap();
+    assert!(server.mailboxes().contains(&"Sub/New".to_string()));
+}

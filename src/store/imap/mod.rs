@@ -228,6 +228,31 @@ impl ImapStore {
         self.connection.as_ref().is_some_and(|c| c.has(capability))
     }
 
+    /// Learns the hierarchy delimiter with `LIST "" ""` if neither the config, NAMESPACE nor
+    /// a listing told it yet and a hierarchical name needs it.
+    fn ensure_delimiter(&mut self, canonical: &str) -> StoreResult<()> {
+        if self.names.delimiter.is_some() || !canonical.contains('/') {
+            return Ok(());
+        }
+        let (Ok(reference), Ok(wildcard)) = (Mailbox::try_from(""), ListMailbox::try_from(""))
+        else {
+            return Ok(());
+        };
+        self.take_data();
+        let outcome = self.run_one(CommandBody::List {
+            reference,
+            mailbox_wildcard: wildcard,
+        })?;
+        if outcome.is_ok() {
+            for data in self.take_data() {
+                if let Data::List { delimiter, .. } = data {
+                    self.names.delimiter = delimiter.map(|d| d.inner());
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn server_mailbox(&self, canonical: &str, trash: bool) -> StoreResult<String> {
         let name = self
             .names
@@ -368,14 +393,16 @@ impl ImapStore {
         Ok(outcome)
     }
 
-    fn trash_server_name(&self) -> StoreResult<String> {
+    fn trash_server_name(&mut self) -> StoreResult<String> {
         let Some(trash) = &self.store.common.trash else {
             return Err(StoreError::store(format!(
                 "IMAP error: store {} has no Trash",
                 self.name
             )));
         };
-        self.server_mailbox(trash, true)
+        let trash = trash.clone();
+        self.ensure_delimiter(&trash)?;
+        self.server_mailbox(&trash, true)
     }
 
     fn append_command(
@@ -740,6 +767,7 @@ impl Store for ImapStore {
         self.selected = None;
         self.forget_prefetched();
         self.loaded.clear();
+        self.ensure_delimiter(name)?;
         let server = self.server_mailbox(name, false)?;
         if let Some(c) = self.connection.as_mut() {
             c.reset_mailbox_state();
@@ -808,6 +836,7 @@ impl Store for ImapStore {
         let Some(name) = self.wanted.clone() else {
             return Err(StoreError::mailbox("IMAP error: no mailbox to create"));
         };
+        self.ensure_delimiter(&name)?;
         let server = self.server_mailbox(&name, false)?;
         let Ok(create) = CommandBody::create(server.clone()) else {
             return Err(StoreError::mailbox(format!(
