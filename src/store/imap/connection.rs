@@ -22,6 +22,10 @@ use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+/// Above this many messages, sequence numbers are not tracked (EXPUNGE then goes unnoticed
+/// until the next load), so a bogus EXISTS cannot make us allocate without bound.
+const MAX_TRACKED_MESSAGES: u32 = 10_000_000;
+
 /// Anything we can speak IMAP over.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
@@ -584,7 +588,12 @@ impl Connection {
             }
             Data::Exists(n) => {
                 self.exists = *n;
-                self.seq_uids.resize(*n as usize, None);
+                // Sequence numbers are tracked for mailboxes of sane size only.
+                if *n <= MAX_TRACKED_MESSAGES {
+                    self.seq_uids.resize(*n as usize, None);
+                } else {
+                    self.seq_uids.clear();
+                }
                 return;
             }
             Data::Recent(n) => {
@@ -604,11 +613,10 @@ impl Connection {
             Data::Fetch { seq, items } => {
                 let index = seq.get() as usize - 1;
                 for item in items.as_ref() {
-                    if let imap_next::imap_types::fetch::MessageDataItem::Uid(uid) = item {
-                        if index >= self.seq_uids.len() {
-                            self.seq_uids.resize(index + 1, None);
-                        }
-                        self.seq_uids[index] = Some(uid.get());
+                    if let imap_next::imap_types::fetch::MessageDataItem::Uid(uid) = item
+                        && let Some(slot) = self.seq_uids.get_mut(index)
+                    {
+                        *slot = Some(uid.get());
                     }
                 }
             }
@@ -643,10 +651,13 @@ impl Connection {
     }
 }
 
-/// Options of the sans-I/O client: lines may end in LF alone (some tunnelled servers do so).
+/// Options of the sans-I/O client: lines may end in LF alone (some tunnelled servers do so),
+/// responses may be as large as a literal may be.
 fn client_options(discard_greeting: bool) -> Options {
     let mut options = Options::default();
     options.crlf_relaxed = true;
+    // Messages may be large; mbsync accepts literals below 2 GiB.
+    options.max_response_size = i32::MAX as u32;
     options.discard_greeting = discard_greeting;
     options
 }

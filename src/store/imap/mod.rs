@@ -566,7 +566,7 @@ fn uid_sets(uids: &[u32]) -> Vec<String> {
     let mut runs: Vec<(u32, u32)> = Vec::new();
     for uid in sorted {
         match runs.last_mut() {
-            Some((_, end)) if *end + 1 == uid => *end = uid,
+            Some((_, end)) if end.checked_add(1) == Some(uid) => *end = uid,
             _ => runs.push((uid, uid)),
         }
     }
@@ -814,7 +814,7 @@ impl Store for ImapStore {
             None => {
                 let exists = self.connection.as_ref().map(|c| c.exists).unwrap_or(0);
                 match self.highest_uid()? {
-                    Some(highest) => highest + 1,
+                    Some(highest) => highest.saturating_add(1),
                     None if exists == 0 => 1,
                     None => {
                         return Err(StoreError::mailbox(
@@ -1061,7 +1061,7 @@ impl Store for ImapStore {
             _ => None,
         };
         if let (Some(uid), Some(selected)) = (uid, self.selected.as_mut()) {
-            selected.uid_next = selected.uid_next.max(uid + 1);
+            selected.uid_next = selected.uid_next.max(uid.saturating_add(1));
         }
         if self.options.withhold_uids {
             return Ok(None);
@@ -1216,7 +1216,7 @@ impl Store for ImapStore {
             return Ok(Vec::new());
         };
         if let Some(selected) = self.selected.as_mut() {
-            selected.uid_next = selected.uid_next.max(highest + 1);
+            selected.uid_next = selected.uid_next.max(highest.saturating_add(1));
         }
         if highest < from_uid.max(1) {
             return Ok(Vec::new());
