@@ -257,10 +257,16 @@ async fn authenticate(
                 } else {
                     format!("AUTHENTICATE {mechanism}")
                 };
-                return Err(permanent(format!(
+                let mut message = format!(
                     "IMAP command '{shown}' returned an error: {} (account {}, user {user}, server {})",
                     o.text, account.name, connection.name
-                )));
+                );
+                // Say why the client gave up, if it did (e.g. a wrong SCRAM server signature).
+                for note in connection.notes.drain(..) {
+                    message.push('\n');
+                    message.push_str(&note);
+                }
+                return Err(permanent(message));
             }
         }
     }
