@@ -927,3 +927,69 @@ fn delimiter_is_learned_without_namespace_or_listing() {
     store.create_box().unwrap();
     assert!(server.mailboxes().contains(&"Sub/New".to_string()));
 }
+
+#[test]
+fn trace_shows_traffic_without_credentials() {
+    let server = Dovecot::start();
+    server.append("INBOX", MESSAGE_A, "");
+    let collect = dovecot::Collect::default();
+    let options = ImapOptions {
+        trace: true,
+        ..ImapOptions::default()
+    };
+    for mechs in [vec!["LOGIN".to_string()], vec!["PLAIN".to_string()]] {
+        let mut a = account(&server, TlsType::StartTls);
+        a.auth_mechs = mechs;
+        let mut store = ImapStore::new(
+            &store_config(None),
+            &a,
+            options,
+            std::rc::Rc::new(collect.clone()),
+        )
+        .unwrap();
+        opened(&mut store, "INBOX");
+        store.fetch(1).unwrap();
+    }
+    let lines = collect.lines();
+    assert!(
+        lines.iter().any(|l| l.ends_with(" LOGIN <user> <pass>")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with(" AUTHENTICATE PLAIN <authdata>")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(">>> ") && l.contains("SELECT INBOX")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("* 1 FETCH") && l.contains("more bytes")),
+        "{lines:#?}"
+    );
+    // Capabilities came with the login OK: no CAPABILITY command after login.
+    let login = lines
+        .iter()
+        .position(|l| l.ends_with(" LOGIN <user> <pass>"))
+        .unwrap_or(0);
+    assert!(
+        lines[login..]
+            .iter()
+            .take(3)
+            .all(|l| !l.contains("CAPABILITY\"") && !l.ends_with(" CAPABILITY")),
+        "{lines:#?}"
+    );
+    let secret = dovecot::PASS.replace(' ', "");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains(dovecot::PASS) || l.contains(&secret)),
+        "{lines:#?}"
+    );
+}

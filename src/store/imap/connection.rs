@@ -12,7 +12,7 @@ use imap_next::imap_types::auth::AuthenticateData;
 use imap_next::imap_types::command::{Command, CommandBody};
 use imap_next::imap_types::core::Tag;
 use imap_next::imap_types::response::{
-    Capability, Code, CommandContinuationRequest, Data, GreetingKind, Status, StatusBody,
+    Capability, Code, CommandContinuationRequest, Data, GreetingKind, Response, Status, StatusBody,
     StatusKind, Tagged,
 };
 use imap_next::imap_types::secret::Secret;
@@ -88,6 +88,9 @@ pub struct Connection {
     pub codes: Vec<Code<'static>>,
     /// Messages for the user (alerts, server warnings).
     pub notes: Vec<String>,
+    /// Protocol trace lines (`-Dn`), when `trace` is on.
+    pub trace: bool,
+    pub traces: Vec<String>,
     /// Mailbox state of the selected mailbox.
     pub exists: u32,
     pub recent: u32,
@@ -128,6 +131,8 @@ impl Connection {
             data: Vec::new(),
             codes: Vec::new(),
             notes: Vec::new(),
+            trace: false,
+            traces: Vec::new(),
             exists: 0,
             recent: 0,
             seq_uids: Vec::new(),
@@ -436,12 +441,24 @@ impl Connection {
             let event = self.client.next();
             let finished: Option<(String, Outcome)> = match event {
                 Ok(Event::CommandSent { command, .. }) => {
+                    if self.trace {
+                        let outstanding = in_flight.iter().filter(|p| p.sent).count();
+                        self.traces.push(trace_command(&command, outstanding));
+                    }
                     if let Some(p) = in_flight.iter_mut().find(|p| p.tag == command.tag.as_ref()) {
                         p.sent = true;
                     }
                     None
                 }
-                Ok(Event::AuthenticateStarted { .. }) => None,
+                Ok(Event::AuthenticateStarted { .. }) => {
+                    if let Some(p) = in_flight.iter_mut().find(|p| is_authenticate(&p.command)) {
+                        p.sent = true;
+                        if self.trace {
+                            self.traces.push(trace_command(&p.command, 0));
+                        }
+                    }
+                    None
+                }
                 Ok(Event::AuthenticateContinuationRequestReceived {
                     continuation_request,
                     ..
@@ -471,27 +488,29 @@ impl Connection {
                     command_authenticate,
                     status,
                     ..
-                }) => status_outcome(&status)
-                    .map(|o| (command_authenticate.tag.as_ref().to_string(), o)),
+                }) => {
+                    if self.trace {
+                        let traced = Response::Status(status.clone());
+                        self.traces.push(trace_response(&traced));
+                    }
+                    status_outcome(&status)
+                        .map(|o| (command_authenticate.tag.as_ref().to_string(), o))
+                }
                 Ok(Event::CommandRejected {
                     command, status, ..
                 }) => status_outcome(&status).map(|o| (command.tag.as_ref().to_string(), o)),
-                Ok(Event::StatusReceived { status }) => match status {
-                    Status::Tagged(Tagged { tag, body }) => {
-                        Some((tag.as_ref().to_string(), body_outcome(&body)))
+                Ok(Event::StatusReceived { status }) => {
+                    if self.trace {
+                        let traced = Response::Status(status.clone());
+                        self.traces.push(trace_response(&traced));
                     }
-                    Status::Untagged(body) => {
-                        self.untagged_status(body);
-                        None
-                    }
-                    Status::Bye(bye) => {
-                        if !self.expect_bye {
-                            self.bye = Some(bye.text.as_ref().to_string());
-                        }
-                        None
-                    }
-                },
+                    self.status_received(status)
+                }
                 Ok(Event::DataReceived { data }) => {
+                    if self.trace {
+                        self.traces
+                            .push(trace_response(&Response::Data(data.clone())));
+                    }
                     self.untagged_data(data);
                     None
                 }
@@ -530,9 +549,17 @@ impl Connection {
                 let Some(pending) = in_flight.remove(position) else {
                     continue;
                 };
-                if let Some(Code::Alert) = &outcome.code {
-                    self.notes
-                        .push(format!("*** IMAP ALERT *** {}", outcome.text));
+                match &outcome.code {
+                    Some(Code::Alert) => {
+                        self.notes
+                            .push(format!("*** IMAP ALERT *** {}", outcome.text));
+                    }
+                    // Capabilities in a tagged OK (typically after login) replace the list.
+                    Some(Code::Capability(caps)) => {
+                        let caps: Vec<Capability> = caps.as_ref().to_vec();
+                        self.set_capabilities(caps.iter());
+                    }
+                    _ => {}
                 }
                 if !pending.sent && !is_authenticate(&pending.command) {
                     self.reset_client(&mut in_flight);
@@ -552,6 +579,25 @@ impl Connection {
             }
         }
         Ok(result)
+    }
+
+    /// A status response: a tagged one finishes its command, others are bookkeeping.
+    fn status_received(&mut self, status: Status<'static>) -> Option<(String, Outcome)> {
+        match status {
+            Status::Tagged(Tagged { tag, body }) => {
+                Some((tag.as_ref().to_string(), body_outcome(&body)))
+            }
+            Status::Untagged(body) => {
+                self.untagged_status(body);
+                None
+            }
+            Status::Bye(bye) => {
+                if !self.expect_bye {
+                    self.bye = Some(bye.text.as_ref().to_string());
+                }
+                None
+            }
+        }
     }
 
     fn untagged_status(&mut self, body: StatusBody<'static>) {
@@ -649,6 +695,52 @@ impl Connection {
         }
         self.broken = true;
     }
+}
+
+/// The most of one traced line that is shown.
+const TRACE_WIDTH: usize = 300;
+
+/// A trace line for a command: credentials are never shown, literals are summarised.
+fn trace_command(command: &Command<'_>, outstanding: usize) -> String {
+    use imap_codec::encode::Encoder;
+    let prefix = if outstanding > 0 {
+        format!("({outstanding} in progress) >>> ")
+    } else {
+        ">>> ".to_string()
+    };
+    let tag = command.tag.as_ref();
+    match &command.body {
+        CommandBody::Login { .. } => return format!("{prefix}{tag} LOGIN <user> <pass>"),
+        CommandBody::Authenticate { mechanism, .. } => {
+            return format!("{prefix}{tag} AUTHENTICATE {mechanism} <authdata>");
+        }
+        _ => {}
+    }
+    let bytes = imap_codec::CommandCodec::default().encode(command).dump();
+    format!("{prefix}{}", trace_text(&bytes))
+}
+
+fn trace_response(response: &Response<'_>) -> String {
+    use imap_codec::encode::Encoder;
+    let bytes = imap_codec::ResponseCodec::default().encode(response).dump();
+    trace_text(&bytes)
+}
+
+/// The first line of an encoded message, shortened, with the size of what follows.
+fn trace_text(bytes: &[u8]) -> String {
+    let line_end = bytes
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or(bytes.len());
+    let mut text: String = String::from_utf8_lossy(&bytes[..line_end])
+        .chars()
+        .take(TRACE_WIDTH)
+        .collect();
+    let rest = bytes.len().saturating_sub(line_end + 2);
+    if rest > 0 {
+        text.push_str(&format!(" … ({rest} more bytes)"));
+    }
+    text
 }
 
 /// Options of the sans-I/O client: lines may end in LF alone (some tunnelled servers do so),

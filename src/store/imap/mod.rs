@@ -50,6 +50,9 @@ pub struct ImapOptions {
     pub buffer_limit: u64,
     /// `-Tu`: withhold the UIDs of stored messages (forces the X-TUID search).
     pub withhold_uids: bool,
+    /// `-Dn`: report the protocol traffic through `Reporter::debug` (credentials masked,
+    /// message data summarised).
+    pub trace: bool,
 }
 
 impl Default for ImapOptions {
@@ -57,6 +60,7 @@ impl Default for ImapOptions {
         ImapOptions {
             buffer_limit: 10 * 1024 * 1024,
             withhold_uids: false,
+            trace: false,
         }
     }
 }
@@ -155,6 +159,9 @@ impl ImapStore {
 
     fn report_notes(&mut self) {
         if let Some(connection) = self.connection.as_mut() {
+            for line in connection.traces.drain(..) {
+                self.reporter.debug(&line);
+            }
             for note in connection.notes.drain(..) {
                 self.reporter.warning(&note);
             }
@@ -175,6 +182,7 @@ impl ImapStore {
                 &self.store,
                 &*self.reporter,
                 &mut self.prompted_password,
+                self.options.trace,
             ));
             match established {
                 Ok((connection, names)) => {

@@ -37,6 +37,7 @@ pub async fn establish(
     store: &ImapStoreConfig,
     reporter: &dyn Reporter,
     prompted: &mut Option<String>,
+    trace: bool,
 ) -> StoreResult<(Connection, NameMap)> {
     let tls_type = account.tls_type;
     let setup = if tls_type != TlsType::None {
@@ -70,6 +71,7 @@ pub async fn establish(
         &account.disable_extensions,
     )
     .await?;
+    connection.trace = trace;
     let host = account.host.as_deref();
     if tls_type == TlsType::Imaps
         && let Some(setup) = &setup
