@@ -993,3 +993,26 @@ fn trace_shows_traffic_without_credentials() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn later_flag_changes_win_over_earlier_ones() {
+    let server = Dovecot::start();
+    server.append("INBOX", MESSAGE_A, "");
+    server.append("INBOX", MESSAGE_B, "\\Flagged");
+    let (mut store, _) = open_store(&account(&server, TlsType::StartTls), &store_config(None));
+    opened(&mut store, "INBOX");
+    store.set_flags(1, Flags::SEEN, Flags::EMPTY).unwrap();
+    store.set_flags(1, Flags::DRAFT, Flags::SEEN).unwrap();
+    store.set_flags(2, Flags::EMPTY, Flags::FLAGGED).unwrap();
+    store
+        .set_flags(2, Flags::FLAGGED | Flags::SEEN, Flags::EMPTY)
+        .unwrap();
+    store.close_box();
+    assert_eq!(
+        server.flags("INBOX"),
+        vec![
+            (1, "\\Draft".to_string()),
+            (2, "\\Flagged \\Seen".to_string())
+        ]
+    );
+}

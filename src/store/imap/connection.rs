@@ -562,6 +562,11 @@ impl Connection {
                     _ => {}
                 }
                 if !pending.sent && !is_authenticate(&pending.command) {
+                    if self.trace {
+                        let line = trace_command(&pending.command, 0);
+                        self.traces
+                            .push(format!("{line} (refused before its literal)"));
+                    }
                     self.reset_client(&mut in_flight);
                 }
                 outcomes[pending.index] = Some(outcome);

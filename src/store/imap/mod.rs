@@ -96,7 +96,8 @@ pub struct ImapStore {
     /// Messages read ahead by `prefetch`, and their total size.
     prefetched: BTreeMap<u32, Option<FetchedMessage>>,
     prefetched_bytes: u64,
-    pending_flags: Vec<(u32, Flags, Flags)>,
+    /// Flag changes not sent yet: UID → (add, remove), later changes merged in.
+    pending_flags: BTreeMap<u32, (Flags, Flags)>,
     /// UIDs the last load saw (to answer "is it gone?").
     loaded: std::collections::BTreeSet<u32>,
 }
@@ -139,7 +140,7 @@ impl ImapStore {
             prompted_password: None,
             prefetched: BTreeMap::new(),
             prefetched_bytes: 0,
-            pending_flags: Vec::new(),
+            pending_flags: BTreeMap::new(),
             loaded: Default::default(),
         })
     }
@@ -313,7 +314,7 @@ impl ImapStore {
         let pending = std::mem::take(&mut self.pending_flags);
         let forwarded_ok = self.selected.as_ref().is_some_and(|s| s.forwarded_ok);
         let mut groups: BTreeMap<(u8, u8), Vec<u32>> = BTreeMap::new();
-        for (uid, add, remove) in pending {
+        for (uid, (add, remove)) in pending {
             groups
                 .entry((add.bits(), remove.bits()))
                 .or_default()
@@ -322,6 +323,9 @@ impl ImapStore {
         let mut commands = Vec::new();
         let mut shown = Vec::new();
         for ((add, remove), uids) in groups {
+            if add == 0 && remove == 0 {
+                continue;
+            }
             for set in uid_sets(&uids) {
                 for (bits, kind) in [(add, StoreType::Add), (remove, StoreType::Remove)] {
                     let flags = messages::imap_flags(Flags::from_bits(bits), forwarded_ok);
@@ -1104,7 +1108,12 @@ impl Store for ImapStore {
             return Ok(false);
         }
         if !add.is_empty() || !remove.is_empty() {
-            self.pending_flags.push((uid, add, remove));
+            // A later change to the same message wins over an earlier one.
+            let entry = self
+                .pending_flags
+                .entry(uid)
+                .or_insert((Flags::EMPTY, Flags::EMPTY));
+            *entry = (entry.0.minus(remove) | add, entry.1.minus(add) | remove);
         }
         Ok(true)
     }
