@@ -5,10 +5,12 @@
 //! - [`cli`] is the mbsync-compatible command line and the subcommands;
 //! - [`store`] holds the `Store` trait and its drivers;
 //! - [`sync`] is the sync core (planner, executor, state file and journal);
+//! - [`operator`] holds the Kubernetes custom resources and their CRDs;
 //! - [`output`] prints with mbsync's verbosity rules.
 
 pub mod cli;
 pub mod config;
+pub mod operator;
 pub mod output;
 pub mod store;
 pub mod sync;

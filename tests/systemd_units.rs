@@ -35,7 +35,9 @@ fn verify(user: bool, units: &[PathBuf], runtime_dir: &Path) -> (bool, String) {
         command.arg("--user").env("XDG_RUNTIME_DIR", runtime_dir);
     }
     command.arg("verify").arg("--man=no").args(units);
-    let output = command.output().expect("systemd-analyze must be installed (scripts/test installs it)");
+    let output = command
+        .output()
+        .expect("systemd-analyze must be installed (scripts/test installs it)");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -48,14 +50,20 @@ fn verify(user: bool, units: &[PathBuf], runtime_dir: &Path) -> (bool, String) {
 fn system_template_service_and_timer_verify_cleanly() {
     let (dir, units) = prepared_units(&["mailsync@.service", "mailsync@.timer"]);
     let (ok, text) = verify(false, &units, dir.path());
-    assert!(ok && text.trim().is_empty(), "systemd-analyze verify complained:\n{text}");
+    assert!(
+        ok && text.trim().is_empty(),
+        "systemd-analyze verify complained:\n{text}"
+    );
 }
 
 #[test]
 fn user_service_and_timer_verify_cleanly() {
     let (dir, units) = prepared_units(&["mailsync.service", "mailsync.timer"]);
     let (ok, text) = verify(true, &units, dir.path());
-    assert!(ok && text.trim().is_empty(), "systemd-analyze --user verify complained:\n{text}");
+    assert!(
+        ok && text.trim().is_empty(),
+        "systemd-analyze --user verify complained:\n{text}"
+    );
 }
 
 #[test]
@@ -64,7 +72,10 @@ fn the_check_notices_a_broken_unit() {
     let unit = dir.path().join("broken.service");
     std::fs::write(&unit, "[Service]\nExecStart=/bin/true\nNoSuchSetting=1\n").expect("write");
     let (_, text) = verify(false, &[unit], dir.path());
-    assert!(text.contains("NoSuchSetting"), "expected a complaint, got:\n{text}");
+    assert!(
+        text.contains("NoSuchSetting"),
+        "expected a complaint, got:\n{text}"
+    );
 }
 
 #[test]
@@ -72,8 +83,14 @@ fn timers_start_their_service_periodically() {
     for (timer, user) in [("mailsync@.timer", false), ("mailsync.timer", true)] {
         let text = std::fs::read_to_string(units_dir().join(timer)).expect("timer");
         assert!(text.contains("OnUnitActiveSec="), "{timer} has no period");
-        assert!(text.contains("WantedBy=timers.target"), "{timer} is not installable");
+        assert!(
+            text.contains("WantedBy=timers.target"),
+            "{timer} is not installable"
+        );
         let service = units_dir().join(timer.replace(".timer", ".service"));
-        assert!(service.exists(), "{timer} has no service next to it (user: {user})");
+        assert!(
+            service.exists(),
+            "{timer} has no service next to it (user: {user})"
+        );
     }
 }

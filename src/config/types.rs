@@ -235,6 +235,19 @@ pub struct ImapStoreConfig {
     pub path_delimiter: Option<char>,
     pub use_namespace: bool,
     pub subscribed_only: bool,
+    /// The store's own account when it has no `Account` line (then `account` is the store's
+    /// name); use [`ImapStoreConfig::account_config`] to find the account either way.
+    pub implicit_account: Option<Box<ImapAccountConfig>>,
+}
+
+impl ImapStoreConfig {
+    /// The account this store logs in with: its implicit account, else the first
+    /// `IMAPAccount` named by `Account`.
+    pub fn account_config<'a>(&'a self, config: &'a Config) -> Option<&'a ImapAccountConfig> {
+        self.implicit_account
+            .as_deref()
+            .or_else(|| config.account(&self.account))
+    }
 }
 
 /// A store definition.

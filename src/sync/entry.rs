@@ -144,7 +144,12 @@ pub enum Record {
     /// `&`: TUID not found.
     TuidLost { far: u32, near: u32 },
     /// `<` (side Far) / `>` (side Near): UID of that side assigned.
-    Assign { side: Side, far: u32, near: u32, uid: u32 },
+    Assign {
+        side: Side,
+        far: u32,
+        near: u32,
+        uid: u32,
+    },
     /// `*`: baseline flags changed.
     Flags { far: u32, near: u32, flags: Flags },
     /// `%`: copy made with these flags.
@@ -156,7 +161,12 @@ pub enum Record {
     /// `^`: upgrade starts with the placeholder's saved flags.
     Upgrade { far: u32, near: u32, flags: Flags },
     /// `$`: upgrade copy with flag changes.
-    UpgradeDelta { far: u32, near: u32, add: Flags, del: Flags },
+    UpgradeDelta {
+        far: u32,
+        near: u32,
+        add: Flags,
+        del: Flags,
+    },
     /// `P`: the discarded placeholder was marked T.
     Purged { far: u32, near: u32 },
     /// `F`: find threshold of a side before copying into it.

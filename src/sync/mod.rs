@@ -2,7 +2,21 @@
 //!
 //! [`run`] synchronizes the selected channels; the command line fills [`RunOptions`].
 
+pub mod channels;
+pub mod convert;
+#[cfg(test)]
+mod disk_tests;
 pub mod entry;
+pub mod error;
+pub mod files;
+pub mod journal;
+#[cfg(test)]
+pub mod mem_store;
+pub mod pair;
+pub mod passes;
+pub mod plan;
+pub mod state;
+pub mod stats;
 
 use crate::config::{ChannelRef, Config, OpSettings};
 
@@ -68,7 +82,6 @@ pub struct RunOptions {
 
 /// Synchronizes the selected channels in order and returns the process exit code
 /// (0, 1, +32/+64 with `ext_exit`, 100 when the step limit was reached).
-pub fn run(_config: &Config, _selection: &[ChannelRef], _options: &RunOptions) -> i32 {
-    crate::output::error("Error: synchronization is not implemented yet");
-    1
+pub fn run(config: &Config, selection: &[ChannelRef], options: &RunOptions) -> i32 {
+    channels::run_channels(config, selection, options)
 }

@@ -715,6 +715,7 @@ pub fn store_config(trash: Option<&str>) -> mailsync::config::ImapStoreConfig {
         path_delimiter: None,
         use_namespace: true,
         subscribed_only: false,
+        implicit_account: None,
     }
 }
 

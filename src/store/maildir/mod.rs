@@ -1,1 +1,781 @@
-//! The Maildir store driver.
+//! The Maildir store driver (spec config-cli-stores §4, sync-semantics §4.15): mailboxes are
+//! maildirs on the local disk, UIDs live in the file names and in `.uidvalidity`.
+//!
+//! The driver never prints: notices and warnings go to the [`Reporter`], errors are
+//! [`StoreError`]s carrying the exact texts of the spec.
+//!
+//! Entry points: [`MaildirStore::new`] with [`MaildirOptions`]; [`MaildirStore::box_dir`]
+//! gives a mailbox's directory (for `SyncState *`). The pure helpers live in [`names`]
+//! (file names), [`order`] (numbering order), [`layout`] (name → directory) and [`header`].
+
+pub mod environment;
+pub mod header;
+pub mod layout;
+pub mod list;
+pub mod names;
+pub mod order;
+mod scan;
+pub mod uidvalidity;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, DirBuilder, FileTimes, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::rc::Rc;
+
+use self::environment::{Environment, SystemEnvironment, unix_secs};
+use self::layout::Layout;
+use self::names::GeneratedBase;
+use self::scan::ScanContext;
+use self::uidvalidity::UidFile;
+use crate::config::MaildirStoreConfig;
+use crate::store::{
+    FetchedMessage, Flags, ListAreas, LoadRequest, Loaded, MessageInfo, NewMessage, OpenOutcome,
+    Reporter, Store, StoreError, StoreResult,
+};
+
+/// Temporary files at least this old are removed when a mailbox is opened.
+const STALE_TMP_AGE_SECS: i64 = 24 * 60 * 60;
+
+/// Run options that come from the command line rather than the store section.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MaildirOptions {
+    /// `FSync`: fsync stored messages, fdatasync `.uidvalidity`.
+    pub fsync: bool,
+    /// `-Tz`: never wait for a directory modified in the current second.
+    pub no_fresh_wait: bool,
+    /// `-Tu`: store messages as usual but do not tell the caller their UIDs.
+    pub withhold_uids: bool,
+}
+
+/// One of the two message sub-directories.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sub {
+    Cur,
+    New,
+}
+
+impl Sub {
+    const BOTH: [Sub; 2] = [Sub::Cur, Sub::New];
+
+    fn dir_name(self) -> &'static str {
+        match self {
+            Sub::Cur => "cur",
+            Sub::New => "new",
+        }
+    }
+
+    /// Where a new message goes: `cur/` if it is seen, else `new/`.
+    fn for_flags(flags: Flags) -> Sub {
+        if flags.contains(Flags::SEEN) {
+            Sub::Cur
+        } else {
+            Sub::New
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Sub::Cur => 0,
+            Sub::New => 1,
+        }
+    }
+}
+
+/// Where a message of the open mailbox lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct MessageFile {
+    name: String,
+    sub: Sub,
+}
+
+/// The currently open mailbox.
+struct OpenBox {
+    dir: String,
+    uid_file: UidFile,
+    /// `.uidvalidity` was freshly initialised: UIDs in existing names do not count until a
+    /// scan has renumbered the files.
+    fresh_uids: bool,
+    /// `cur/` and `new/` were created during this open (exempt from the freshness wait).
+    created: [bool; 2],
+    /// UID → file, from the last scan plus later changes.
+    files: BTreeMap<u32, MessageFile>,
+    /// The request of the last load; rescans use its range.
+    load_request: Option<LoadRequest>,
+    /// Names of files this store object wrote during this open (their UIDs are valid even
+    /// while `fresh_uids` is set).
+    stored_names: HashSet<String>,
+}
+
+/// A mailbox that `open_box` found missing, to be created by `create_box`.
+struct PendingBox {
+    dir: String,
+}
+
+/// The outcome of one attempt of a file operation.
+enum Attempt<T> {
+    Done(T),
+    /// The file was not found under its known name.
+    Vanished,
+}
+
+/// A Maildir store.
+pub struct MaildirStore {
+    name: String,
+    layout: Layout,
+    delimiter: char,
+    options: MaildirOptions,
+    /// The global `FSync` as copied into the store section.
+    config_fsync: bool,
+    reporter: Rc<dyn Reporter>,
+    environment: Rc<dyn Environment>,
+    host: String,
+    trash_dir: Option<String>,
+    listed_inbox: bool,
+    listed_path: bool,
+    listed: Vec<String>,
+    pending: Option<PendingBox>,
+    current: Option<OpenBox>,
+    /// The directory of the last deleted mailbox, for `remove_box_leftovers`.
+    deleted_dir: Option<String>,
+}
+
+impl MaildirStore {
+    /// Opens a store for a run: checks that Path's base directory exists and computes the
+    /// Trash directory. A failure makes the store unusable for the run.
+    pub fn new(
+        config: &MaildirStoreConfig,
+        options: MaildirOptions,
+        reporter: Rc<dyn Reporter>,
+    ) -> StoreResult<MaildirStore> {
+        MaildirStore::with_environment(config, options, reporter, Rc::new(SystemEnvironment))
+    }
+
+    /// Like `new`, with a given clock and host name.
+    pub fn with_environment(
+        config: &MaildirStoreConfig,
+        options: MaildirOptions,
+        reporter: Rc<dyn Reporter>,
+        environment: Rc<dyn Environment>,
+    ) -> StoreResult<MaildirStore> {
+        let layout = Layout::from_config(config);
+        if let Some(path) = &layout.path
+            && !fs::metadata(path.base_dir()).is_ok_and(|m| m.is_dir())
+        {
+            return Err(StoreError::store(format!(
+                "Maildir error: cannot open store '{}'",
+                path.base
+            )));
+        }
+        let trash_dir = match &config.common.trash {
+            Some(trash) => Some(layout.box_dir(trash)?),
+            None => None,
+        };
+        Ok(MaildirStore {
+            name: config.common.name.clone(),
+            delimiter: config.info_delimiter,
+            host: environment.host_name(),
+            layout,
+            options,
+            config_fsync: config.fsync,
+            reporter,
+            environment,
+            trash_dir,
+            listed_inbox: false,
+            listed_path: false,
+            listed: Vec::new(),
+            pending: None,
+            current: None,
+            deleted_dir: None,
+        })
+    }
+
+    /// The directory of a mailbox name under this store's layout.
+    pub fn box_dir(&self, name: &str) -> StoreResult<String> {
+        self.layout.box_dir(name)
+    }
+
+    /// FSync from the options or the store section.
+    fn fsync(&self) -> bool {
+        self.options.fsync || self.config_fsync
+    }
+
+    fn now_secs(&self) -> u64 {
+        unix_secs(self.environment.now())
+    }
+
+    fn open_box_ref(&mut self) -> StoreResult<&mut OpenBox> {
+        self.current
+            .as_mut()
+            .ok_or_else(|| StoreError::mailbox("Maildir error: no mailbox is open"))
+    }
+
+    /// Opens an existing maildir directory (which `cur/` decides), creating `new/` and
+    /// `tmp/` if missing. `created` says which of cur/new were just made by us.
+    fn open_existing(&mut self, dir: String, mut created: [bool; 2]) -> StoreResult<OpenOutcome> {
+        for sub in ["cur", "new", "tmp"] {
+            let sub_path = format!("{dir}/{sub}");
+            match fs::metadata(&sub_path) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(StoreError::mailbox(format!(
+                        "Maildir error: '{sub_path}' is no valid mailbox"
+                    )));
+                }
+                Err(error) if error.kind() == ErrorKind::NotFound => {
+                    if sub == "cur" {
+                        self.pending = Some(PendingBox { dir });
+                        return Ok(OpenOutcome::Missing);
+                    }
+                    create_dirs(&sub_path).map_err(|e| create_error(&dir, &e))?;
+                    if sub == "new" {
+                        created[Sub::New.index()] = true;
+                    }
+                }
+                Err(error) => {
+                    return Err(StoreError::mailbox(format!(
+                        "Maildir error: cannot access mailbox '{dir}/': {}",
+                        strerror(&error)
+                    )));
+                }
+            }
+        }
+        self.remove_stale_tmp_files(&dir);
+        let opened = UidFile::open(&dir, self.now_secs(), self.fsync(), self.reporter.as_ref())?;
+        let mut uid_file = opened.file;
+        uid_file.unlock();
+        let uid_validity = uid_file.uid_validity();
+        self.current = Some(OpenBox {
+            dir,
+            uid_file,
+            fresh_uids: opened.fresh,
+            created,
+            files: BTreeMap::new(),
+            load_request: None,
+            stored_names: HashSet::new(),
+        });
+        Ok(OpenOutcome::Opened { uid_validity })
+    }
+
+    /// Deletes regular files in `tmp/` whose status change is at least 24 hours old.
+    fn remove_stale_tmp_files(&self, dir: &str) {
+        let tmp = format!("{dir}/tmp");
+        let Ok(entries) = fs::read_dir(&tmp) else {
+            return;
+        };
+        let now = i64::try_from(self.now_secs()).unwrap_or(i64::MAX);
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            if !meta.is_file() || now - meta.ctime() < STALE_TMP_AGE_SECS {
+                continue;
+            }
+            let path = format!("{tmp}/{}", entry.file_name().to_string_lossy());
+            self.reporter
+                .notice(&format!("Maildir notice: removing stale file {path}"));
+            // A file that cannot be removed is harmless; it is tried again next time.
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+
+    /// Scans the open mailbox (spec §4.7) under the `.uidvalidity` lock.
+    fn scan(&mut self, request: &LoadRequest) -> StoreResult<Loaded> {
+        let context = ScanContext {
+            environment: self.environment.as_ref(),
+            reporter: self.reporter.as_ref(),
+            delimiter: self.delimiter,
+            no_fresh_wait: self.options.no_fresh_wait,
+        };
+        let open = self
+            .current
+            .as_mut()
+            .ok_or_else(|| StoreError::mailbox("Maildir error: no mailbox is open"))?;
+        open.uid_file.lock_and_refresh()?;
+        let result = context.scan(open, request);
+        open.uid_file.unlock();
+        result
+    }
+
+    /// Rescans with the range of the last load (used when a file has vanished).
+    fn rescan(&mut self) -> StoreResult<()> {
+        let request = self.rescan_request();
+        self.scan(&request).map(|_| ())
+    }
+
+    fn rescan_request(&self) -> LoadRequest {
+        let original = self
+            .current
+            .as_ref()
+            .and_then(|open| open.load_request.clone())
+            .unwrap_or(LoadRequest {
+                range: Some((1, u32::MAX)),
+                ..LoadRequest::default()
+            });
+        LoadRequest {
+            range: original.range,
+            exceptions: original.exceptions,
+            new: original.new,
+            flags: original.flags,
+            sizes_from: None,
+            tuids_from: None,
+            message_ids_upto: None,
+        }
+    }
+
+    /// Runs a file operation on a message, rescanning once if its file has vanished.
+    /// `Ok(None)` means the message is really gone.
+    fn with_message_file<T>(
+        &mut self,
+        uid: u32,
+        mut operation: impl FnMut(&mut MaildirStore, &str, &MessageFile) -> StoreResult<Attempt<T>>,
+    ) -> StoreResult<Option<T>> {
+        let mut rescanned = false;
+        loop {
+            let open = self.open_box_ref()?;
+            let dir = open.dir.clone();
+            if let Some(file) = open.files.get(&uid).cloned()
+                && let Attempt::Done(value) = operation(self, &dir, &file)?
+            {
+                return Ok(Some(value));
+            }
+            if rescanned {
+                return Ok(None);
+            }
+            self.rescan()?;
+            rescanned = true;
+        }
+    }
+
+    /// A fresh unique base name `<secs>.<pid>_<counter>.<host>` (advances the counter).
+    fn fresh_base(&self) -> String {
+        self.next_base().to_string()
+    }
+
+    fn next_base(&self) -> GeneratedBase<'_> {
+        GeneratedBase {
+            secs: self.now_secs(),
+            pid: std::process::id(),
+            counter: names::next_counter(),
+            host: &self.host,
+        }
+    }
+
+    /// The name of a file written by this store (advances the counter).
+    fn new_file_name(&self, uid: Option<u32>, flags: Flags) -> String {
+        names::generate(&self.next_base(), uid, self.delimiter, flags)
+    }
+
+    fn trash_dir(&self) -> StoreResult<String> {
+        self.trash_dir.clone().ok_or_else(|| {
+            StoreError::mailbox(format!("Maildir error: store '{}' has no Trash", self.name))
+        })
+    }
+
+    /// Creates the Trash maildir, or whatever part of it is missing.
+    fn ensure_trash(&self, trash: &str) -> StoreResult<()> {
+        create_maildir(trash)
+    }
+}
+
+impl Store for MaildirStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn crlf(&self) -> bool {
+        false
+    }
+
+    /// Lists the requested areas not listed before and returns every name listed so far by
+    /// this store object, in listing order, without duplicates.
+    fn list(&mut self, areas: ListAreas) -> StoreResult<Vec<String>> {
+        let is_maildir_plus_plus =
+            self.layout.style == Some(crate::config::SubFolders::MaildirPlusPlus);
+        let path_configured = self.layout.path.is_some() || is_maildir_plus_plus;
+        let want_path = areas.path || (areas.path_if_configured && path_configured);
+        let inbox = areas.inbox && !self.listed_inbox;
+        let path = want_path && !self.listed_path;
+        if inbox || path {
+            let found = list::list(&self.layout, inbox, path, self.reporter.as_ref())?;
+            self.listed_inbox |= inbox;
+            self.listed_path |= path;
+            let mut seen: HashSet<String> = self.listed.iter().cloned().collect();
+            for name in found {
+                if seen.insert(name.clone()) {
+                    self.listed.push(name);
+                }
+            }
+        }
+        Ok(self.listed.clone())
+    }
+
+    fn open_box(&mut self, name: &str) -> StoreResult<OpenOutcome> {
+        self.close_box();
+        let dir = self.layout.box_dir(name)?;
+        match fs::metadata(format!("{dir}/")) {
+            Ok(_) => self.open_existing(dir, [false, false]),
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                if name == "INBOX" {
+                    create_maildir(&dir)?;
+                    self.open_existing(dir, [true, true])
+                } else {
+                    self.pending = Some(PendingBox { dir });
+                    Ok(OpenOutcome::Missing)
+                }
+            }
+            Err(error) => Err(StoreError::mailbox(format!(
+                "Maildir error: cannot access mailbox '{dir}/': {}",
+                strerror(&error)
+            ))),
+        }
+    }
+
+    fn create_box(&mut self) -> StoreResult<u32> {
+        let Some(pending) = self.pending.take() else {
+            return Err(StoreError::mailbox(
+                "Maildir error: no missing mailbox to create",
+            ));
+        };
+        let had_cur = fs::metadata(format!("{}/cur", pending.dir)).is_ok();
+        let had_new = fs::metadata(format!("{}/new", pending.dir)).is_ok();
+        create_maildir(&pending.dir)?;
+        match self.open_existing(pending.dir, [!had_cur, !had_new])? {
+            OpenOutcome::Opened { uid_validity } => Ok(uid_validity),
+            OpenOutcome::Missing => Err(StoreError::store(
+                "Maildir error: mailbox vanished while being created",
+            )),
+        }
+    }
+
+    fn delete_box(&mut self) -> StoreResult<()> {
+        if !self.is_empty()? {
+            let dir = self.open_box_ref()?.dir.clone();
+            return Err(StoreError::mailbox(format!(
+                "Maildir error: cannot delete non-empty mailbox {dir}"
+            )));
+        }
+        let Some(open) = self.current.take() else {
+            return Err(StoreError::mailbox("Maildir error: no mailbox is open"));
+        };
+        let dir = open.dir.clone();
+        drop(open);
+        self.remove_stale_tmp_files(&dir);
+        for file in [uidvalidity::FILE_NAME, ".isyncuidmap.db"] {
+            let path = format!("{dir}/{file}");
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == ErrorKind::NotFound => {}
+                Err(error) => return Err(remove_error(&path, &error)),
+            }
+        }
+        for sub in ["tmp", "new", "cur"] {
+            let path = format!("{dir}/{sub}");
+            match fs::remove_dir(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == ErrorKind::NotFound => {}
+                Err(error) => return Err(remove_error(&path, &error)),
+            }
+        }
+        self.deleted_dir = Some(dir);
+        Ok(())
+    }
+
+    fn remove_box_leftovers(&mut self) {
+        if let Some(dir) = self.deleted_dir.take() {
+            // Sub-folders or foreign files keep the directory; that is fine.
+            let _ = fs::remove_dir(dir);
+        }
+    }
+
+    fn is_empty(&mut self) -> StoreResult<bool> {
+        let dir = self.open_box_ref()?.dir.clone();
+        for sub in Sub::BOTH {
+            let sub_dir = format!("{dir}/{}", sub.dir_name());
+            let entries = match fs::read_dir(&sub_dir) {
+                Ok(entries) => entries,
+                Err(error) if error.kind() == ErrorKind::NotFound => continue,
+                Err(error) => return Err(list_error(&sub_dir, &error)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| list_error(&sub_dir, &e))?;
+                if !entry.file_name().as_encoded_bytes().starts_with(b".") {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn load(&mut self, request: &LoadRequest) -> StoreResult<Loaded> {
+        self.open_box_ref()?.load_request = Some(request.clone());
+        self.scan(request)
+    }
+
+    fn uid_next_hint(&mut self) -> StoreResult<u32> {
+        let open = self.open_box_ref()?;
+        open.uid_file.lock_and_refresh()?;
+        let highest = open.uid_file.highest();
+        open.uid_file.unlock();
+        Ok(highest)
+    }
+
+    fn fetch(&mut self, uid: u32) -> StoreResult<Option<FetchedMessage>> {
+        self.with_message_file(uid, |store, dir, file| {
+            let path = format!("{dir}/{}/{}", file.sub.dir_name(), file.name);
+            let data = match fs::read(&path) {
+                Ok(data) => data,
+                Err(error) if error.kind() == ErrorKind::NotFound => {
+                    return Ok(Attempt::Vanished);
+                }
+                Err(error) => return Err(read_error(&path, &error)),
+            };
+            let date = fs::metadata(&path).and_then(|m| m.modified()).ok();
+            Ok(Attempt::Done(FetchedMessage {
+                data,
+                flags: names::parse_flags(&file.name, store.delimiter),
+                date,
+            }))
+        })
+    }
+
+    fn store(&mut self, message: NewMessage<'_>) -> StoreResult<Option<u32>> {
+        let fsync = self.fsync();
+        let open = self.open_box_ref()?;
+        open.uid_file.lock_and_refresh()?;
+        let allocated = open.uid_file.allocate();
+        open.uid_file.unlock();
+        let uid = allocated?;
+        let name = self.new_file_name(Some(uid), message.flags);
+        let sub = Sub::for_flags(message.flags);
+        let open = self.open_box_ref()?;
+        write_message(&open.dir, &name, sub, &message, fsync)?;
+        open.stored_names.insert(name.clone());
+        open.files.insert(uid, MessageFile { name, sub });
+        Ok(if self.options.withhold_uids {
+            None
+        } else {
+            Some(uid)
+        })
+    }
+
+    fn store_to_trash(&mut self, message: NewMessage<'_>) -> StoreResult<()> {
+        let trash = self.trash_dir()?;
+        self.ensure_trash(&trash)?;
+        let name = self.new_file_name(None, message.flags);
+        write_message(
+            &trash,
+            &name,
+            Sub::for_flags(message.flags),
+            &message,
+            self.fsync(),
+        )
+    }
+
+    fn set_flags(&mut self, uid: u32, add: Flags, remove: Flags) -> StoreResult<bool> {
+        let delimiter = self.delimiter;
+        let result = self.with_message_file(uid, |store, dir, file| {
+            let new_name = names::with_flags(&file.name, add, remove, delimiter);
+            let from = format!("{dir}/{}/{}", file.sub.dir_name(), file.name);
+            let to = format!("{dir}/cur/{new_name}");
+            match fs::rename(&from, &to) {
+                Ok(()) => {}
+                Err(error) if error.kind() == ErrorKind::NotFound => {
+                    return Ok(Attempt::Vanished);
+                }
+                Err(error) => return Err(rename_error(&from, &to, &error)),
+            }
+            let open = store.open_box_ref()?;
+            open.files.insert(
+                uid,
+                MessageFile {
+                    name: new_name,
+                    sub: Sub::Cur,
+                },
+            );
+            Ok(Attempt::Done(()))
+        })?;
+        Ok(result.is_some())
+    }
+
+    fn trash(&mut self, uid: u32) -> StoreResult<bool> {
+        let trash = self.trash_dir()?;
+        let base = self.fresh_base();
+        let delimiter = self.delimiter;
+        let result = self.with_message_file(uid, |store, dir, file| {
+            let new_name = format!(
+                "{base}{}",
+                names::info_part_for_trash(&file.name, delimiter)
+            );
+            let sub_name = file.sub.dir_name();
+            let from = format!("{dir}/{sub_name}/{}", file.name);
+            let to = format!("{trash}/{sub_name}/{new_name}");
+            let mut created_trash = false;
+            loop {
+                match fs::rename(&from, &to) {
+                    Ok(()) => break,
+                    Err(error) if error.kind() == ErrorKind::NotFound => {
+                        if !created_trash
+                            && !fs::metadata(format!("{trash}/{sub_name}"))
+                                .is_ok_and(|m| m.is_dir())
+                        {
+                            store.ensure_trash(&trash)?;
+                            created_trash = true;
+                            continue;
+                        }
+                        return Ok(Attempt::Vanished);
+                    }
+                    Err(error) => return Err(rename_error(&from, &to, &error)),
+                }
+            }
+            store.open_box_ref()?.files.remove(&uid);
+            Ok(Attempt::Done(()))
+        })?;
+        Ok(result.is_some())
+    }
+
+    fn expunge(&mut self, uids: &[u32]) -> StoreResult<Vec<u32>> {
+        let mut removed = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            self.with_message_file(uid, |store, dir, file| {
+                let path = format!("{dir}/{}/{}", file.sub.dir_name(), file.name);
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == ErrorKind::NotFound => {
+                        return Ok(Attempt::Vanished);
+                    }
+                    Err(error) => return Err(remove_error(&path, &error)),
+                }
+                store.open_box_ref()?.files.remove(&uid);
+                Ok(Attempt::Done(()))
+            })?;
+            // Removed now, or already gone before: either way the message no longer exists.
+            removed.push(uid);
+        }
+        Ok(removed)
+    }
+
+    fn find_new(&mut self, from_uid: u32) -> StoreResult<Vec<MessageInfo>> {
+        let mut request = self.rescan_request();
+        request.tuids_from = Some(from_uid);
+        let loaded = self.scan(&request)?;
+        Ok(loaded
+            .messages
+            .into_iter()
+            .filter(|message| message.uid >= from_uid)
+            .collect())
+    }
+
+    fn close_box(&mut self) {
+        self.current = None;
+        self.pending = None;
+    }
+}
+
+/// Writes a message into `<dir>/tmp/<name>` (exclusive, 0600), syncs it if asked, gives it
+/// the arrival date, and renames it into `<dir>/<sub>/<name>`.
+fn write_message(
+    dir: &str,
+    name: &str,
+    sub: Sub,
+    message: &NewMessage<'_>,
+    fsync: bool,
+) -> StoreResult<()> {
+    let tmp_path = format!("{dir}/tmp/{name}");
+    let write_error = |error: &std::io::Error| {
+        if error.kind() == ErrorKind::WriteZero {
+            StoreError::mailbox(format!(
+                "Maildir error: cannot write {tmp_path}. Disk full?"
+            ))
+        } else {
+            StoreError::mailbox(format!(
+                "Maildir error: cannot write {tmp_path}: {}",
+                strerror(error)
+            ))
+        }
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp_path)
+        .map_err(|e| write_error(&e))?;
+    let written = file
+        .write_all(message.data)
+        .and_then(|_| if fsync { file.sync_all() } else { Ok(()) })
+        .and_then(|_| match message.date {
+            Some(date) => file.set_times(FileTimes::new().set_accessed(date).set_modified(date)),
+            None => Ok(()),
+        });
+    drop(file);
+    if let Err(error) = written {
+        // The message is still at its source; do not leave a partial copy behind.
+        let _ = fs::remove_file(&tmp_path);
+        return Err(write_error(&error));
+    }
+    let final_path = format!("{dir}/{}/{name}", sub.dir_name());
+    if let Err(error) = fs::rename(&tmp_path, &final_path) {
+        let _ = fs::remove_file(&tmp_path);
+        return Err(rename_error(&tmp_path, &final_path, &error));
+    }
+    Ok(())
+}
+
+/// Creates a maildir (the directory with parents, `cur/`, `new/`, `tmp/`, mode 0700).
+fn create_maildir(dir: &str) -> StoreResult<()> {
+    for sub in ["cur", "new", "tmp"] {
+        create_dirs(&format!("{dir}/{sub}")).map_err(|e| create_error(dir, &e))?;
+    }
+    Ok(())
+}
+
+fn create_dirs(path: &str) -> std::io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
+/// The text of an I/O error without Rust's ` (os error N)` suffix, like C's strerror.
+pub(crate) fn strerror(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(start) if text.ends_with(')') => text[..start].to_string(),
+        _ => text,
+    }
+}
+
+fn create_error(dir: &str, error: &std::io::Error) -> StoreError {
+    StoreError::store(format!(
+        "Maildir error: cannot create mailbox '{dir}/': {}",
+        strerror(error)
+    ))
+}
+
+fn list_error(dir: &str, error: &std::io::Error) -> StoreError {
+    StoreError::mailbox(format!(
+        "Maildir error: cannot list {dir}: {}",
+        strerror(error)
+    ))
+}
+
+fn read_error(path: &str, error: &std::io::Error) -> StoreError {
+    StoreError::mailbox(format!(
+        "Maildir error: cannot read {path}: {}",
+        strerror(error)
+    ))
+}
+
+fn remove_error(path: &str, error: &std::io::Error) -> StoreError {
+    StoreError::mailbox(format!(
+        "Maildir error: cannot remove {path}: {}",
+        strerror(error)
+    ))
+}
+
+fn rename_error(from: &str, to: &str, error: &std::io::Error) -> StoreError {
+    StoreError::mailbox(format!(
+        "Maildir error: cannot rename {from} to {to}: {}",
+        strerror(error)
+    ))
+}

@@ -1,0 +1,242 @@
+//! One scan of a mailbox (spec config-cli-stores §4.7): list `cur/` and `new/` with the
+//! freshness wait and the restart on concurrent change, check the UIDs, number the UID-less
+//! files in delivery order, and collect what the load asked for.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufReader, ErrorKind};
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use super::environment::{Environment, unix_secs};
+use super::{
+    MessageFile, OpenBox, Sub, header, list_error, names, order, read_error, rename_error, strerror,
+};
+use crate::store::{LoadRequest, Loaded, MessageInfo, Reporter, StoreError, StoreResult};
+
+/// What a scan needs besides the open mailbox.
+pub(super) struct ScanContext<'a> {
+    pub(super) environment: &'a dyn Environment,
+    pub(super) reporter: &'a dyn Reporter,
+    pub(super) delimiter: char,
+    pub(super) no_fresh_wait: bool,
+}
+
+/// A directory entry met by a scan.
+struct ScannedFile {
+    file: MessageFile,
+    uid: Option<u32>,
+}
+
+/// Why a scan pass ended early.
+enum ScanPass {
+    Finished(Loaded),
+    Restart,
+}
+
+impl ScanContext<'_> {
+    pub(super) fn scan(&self, open: &mut OpenBox, request: &LoadRequest) -> StoreResult<Loaded> {
+        loop {
+            if let ScanPass::Finished(loaded) = self.scan_pass(open, request)? {
+                if request.new {
+                    open.fresh_uids = false;
+                }
+                return Ok(loaded);
+            }
+        }
+    }
+
+    fn scan_pass(&self, open: &mut OpenBox, request: &LoadRequest) -> StoreResult<ScanPass> {
+        let now = unix_secs(self.environment.now());
+        let mut mtimes = [(0i64, 0i64); 2];
+        for sub in Sub::BOTH {
+            let meta = self.stat_sub(open, sub)?;
+            if !self.no_fresh_wait
+                && !open.created[sub.index()]
+                && u64::try_from(meta.mtime()).ok() == Some(now)
+            {
+                self.reporter
+                    .notice("Maildir notice: sleeping due to recent directory modification.");
+                self.environment.sleep(Duration::from_secs(1));
+                return Ok(ScanPass::Restart);
+            }
+            mtimes[sub.index()] = (meta.mtime(), meta.mtime_nsec());
+        }
+
+        let mut all = Vec::new();
+        let mut recent = 0u32;
+        for sub in Sub::BOTH {
+            let dir = format!("{}/{}", open.dir, sub.dir_name());
+            let entries = fs::read_dir(&dir).map_err(|e| list_error(&dir, &e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| list_error(&dir, &e))?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    // A name that is not UTF-8 can neither be numbered nor renamed safely.
+                    self.reporter.warning(&format!(
+                        "Maildir warning: ignoring file with non-UTF-8 name in {dir}"
+                    ));
+                    continue;
+                };
+                if name.starts_with('.') {
+                    continue;
+                }
+                if sub == Sub::New {
+                    recent += 1;
+                }
+                let uid = if open.fresh_uids && !open.stored_names.contains(&name) {
+                    None
+                } else {
+                    names::parse_uid(&name)
+                };
+                all.push(ScannedFile {
+                    file: MessageFile { name, sub },
+                    uid,
+                });
+            }
+        }
+        let total = u32::try_from(all.len()).unwrap_or(u32::MAX);
+        self.environment.scan_listed();
+
+        for sub in Sub::BOTH {
+            let meta = self.stat_sub(open, sub)?;
+            if (meta.mtime(), meta.mtime_nsec()) != mtimes[sub.index()] {
+                return Ok(ScanPass::Restart);
+            }
+        }
+
+        let mut files: BTreeMap<u32, MessageFile> = BTreeMap::new();
+        let mut kept = Vec::new();
+        for scanned in all {
+            if let Some(uid) = scanned.uid {
+                files.insert(uid, scanned.file.clone());
+            }
+            let wanted = match scanned.uid {
+                Some(uid) => uid_wanted(uid, request),
+                None => request.new,
+            };
+            if wanted {
+                kept.push(scanned);
+            }
+        }
+        let kept = order::sort_tolerant(kept, &|a: &ScannedFile, b: &ScannedFile| {
+            order::compare_files((a.uid, &a.file.name), (b.uid, &b.file.name))
+        });
+
+        let mut messages = Vec::with_capacity(kept.len());
+        let mut previous_uid = 0u32;
+        for scanned in kept {
+            let mut file = scanned.file;
+            let uid = match scanned.uid {
+                Some(uid) => {
+                    if uid == previous_uid {
+                        return Err(StoreError::mailbox(format!(
+                            "Maildir error: duplicate UID {uid} in {}.",
+                            open.dir
+                        )));
+                    }
+                    let highest = open.uid_file.highest();
+                    if uid > highest {
+                        return Err(StoreError::mailbox(format!(
+                            "Maildir error: UID {uid} is beyond highest assigned UID {highest} in {}.",
+                            open.dir
+                        )));
+                    }
+                    uid
+                }
+                None => {
+                    let uid = open.uid_file.allocate()?;
+                    let new_name = names::with_uid(&file.name, uid, self.delimiter);
+                    let sub_dir = format!("{}/{}", open.dir, file.sub.dir_name());
+                    let from = format!("{sub_dir}/{}", file.name);
+                    let to = format!("{sub_dir}/{new_name}");
+                    match fs::rename(&from, &to) {
+                        Ok(()) => {}
+                        Err(error) if error.kind() == ErrorKind::NotFound => {
+                            return Ok(ScanPass::Restart);
+                        }
+                        Err(error) => return Err(rename_error(&from, &to, &error)),
+                    }
+                    file.name = new_name;
+                    files.insert(uid, file.clone());
+                    uid
+                }
+            };
+            previous_uid = uid;
+            let Some(info) = self.message_info(open, request, uid, &file)? else {
+                return Ok(ScanPass::Restart);
+            };
+            messages.push(info);
+        }
+        open.files = files;
+        Ok(ScanPass::Finished(Loaded {
+            messages,
+            total,
+            recent,
+        }))
+    }
+
+    /// The loaded form of one message; `None` if its file vanished meanwhile.
+    fn message_info(
+        &self,
+        open: &OpenBox,
+        request: &LoadRequest,
+        uid: u32,
+        file: &MessageFile,
+    ) -> StoreResult<Option<MessageInfo>> {
+        let path = format!("{}/{}/{}", open.dir, file.sub.dir_name(), file.name);
+        let mut info = MessageInfo {
+            uid,
+            recent: file.sub == Sub::New,
+            ..MessageInfo::default()
+        };
+        if request.flags {
+            info.flags = names::parse_flags(&file.name, self.delimiter);
+        }
+        if request.sizes_from.is_some_and(|from| uid >= from) {
+            match fs::metadata(&path) {
+                Ok(meta) => info.size = meta.len(),
+                Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(error) => return Err(read_error(&path, &error)),
+            }
+        }
+        let wanted = header::Wanted {
+            tuid: request.tuids_from.is_some_and(|from| uid >= from),
+            message_id: request.message_ids_upto.is_some_and(|upto| uid <= upto),
+        };
+        if wanted.tuid || wanted.message_id {
+            let reader = match File::open(&path) {
+                Ok(file) => BufReader::new(file),
+                Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(error) => return Err(read_error(&path, &error)),
+            };
+            let fields = header::read_fields(reader, wanted).map_err(|e| read_error(&path, &e))?;
+            if fields.malformed_tuid {
+                self.reporter
+                    .warning(&format!("Maildir error: malformed X-TUID header in {path}"));
+            }
+            info.tuid = fields.tuid;
+            if wanted.message_id {
+                info.message_id = fields.message_id;
+            }
+        }
+        Ok(Some(info))
+    }
+
+    fn stat_sub(&self, open: &OpenBox, sub: Sub) -> StoreResult<fs::Metadata> {
+        let path = format!("{}/{}", open.dir, sub.dir_name());
+        fs::metadata(&path).map_err(|error| {
+            StoreError::mailbox(format!(
+                "Maildir error: cannot stat {path}: {}",
+                strerror(&error)
+            ))
+        })
+    }
+}
+
+/// True if a load request covers this UID (range or exception list).
+fn uid_wanted(uid: u32, request: &LoadRequest) -> bool {
+    request
+        .range
+        .is_some_and(|(low, high)| low <= uid && uid <= high)
+        || request.exceptions.contains(&uid)
+}

@@ -1,0 +1,538 @@
+//! Running the selected channels (spec sync-semantics §4.1 phase 1, §3.3 of the config spec,
+//! §7): effective operations, opening the stores, selecting the boxes, running each mailbox
+//! pair with its state files on disk, the summary line and the exit code.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::config::patterns::{
+    box_list_name, channel_boxes, channel_list_areas, listed_to_canonical, name_to_open,
+    state_file_path,
+};
+use crate::config::{
+    ChannelConfig, ChannelRef, Config, Side, StoreConfig, SyncStateLocation, effective_ops,
+};
+use crate::output;
+use crate::store::maildir::{MaildirOptions, MaildirStore};
+use crate::store::{FailureScope, Reporter, Store};
+use crate::sync::RunOptions;
+use crate::sync::convert::new_tuid;
+use crate::sync::entry::{PairState, Record};
+use crate::sync::error::SyncError;
+use crate::sync::files::{
+    StateLock, StatePaths, create_state_dir, delete_channel_state, load_state, load_state_locked,
+    save_state,
+};
+use crate::sync::journal::{Journal, JournalOptions};
+use crate::sync::pair::{Counters, PairOptions, PairRun, StateFiles};
+use crate::sync::plan::{PairSettings, StoreTraits};
+use crate::sync::stats::{
+    RunProgress, ext_exit_bits, progress_erase, progress_line, summary_line, terminal_columns,
+};
+
+/// The state files of one pair on disk, journalling through the process-wide [`Journal`].
+pub struct DiskFiles<'j> {
+    pub journal: &'j mut Journal,
+    pub paths: StatePaths,
+    pub lock: Option<StateLock>,
+    /// `:<farstore>:<farbox>-:<nearstore>:<nearbox>` for the lock error.
+    pub label: String,
+    pub channel: String,
+    pub dry_run: bool,
+    pub fsync: bool,
+    pub keep_journal: bool,
+}
+
+impl StateFiles for DiskFiles<'_> {
+    fn load(&mut self, expire_side: Side) -> Result<PairState, SyncError> {
+        let state = if self.dry_run {
+            load_state(&self.paths, expire_side)?
+        } else {
+            load_state_locked(&self.paths, expire_side, &mut self.lock, &self.label)?
+        };
+        self.journal.begin_pair(self.paths.clone(), state.replayed);
+        Ok(state)
+    }
+    fn lock(&mut self) -> Result<(), SyncError> {
+        if !self.dry_run && self.lock.is_none() {
+            self.lock = Some(StateLock::acquire(&self.paths, &self.label)?);
+        }
+        Ok(())
+    }
+    fn log(&mut self, record: &Record) -> Result<(), SyncError> {
+        self.journal.log(record)
+    }
+    fn count_step(&mut self) -> Result<(), SyncError> {
+        self.journal.count_step()
+    }
+    fn flush(&mut self) -> Result<(), SyncError> {
+        self.journal.flush_to_disk()
+    }
+    fn wrote_records(&self) -> bool {
+        self.journal.wrote_records()
+    }
+    fn hash_line(&self) -> String {
+        self.journal.hash_line()
+    }
+    fn save(&mut self, state: &PairState, expire_side: Side) -> Result<(), SyncError> {
+        self.journal.end_pair();
+        if self.dry_run {
+            return Ok(());
+        }
+        save_state(
+            &self.paths,
+            state,
+            expire_side,
+            self.fsync,
+            self.keep_journal,
+        )
+    }
+    fn delete(&mut self) -> Result<(), SyncError> {
+        if self.dry_run {
+            return Ok(());
+        }
+        delete_channel_state(&self.paths, &self.channel)?;
+        // The lock file is gone with the state; do not unlink it again.
+        if let Some(lock) = self.lock.take() {
+            lock.close();
+        }
+        Ok(())
+    }
+    fn end(&mut self) {
+        self.journal.end_pair();
+        if let Some(lock) = self.lock.take() {
+            lock.release();
+        }
+    }
+}
+
+/// Passes store notices to the console with the run's verbosity.
+struct ConsoleReporter {
+    debug: bool,
+}
+
+impl Reporter for ConsoleReporter {
+    fn notice(&self, text: &str) {
+        output::notice(text);
+    }
+    fn warning(&self, text: &str) {
+        output::warning(text);
+    }
+    fn debug(&self, text: &str) {
+        if self.debug {
+            output::stdout_line(text);
+        }
+    }
+}
+
+fn traits_of(store: &StoreConfig) -> StoreTraits {
+    let common = store.common();
+    StoreTraits {
+        max_size: common.max_size,
+        has_trash: common.trash.is_some(),
+        trash_new_only: common.trash_new_only,
+        trash_remote_new: common.trash_remote_new,
+        supported_flags: crate::store::Flags::ALL,
+        maildir: matches!(store, StoreConfig::Maildir(_)),
+    }
+}
+
+/// Why a store could not be used for a channel.
+enum StoreOpen {
+    Open(Box<MaildirStore>),
+    Failed,
+}
+
+fn open_store(config: &Config, store: &StoreConfig, options: &RunOptions) -> StoreOpen {
+    match store {
+        StoreConfig::Maildir(maildir) => {
+            let maildir_options = MaildirOptions {
+                fsync: config.fsync,
+                no_fresh_wait: options.hooks.no_fresh_wait,
+                withhold_uids: options.hooks.withhold_uids,
+            };
+            let reporter = Rc::new(ConsoleReporter {
+                debug: options.debug.maildir,
+            });
+            match MaildirStore::new(maildir, maildir_options, reporter) {
+                Ok(store) => StoreOpen::Open(Box::new(store)),
+                Err(err) => {
+                    output::error(&err.message);
+                    StoreOpen::Failed
+                }
+            }
+        }
+        StoreConfig::Imap(imap) => {
+            output::error(&format!(
+                "Error: store '{}': IMAP stores are not supported yet",
+                imap.common.name
+            ));
+            StoreOpen::Failed
+        }
+    }
+}
+
+/// The progress counter (§7.3): shown only on a terminal at normal verbosity without debug
+/// output; refreshed after every mailbox pair and erased before the summary.
+struct Progress {
+    enabled: bool,
+    shown: Option<String>,
+}
+
+impl Progress {
+    fn new(options: &RunOptions) -> Progress {
+        // SAFETY: isatty only inspects the file descriptor.
+        let tty = unsafe { libc::isatty(1) } == 1;
+        Progress {
+            enabled: tty
+                && output::verbosity() == output::Verbosity::Normal
+                && !options.debug.any_output(),
+            shown: None,
+        }
+    }
+
+    fn show(&mut self, progress: &RunProgress, counters: &Counters) {
+        if !self.enabled {
+            return;
+        }
+        self.erase();
+        let line = progress_line(progress, &counters.to_stats(), terminal_columns());
+        print_raw(&line);
+        self.shown = Some(line);
+    }
+
+    fn erase(&mut self) {
+        if let Some(line) = self.shown.take() {
+            print_raw(&progress_erase(&line));
+        }
+    }
+}
+
+fn print_raw(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// One mailbox pair to run: canonical names [far, near] and whether each was listed.
+struct BoxPair {
+    names: [String; 2],
+    listed: [bool; 2],
+}
+
+/// The whole run over the selected channels; returns the exit code.
+pub fn run_channels(config: &Config, selection: &[ChannelRef], options: &RunOptions) -> i32 {
+    let hooks = &options.hooks;
+    let mut journal = Journal::new(JournalOptions {
+        dry_run: options.dry_run,
+        fsync: config.fsync,
+        step_limit: hooks.step_limit,
+        keep_journal: hooks.keep_journal,
+        journal_end: hooks.journal_end,
+    });
+    let driver_debug = options.debug.driver || options.debug.driver_all;
+    let proxy = [
+        options.dry_run || driver_debug || hooks.async_far || hooks.async_both,
+        options.dry_run || driver_debug || hooks.async_both,
+    ];
+    let mut counters = Counters::default();
+    let mut channels_done = 0u32;
+    let mut boxes_done = 0u32;
+    let mut failed = false;
+    let mut failed_stores: HashMap<String, FailureScope> = HashMap::new();
+    let mut upgrade_dropped: HashMap<String, [bool; 2]> = HashMap::new();
+    let mut progress = Progress::new(options);
+    let mut run_progress = RunProgress {
+        channels_total: selection.len() as u32,
+        ..RunProgress::default()
+    };
+
+    for selected in selection {
+        let Some(channel) = config.channel(&selected.channel) else {
+            output::error(&format!(
+                "No channel or group named '{}' defined.",
+                selected.channel
+            ));
+            failed = true;
+            continue;
+        };
+        channels_done += 1;
+        output::info(&format!("Channel {}", channel.name));
+        let outcome = run_channel(
+            config,
+            channel,
+            selected,
+            options,
+            proxy,
+            &mut journal,
+            &mut counters,
+            &mut boxes_done,
+            &mut failed_stores,
+            &mut upgrade_dropped,
+        );
+        run_progress.channels_done = channels_done;
+        run_progress.boxes_done = boxes_done;
+        run_progress.boxes_total = boxes_done;
+        progress.show(&run_progress, &counters);
+        match outcome {
+            Ok(ok) => failed |= !ok,
+            Err(SyncError::Interrupted) => return 100,
+            Err(SyncError::Fatal(text)) | Err(SyncError::Pair(text)) => {
+                output::error(&text);
+                return 1;
+            }
+        }
+    }
+
+    progress.erase();
+    let stats = counters.to_stats();
+    if boxes_done > 0 {
+        output::notice(&summary_line(channels_done, boxes_done, &stats));
+    }
+    let mut code = i32::from(failed);
+    if options.ext_exit {
+        code += ext_exit_bits(&stats);
+    }
+    code
+}
+
+/// Runs one channel; `Ok(false)` if something in it failed.
+#[allow(clippy::too_many_arguments)]
+fn run_channel(
+    config: &Config,
+    channel: &ChannelConfig,
+    selected: &ChannelRef,
+    options: &RunOptions,
+    proxy: [bool; 2],
+    journal: &mut Journal,
+    counters: &mut Counters,
+    boxes_done: &mut u32,
+    failed_stores: &mut HashMap<String, FailureScope>,
+    upgrade_dropped: &mut HashMap<String, [bool; 2]>,
+) -> Result<bool, SyncError> {
+    let mut store_configs = Vec::with_capacity(2);
+    for side in Side::BOTH {
+        let name = &channel.sides[side.index()].store;
+        if let Some(scope) = failed_stores.get(name) {
+            let how = if *scope == FailureScope::Temporary {
+                "temporarily failed"
+            } else {
+                "failed"
+            };
+            output::info(&format!(
+                "Skipping due to {how} {} store {name}.",
+                side.label()
+            ));
+            return Ok(true);
+        }
+        let Some(store) = config.store(name) else {
+            output::error(&format!(
+                "Error: channel {}: {} store '{name}' is not defined",
+                channel.name,
+                side.label()
+            ));
+            return Ok(false);
+        };
+        store_configs.push(store);
+    }
+    let mut stores: Vec<Box<MaildirStore>> = Vec::with_capacity(2);
+    for side in Side::BOTH {
+        let store = store_configs[side.index()];
+        output::info(&format!(
+            "Opening {} store {}...",
+            side.label(),
+            store.name()
+        ));
+        match open_store(config, store, options) {
+            StoreOpen::Open(s) => stores.push(s),
+            StoreOpen::Failed => {
+                failed_stores.insert(store.name().to_string(), FailureScope::Store);
+                return Ok(false);
+            }
+        }
+    }
+    let (far_slot, near_slot) = stores.split_at_mut(1);
+    let (far_store, near_store) = (&mut far_slot[0], &mut near_slot[0]);
+
+    // Box selection.
+    let prefixes = [&channel.sides[0].mailbox, &channel.sides[1].mailbox];
+    let pairs: Vec<BoxPair> = if let Some(list) = &selected.boxes {
+        list.iter()
+            .map(|element| {
+                let name = box_list_name(element);
+                BoxPair {
+                    names: [
+                        format!("{}{name}", prefixes[0]),
+                        format!("{}{name}", prefixes[1]),
+                    ],
+                    listed: [false, false],
+                }
+            })
+            .collect()
+    } else if channel.patterns.is_empty() {
+        let single = |p: &str| {
+            if p.is_empty() {
+                "INBOX".to_string()
+            } else {
+                p.to_string()
+            }
+        };
+        vec![BoxPair {
+            names: [single(prefixes[0]), single(prefixes[1])],
+            listed: [false, false],
+        }]
+    } else {
+        let areas = channel_list_areas(config, channel);
+        let mut listings: Vec<Vec<String>> = Vec::with_capacity(2);
+        for side in Side::BOTH {
+            let t = side.index();
+            let store: &mut MaildirStore = if t == 0 { far_store } else { near_store };
+            let listed = match store.list(areas[t]) {
+                Ok(listed) => listed,
+                Err(err) => {
+                    output::error(&err.message);
+                    failed_stores.insert(store_configs[t].name().to_string(), err.scope);
+                    return Ok(false);
+                }
+            };
+            match listed_to_canonical(store_configs[t].common(), &listed) {
+                Ok(names) => listings.push(names),
+                Err(err) => {
+                    output::error(&format!("Error: {err}"));
+                    return Ok(false);
+                }
+            }
+        }
+        channel_boxes(channel, &listings[0], &listings[1])
+            .into_iter()
+            .map(|presence| BoxPair {
+                names: [
+                    format!("{}{}", prefixes[0], presence.name),
+                    format!("{}{}", prefixes[1], presence.name),
+                ],
+                listed: [presence.far, presence.near],
+            })
+            .collect()
+    };
+
+    // Planning drops Upgrade from the channel's operations for the rest of the process
+    // (§4.3 rule 5, a quirk), also when the channel is selected again.
+    let mut ops = effective_ops(config, channel, &options.ops);
+    let dropped = upgrade_dropped.entry(channel.name.clone()).or_default();
+    for (side_ops, gone) in ops.iter_mut().zip(dropped.iter()) {
+        if *gone {
+            side_ops.types.upgrade = false;
+        }
+    }
+    let mut all_ok = true;
+    for pair in pairs {
+        *boxes_done += 1;
+        let mut store_boxes = [String::new(), String::new()];
+        let mut bad_name = false;
+        for t in 0..2 {
+            match name_to_open(store_configs[t].common(), &pair.names[t]) {
+                Ok(name) => store_boxes[t] = name,
+                Err(err) => {
+                    output::error(&format!("Error: {err}"));
+                    bad_name = true;
+                }
+            }
+        }
+        if bad_name {
+            all_ok = false;
+            continue;
+        }
+        let near_dir = if matches!(store_configs[1], StoreConfig::Maildir(_)) {
+            near_store.box_dir(&store_boxes[1]).ok()
+        } else {
+            None
+        };
+        let path = match state_file_path(
+            config,
+            channel,
+            &store_boxes[0],
+            &store_boxes[1],
+            near_dir.as_deref(),
+        ) {
+            Ok(path) => path,
+            Err(err) => {
+                output::error(&format!("Error: {err}"));
+                all_ok = false;
+                continue;
+            }
+        };
+        let in_box = matches!(
+            channel.sync_state.as_ref().unwrap_or(&config.sync_state),
+            SyncStateLocation::InBox
+        );
+        if !options.dry_run
+            && !in_box
+            && let Err(err) = create_state_dir(&path)
+        {
+            output::error(&err.to_string());
+            all_ok = false;
+            continue;
+        }
+        let mut settings = PairSettings {
+            channel: channel.name.clone(),
+            box_names: pair.names.clone(),
+            ops,
+            stores: [traits_of(store_configs[0]), traits_of(store_configs[1])],
+            max_messages: channel.max_messages,
+            expire_side: channel.expire_side,
+            expire_unread: channel.expire_unread,
+            copy_arrival_date: channel.copy_arrival_date,
+        };
+        let pair_options = PairOptions {
+            dry_run: options.dry_run,
+            proxy,
+            no_expunge: options.hooks.no_expunge,
+            journal_end: options.hooks.journal_end,
+            keep_journal: options.hooks.keep_journal,
+            listed: pair.listed,
+            store_boxes,
+        };
+        let label = format!(
+            ":{}:{}-:{}:{}",
+            channel.sides[0].store, pair.names[0], channel.sides[1].store, pair.names[1]
+        );
+        let mut files = DiskFiles {
+            journal: &mut *journal,
+            paths: StatePaths::new(path),
+            lock: None,
+            label,
+            channel: channel.name.clone(),
+            dry_run: options.dry_run,
+            fsync: config.fsync,
+            keep_journal: options.hooks.keep_journal,
+        };
+        let mut tuids = new_tuid;
+        let result = PairRun {
+            settings: &mut settings,
+            stores: [
+                &mut **far_store as &mut dyn Store,
+                &mut **near_store as &mut dyn Store,
+            ],
+            files: &mut files,
+            options: &pair_options,
+            counters: &mut *counters,
+            new_tuid: &mut tuids,
+        }
+        .run()?;
+        for t in 0..2 {
+            if ops[t].types.upgrade && !settings.ops[t].types.upgrade {
+                dropped[t] = true;
+            }
+        }
+        ops = settings.ops;
+        if result.failed {
+            all_ok = false;
+        }
+        if let Some((side, scope)) = result.store_failure {
+            failed_stores.insert(channel.sides[side.index()].store.clone(), scope);
+            break;
+        }
+    }
+    Ok(all_ok)
+}

@@ -1,0 +1,777 @@
+//! The executor for one mailbox pair (spec sync-semantics §4.1): state, open, lock, plan,
+//! load, validate, the four passes, trashing, copies, expunge and finish, performing through
+//! the two stores what `passes.rs` decides, and journalling through [`StateFiles`].
+
+use crate::config::Side;
+use crate::output;
+use crate::store::{FailureScope, Flags, NewMessage, OpenOutcome, Store, StoreError, Tuid};
+use crate::sync::convert::{convert_line_ends, convert_message};
+use crate::sync::entry::{PairState, Record, Status};
+use crate::sync::passes::{Notices, RecordSink, SyncError, Work};
+use crate::sync::plan::{PairSettings, plan_load};
+
+/// Where the pair's state lives and where its journal records go. The disk implementation
+/// wraps the state file, journal and lock (`files.rs`); tests use an in-memory one.
+pub trait StateFiles {
+    /// Reads the state and replays the journal (§1.5); takes the lock if a file was read.
+    fn load(&mut self, expire_side: Side) -> Result<PairState, SyncError>;
+    /// Takes the lock if not held yet (no-op in dry runs).
+    fn lock(&mut self) -> Result<(), SyncError>;
+    /// Writes one journal record (counts one step).
+    fn log(&mut self, record: &Record) -> Result<(), SyncError>;
+    /// Counts one proxy step (§3.4 item 2).
+    fn count_step(&mut self) -> Result<(), SyncError>;
+    /// Flushes the journal to disk after the TUIDs were written.
+    fn flush(&mut self) -> Result<(), SyncError>;
+    /// At least one record was written for this pair.
+    fn wrote_records(&self) -> bool;
+    /// The `### <steps> steps, <records> entries ###` line.
+    fn hash_line(&self) -> String;
+    /// Saves the state (§1.4).
+    fn save(&mut self, state: &PairState, expire_side: Side) -> Result<(), SyncError>;
+    /// Deletes the state (§1.6).
+    fn delete(&mut self) -> Result<(), SyncError>;
+    /// Ends the pair: closes the journal and releases (deletes) the lock.
+    fn end(&mut self);
+}
+
+struct Sink<'a>(&'a mut dyn StateFiles);
+
+impl RecordSink for Sink<'_> {
+    fn log(&mut self, record: &Record) -> Result<(), SyncError> {
+        self.0.log(record)
+    }
+}
+
+/// Per-side counters of the summary line (§7.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// `+`: copies stored into the side.
+    pub stored: [u32; 2],
+    /// `*`: flag updates.
+    pub flagged: [u32; 2],
+    /// `#`: messages trashed from the side.
+    pub trashed: [u32; 2],
+    /// `-`: messages expunged from the side.
+    pub expunged: [u32; 2],
+}
+
+impl Counters {
+    /// The shared statistics form (done counters; totals equal what was done).
+    pub fn to_stats(&self) -> crate::sync::stats::Stats {
+        let mut stats = crate::sync::stats::Stats::default();
+        for t in 0..2 {
+            let side = &mut stats.sides[t];
+            for (counter, value) in [
+                (&mut side.new, self.stored[t]),
+                (&mut side.flags, self.flagged[t]),
+                (&mut side.trash, self.trashed[t]),
+                (&mut side.expunge, self.expunged[t]),
+            ] {
+                counter.done = u64::from(value);
+                counter.total = u64::from(value);
+            }
+        }
+        stats
+    }
+
+    /// Anything was done on this side.
+    pub fn touched(&self, side: Side) -> bool {
+        let t = side.index();
+        self.stored[t] + self.flagged[t] + self.trashed[t] + self.expunged[t] > 0
+    }
+}
+
+/// How a run treats this pair, besides the settings.
+#[derive(Clone, Debug, Default)]
+pub struct PairOptions {
+    pub dry_run: bool,
+    /// Proxy steps are counted for [far, near].
+    pub proxy: [bool; 2],
+    /// `-Tx`.
+    pub no_expunge: bool,
+    /// `-TJ`.
+    pub journal_end: bool,
+    /// `-Tj`: print the `###` line.
+    pub keep_journal: bool,
+    /// The box is known to exist (it was listed) [far, near].
+    pub listed: [bool; 2],
+    /// Store-side box names [far, near].
+    pub store_boxes: [String; 2],
+}
+
+/// The result of a pair that was not aborted by a fatal error or the step limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PairResult {
+    /// The pair failed (error already printed).
+    pub failed: bool,
+    /// A store failed in a way that affects later channels: (side, scope).
+    pub store_failure: Option<(Side, FailureScope)>,
+}
+
+/// Source of fresh TUIDs.
+pub type TuidSource<'a> = &'a mut dyn FnMut() -> Tuid;
+
+/// Everything one pair run uses.
+pub struct PairRun<'a> {
+    pub settings: &'a mut PairSettings,
+    pub stores: [&'a mut dyn Store; 2],
+    pub files: &'a mut dyn StateFiles,
+    pub options: &'a PairOptions,
+    pub counters: &'a mut Counters,
+    pub new_tuid: TuidSource<'a>,
+}
+
+/// What opening found: UIDVALIDITYs, and boxes that only pretend to exist (dry run).
+#[derive(Default)]
+struct OpenedBoxes {
+    uid_validity: [u32; 2],
+    virtual_empty: [bool; 2],
+}
+
+fn store_failure(side: Side, err: StoreError) -> Stop {
+    Stop::Store(side, err)
+}
+
+enum Stop {
+    /// A store error: print it, the pair failed; the scope may affect later channels.
+    Store(Side, StoreError),
+    Sync(SyncError),
+}
+
+impl From<SyncError> for Stop {
+    fn from(e: SyncError) -> Stop {
+        Stop::Sync(e)
+    }
+}
+
+impl PairRun<'_> {
+    /// Runs the pair. `Err` is returned only for `Interrupted` and `Fatal`, which end the
+    /// process; pair failures are printed here and reported in the result.
+    pub fn run(mut self) -> Result<PairResult, SyncError> {
+        let outcome = self.run_inner();
+        let mut result = PairResult::default();
+        match outcome {
+            Ok(failed) => result.failed = failed,
+            Err(Stop::Sync(SyncError::Interrupted)) => return Err(SyncError::Interrupted),
+            Err(Stop::Sync(SyncError::Fatal(text))) => return Err(SyncError::Fatal(text)),
+            Err(Stop::Sync(SyncError::Pair(text))) => {
+                print_error_lines(&text);
+                result.failed = true;
+            }
+            Err(Stop::Store(side, err)) => {
+                print_error_lines(&err.message);
+                result.failed = true;
+                if matches!(err.scope, FailureScope::Store | FailureScope::Temporary) {
+                    result.store_failure = Some((side, err.scope));
+                }
+            }
+        }
+        for store in self.stores.iter_mut() {
+            store.close_box();
+        }
+        self.files.end();
+        Ok(result)
+    }
+
+    fn step(&mut self, side: Side) -> Result<(), SyncError> {
+        if self.options.proxy[side.index()] {
+            self.files.count_step()?;
+        }
+        Ok(())
+    }
+
+    /// Runs the phases of §4.1; `Ok(true)` when the pair completed but something in it
+    /// failed (a copy or a trash move).
+    fn run_inner(&mut self) -> Result<bool, Stop> {
+        let xt = self.settings.expire_side;
+        let state = self.files.load(xt)?;
+        let Some(opened) = self.open_boxes(&state)? else {
+            return Ok(false);
+        };
+        self.files.lock()?;
+        let mut work = self.load_boxes(state, &opened)?;
+        output::info("Synchronizing...");
+
+        work.check_uid_validity(self.settings, opened.uid_validity, &mut Sink(self.files))?;
+        work.old_newmaxuid = work.state.newmaxuid;
+        let mut notices = Notices::default();
+        work.pass1(self.settings, &mut notices, &mut Sink(self.files))?;
+        work.pass2(self.settings, &mut Sink(self.files))?;
+        work.pass3(self.settings, &mut Sink(self.files))?;
+        self.apply_flags(&mut work)?;
+
+        let mut failed = false;
+        let mut to_expunge: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+        let mut expunge_cancelled = [false; 2];
+        for side in Side::BOTH {
+            let t = side.index();
+            let (list, trash_failed) = self.trash_side(&mut work, side)?;
+            to_expunge[t] = list;
+            if trash_failed {
+                failed = true;
+                expunge_cancelled[t] = !self.stores[t].selective_expunge();
+            }
+        }
+        failed |= self.copy_all(&mut work)?;
+        for side in Side::BOTH {
+            let t = side.index();
+            if !expunge_cancelled[t] {
+                self.expunge_side(&mut work, side, &to_expunge[t])?;
+            }
+        }
+        for store in self.stores.iter_mut() {
+            store.close_box();
+        }
+        self.finish(&mut work)?;
+        Ok(failed)
+    }
+
+    fn pair_error(&self, text: String) -> Stop {
+        Stop::Sync(SyncError::Pair(text))
+    }
+
+    /// Phase 3 and §4.2: opens both boxes, creating or removing as configured. `None` when
+    /// the pair ends here (state deleted, box removed, or nothing to do).
+    fn open_boxes(&mut self, state: &PairState) -> Result<Option<OpenedBoxes>, Stop> {
+        let existed = state.existed || state.replayed;
+        let mut opened = OpenedBoxes::default();
+        let mut absent = [false; 2];
+        for side in Side::BOTH {
+            let t = side.index();
+            let name = &self.settings.box_names[t];
+            output::info(&format!("Opening {} box {name}...", side.label()));
+            match self.stores[t].open_box(&self.options.store_boxes[t]) {
+                Ok(OpenOutcome::Opened { uid_validity }) => opened.uid_validity[t] = uid_validity,
+                Ok(OpenOutcome::Missing) if self.options.listed[t] => {
+                    return Err(self.pair_error(format!(
+                        "Error: channel {}: {} box {name} cannot be opened.",
+                        self.settings.channel,
+                        side.label()
+                    )));
+                }
+                Ok(OpenOutcome::Missing) => absent[t] = true,
+                Err(err) => return Err(Stop::Store(side, err)),
+            }
+        }
+        if absent[0] && absent[1] {
+            if existed {
+                self.delete_state()?;
+                return Ok(None);
+            }
+            return Err(self.pair_error(format!(
+                "Error: channel {}: both far side {} and near side {} cannot be opened.",
+                self.settings.channel, self.settings.box_names[0], self.settings.box_names[1]
+            )));
+        }
+        for side in Side::BOTH {
+            if !absent[side.index()] {
+                continue;
+            }
+            if existed {
+                self.remove_other_box(side)?;
+                return Ok(None);
+            }
+            self.create_box(side, &mut opened)?;
+        }
+        Ok(Some(opened))
+    }
+
+    /// §4.2: the box on `side` vanished although the pair existed; with Remove on the other
+    /// side, that box is deleted too when it is empty.
+    fn remove_other_box(&mut self, side: Side) -> Result<(), Stop> {
+        let t = side.index();
+        let other = side.other();
+        let o = other.index();
+        let channel = &self.settings.channel;
+        if !self.settings.ops(other).remove {
+            return Err(self.pair_error(format!(
+                "Error: channel {channel}: {} box {} cannot be opened anymore.",
+                side.label(),
+                self.settings.box_names[t]
+            )));
+        }
+        let empty = self.stores[o]
+            .is_empty()
+            .map_err(|e| Stop::Store(other, e))?;
+        if !empty {
+            output::warning(&format!(
+                "Warning: channel {channel}: {} box {} cannot be opened anymore, and {} box {} is not empty.",
+                side.label(),
+                self.settings.box_names[t],
+                other.label(),
+                self.settings.box_names[o]
+            ));
+            return Ok(());
+        }
+        output::info(&format!(
+            "Deleting {} box {}...",
+            other.label(),
+            self.settings.box_names[o]
+        ));
+        if !self.options.dry_run {
+            self.stores[o]
+                .delete_box()
+                .map_err(|e| Stop::Store(other, e))?;
+        }
+        self.step(other)?;
+        self.delete_state()?;
+        if !self.options.dry_run {
+            self.stores[o].remove_box_leftovers();
+        }
+        Ok(())
+    }
+
+    /// §4.2: creates the missing box on `side` (with Create), or fails the pair.
+    fn create_box(&mut self, side: Side, opened: &mut OpenedBoxes) -> Result<(), Stop> {
+        let t = side.index();
+        if !self.settings.ops(side).create {
+            return Err(self.pair_error(format!(
+                "Error: channel {}: {} box {} cannot be opened.",
+                self.settings.channel,
+                side.label(),
+                self.settings.box_names[t]
+            )));
+        }
+        output::info(&format!(
+            "Creating {} box {}...",
+            side.label(),
+            self.settings.box_names[t]
+        ));
+        if self.options.dry_run {
+            // A box that would be created behaves as an empty one with UIDVALIDITY 1.
+            opened.uid_validity[t] = 1;
+            opened.virtual_empty[t] = true;
+        } else {
+            opened.uid_validity[t] = self.stores[t]
+                .create_box()
+                .map_err(|e| Stop::Store(side, e))?;
+        }
+        self.step(side)?;
+        Ok(())
+    }
+
+    /// Phases 4–5: plans the loads and loads the keep side, then the expire side, matching
+    /// each to the entries.
+    fn load_boxes(&mut self, state: PairState, opened: &OpenedBoxes) -> Result<Work, Stop> {
+        let plan = plan_load(&state, self.settings, opened.uid_validity);
+        let mut work = Work::new(state);
+        work.plan = plan;
+        work.virtual_box = opened.virtual_empty;
+        let xt = self.settings.expire_side;
+        for side in [xt.other(), xt] {
+            let t = side.index();
+            output::info(&format!("Loading {} box...", side.label()));
+            let loaded = if opened.virtual_empty[t] {
+                crate::store::Loaded::default()
+            } else {
+                self.stores[t]
+                    .load(&work.plan.loads[t])
+                    .map_err(|e| Stop::Store(side, e))?
+            };
+            output::info(&format!(
+                "{}: {} messages, {} recent",
+                side.label(),
+                loaded.total,
+                loaded.recent
+            ));
+            work.set_loaded(side, loaded.messages);
+            work.match_loaded(side, &mut Sink(self.files))?;
+        }
+        Ok(work)
+    }
+
+    /// §4.12: removes the selected messages of a side that are still there.
+    fn expunge_side(
+        &mut self,
+        work: &mut Work,
+        side: Side,
+        selected: &[usize],
+    ) -> Result<(), Stop> {
+        let t = side.index();
+        let ops = self.settings.ops(side);
+        if !(ops.expunge || ops.expunge_solo) || self.options.no_expunge {
+            return Ok(());
+        }
+        let uids: Vec<u32> = selected
+            .iter()
+            .filter(|&&m| !work.removed[t][m])
+            .map(|&m| work.msgs[t][m].uid)
+            .collect();
+        let removed = if self.options.dry_run {
+            uids
+        } else {
+            self.stores[t]
+                .expunge(&uids)
+                .map_err(|e| Stop::Store(side, e))?
+        };
+        self.step(side)?;
+        let rev = work.reverse_links(side);
+        let position: std::collections::HashMap<u32, usize> = work.msgs[t]
+            .iter()
+            .enumerate()
+            .map(|(m, msg)| (msg.uid, m))
+            .collect();
+        for uid in removed {
+            if let Some(&m) = position.get(&uid)
+                && !work.removed[t][m]
+            {
+                work.message_removed(side, m, &rev);
+                self.counters.expunged[t] += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// §4.13: the `###` line, high-water marks, purge, and the save when something was
+    /// journalled (or a journal replayed).
+    fn finish(&mut self, work: &mut Work) -> Result<(), Stop> {
+        if self.options.keep_journal {
+            output::stdout_line(&self.files.hash_line());
+        }
+        work.finish_run(
+            self.settings,
+            self.options.journal_end,
+            &mut Sink(self.files),
+        )?;
+        if self.files.wrote_records() || work.state.replayed {
+            self.files.save(&work.state, self.settings.expire_side)?;
+        }
+        Ok(())
+    }
+
+    fn delete_state(&mut self) -> Result<(), SyncError> {
+        if self.options.dry_run {
+            return Ok(());
+        }
+        self.files.delete()
+    }
+
+    fn apply_flags(&mut self, work: &mut Work) -> Result<(), Stop> {
+        for index in 0..work.state.entries.len() {
+            for side in Side::BOTH {
+                let t = side.index();
+                let Some((add, del)) = work.flag_update(index, side, self.settings) else {
+                    continue;
+                };
+                if !add.is_empty() || !del.is_empty() {
+                    let uid = work.state.entries[index].uid[t];
+                    let done = if self.options.dry_run {
+                        true
+                    } else {
+                        match self.stores[t].set_flags(uid, add, del) {
+                            Ok(done) => done,
+                            Err(err) if err.scope == FailureScope::Message => {
+                                output::error(&err.message);
+                                self.step(side)?;
+                                false
+                            }
+                            Err(err) => return Err(store_failure(side, err)),
+                        }
+                    };
+                    if !done {
+                        continue;
+                    }
+                    self.step(side)?;
+                    self.counters.flagged[t] += 1;
+                    work.flags_applied(index, side, add, del);
+                }
+                work.finish_flags(index, side, self.settings, &mut Sink(self.files))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// §4.9 for one side: returns the messages still to expunge and whether trashing failed.
+    fn trash_side(&mut self, work: &mut Work, side: Side) -> Result<(Vec<usize>, bool), Stop> {
+        let t = side.index();
+        let other = side.other();
+        let o = other.index();
+        let ops = *self.settings.ops(side);
+        if !(ops.expunge || ops.expunge_solo) {
+            return Ok((Vec::new(), false));
+        }
+        let selected = work.expunge_selection(side, self.settings);
+        let rev = work.reverse_links(side);
+        let store = self.settings.store(side).clone();
+        let other_store = self.settings.store(other).clone();
+        // (local?, new_only)
+        let mode = if store.has_trash {
+            Some((true, store.trash_new_only))
+        } else if other_store.has_trash && other_store.trash_remote_new {
+            Some((false, true))
+        } else {
+            None
+        };
+        let mut keep = Vec::new();
+        let mut failed = false;
+        for m in selected {
+            let Some((local, new_only)) = mode else {
+                keep.push(m);
+                continue;
+            };
+            if !work.should_trash(side, m, new_only, &rev, self.settings) {
+                keep.push(m);
+                continue;
+            }
+            let uid = work.msgs[t][m].uid;
+            if local {
+                let moved = if self.options.dry_run {
+                    Ok(true)
+                } else {
+                    self.stores[t].trash(uid)
+                };
+                match moved {
+                    Ok(true) => {
+                        self.step(side)?;
+                        self.files.log(&Record::Trashed { side, uid })?;
+                        self.counters.trashed[t] += 1;
+                        work.message_removed(side, m, &rev);
+                        self.counters.expunged[t] += 1;
+                    }
+                    Ok(false) => {}
+                    Err(err) if err.scope == FailureScope::Message => {
+                        output::error(&err.message);
+                        self.step(side)?;
+                        failed = true;
+                    }
+                    Err(err) => return Err(store_failure(side, err)),
+                }
+            } else {
+                let copied = if self.options.dry_run {
+                    Ok(true)
+                } else {
+                    match self.stores[t].fetch(uid) {
+                        Ok(Some(msg)) => {
+                            let data = convert_line_ends(
+                                &msg.data,
+                                self.stores[t].crlf(),
+                                self.stores[o].crlf(),
+                            );
+                            self.stores[o]
+                                .store_to_trash(NewMessage {
+                                    data: &data,
+                                    flags: msg.flags,
+                                    date: None,
+                                })
+                                .map(|()| true)
+                        }
+                        Ok(None) => Ok(false),
+                        Err(err) => Err(err),
+                    }
+                };
+                match copied {
+                    Ok(true) => {
+                        self.step(other)?;
+                        self.files.log(&Record::Trashed { side, uid })?;
+                        self.counters.trashed[t] += 1;
+                        keep.push(m);
+                    }
+                    Ok(false) => {}
+                    Err(err) if err.scope == FailureScope::Message => {
+                        output::error(&err.message);
+                        failed = true;
+                    }
+                    Err(err) => return Err(store_failure(other, err)),
+                }
+            }
+        }
+        Ok((keep, failed))
+    }
+
+    /// §4.10–§4.11: `F` records, TUIDs, push copies, then pull copies. Returns true if a copy
+    /// failed.
+    fn copy_all(&mut self, work: &mut Work) -> Result<bool, Stop> {
+        if !(work.any_new[0] || work.any_new[1]) {
+            return Ok(false);
+        }
+        let mut fake_next = [0u32; 2];
+        for side in Side::BOTH {
+            let t = side.index();
+            if !work.any_new[t] {
+                continue;
+            }
+            let hint = if work.virtual_box[t] {
+                0
+            } else {
+                self.stores[t]
+                    .uid_next_hint()
+                    .map_err(|e| store_failure(side, e))?
+            };
+            fake_next[t] = hint.max(work.msgs[t].last().map_or(0, |m| m.uid));
+            work.state.find_threshold[t] = Some(hint);
+            self.files.log(&Record::FindThreshold { side, uid: hint })?;
+        }
+        for index in work.pending_entries() {
+            let tuid = (self.new_tuid)();
+            let entry = &mut work.state.entries[index];
+            entry.tuid = Some(tuid);
+            let record = Record::Tuid {
+                far: entry.uid[0],
+                near: entry.uid[1],
+                tuid,
+            };
+            self.files.log(&record)?;
+        }
+        self.files.flush()?;
+
+        let mut failed = false;
+        for target in Side::BOTH {
+            let t = target.index();
+            let source = target.other();
+            let s = source.index();
+            let mut unknown_uid = false;
+            for (m, index) in work.copy_list(target) {
+                let entry = &work.state.entries[index];
+                if entry.is_dead() || !entry.status.has(Status::PENDING) {
+                    continue;
+                }
+                let (f, n) = (entry.uid[0], entry.uid[1]);
+                let src_uid = work.msgs[s][m].uid;
+                let fetched = if self.options.dry_run {
+                    Some(crate::store::FetchedMessage {
+                        data: Vec::new(),
+                        flags: work.msgs[s][m].flags,
+                        date: None,
+                    })
+                } else {
+                    match self.stores[s].fetch(src_uid) {
+                        Ok(found) => found,
+                        Err(err) if err.scope == FailureScope::Message => None,
+                        Err(err) => return Err(store_failure(source, err)),
+                    }
+                };
+                let Some(fetched) = fetched else {
+                    self.files.log(&Record::Dead { far: f, near: n })?;
+                    work.state.entries[index].status.set(Status::DEAD);
+                    continue;
+                };
+                let entry = &mut work.state.entries[index];
+                let flags = if entry.status.has(Status::UPGRADE) {
+                    let (add, del) = (entry.add[t], entry.del[t]);
+                    if !add.is_empty() || !del.is_empty() {
+                        self.files.log(&Record::UpgradeDelta {
+                            far: f,
+                            near: n,
+                            add,
+                            del,
+                        })?;
+                    }
+                    entry.pflags.union(add).minus(del)
+                } else {
+                    let real = if work.plan.requests[s].flags {
+                        work.msgs[s][m].flags
+                    } else {
+                        fetched.flags
+                    };
+                    let mut flags = real.intersection(self.settings.store(target).supported_flags);
+                    if entry.status.has(Status::dummy(target)) {
+                        flags = flags.minus(Flags::FLAGGED);
+                    }
+                    if !flags.is_empty() {
+                        entry.pflags = flags;
+                        self.files.log(&Record::PFlags {
+                            far: f,
+                            near: n,
+                            flags,
+                        })?;
+                    }
+                    flags
+                };
+                let entry = &work.state.entries[index];
+                let tuid = entry.tuid.unwrap_or_else(|| (self.new_tuid)());
+                let placeholder = entry
+                    .status
+                    .has(Status::dummy(target))
+                    .then_some(fetched.data.len() as u64);
+                let data = convert_message(
+                    &fetched.data,
+                    self.stores[s].crlf(),
+                    self.stores[t].crlf(),
+                    &tuid,
+                    placeholder,
+                );
+                let date = if self.settings.copy_arrival_date {
+                    fetched.date
+                } else {
+                    None
+                };
+                let stored = if self.options.dry_run {
+                    fake_next[t] += 1;
+                    Ok(Some(fake_next[t]))
+                } else {
+                    self.stores[t].store(NewMessage {
+                        data: &data,
+                        flags,
+                        date,
+                    })
+                };
+                self.counters.stored[t] += 1;
+                match stored {
+                    Ok(uid) => {
+                        self.step(target)?;
+                        if let Some(uid) = uid {
+                            self.files.log(&Record::Assign {
+                                side: target,
+                                far: f,
+                                near: n,
+                                uid,
+                            })?;
+                            crate::sync::passes::assign(&mut work.state, index, target, uid);
+                        } else {
+                            unknown_uid = true;
+                        }
+                    }
+                    Err(err) if err.scope == FailureScope::Message => {
+                        self.step(target)?;
+                        output::error(&format!(
+                            "Error: {} refuses to store message {} from {}.",
+                            target.label(),
+                            src_uid,
+                            source.label()
+                        ));
+                        self.files.log(&Record::Dead { far: f, near: n })?;
+                        work.state.entries[index].status.set(Status::DEAD);
+                        failed = true;
+                    }
+                    Err(err) => return Err(store_failure(target, err)),
+                }
+            }
+            if unknown_uid {
+                let from = work.state.find_threshold[t].unwrap_or(0);
+                let found = self.stores[t]
+                    .find_new(from)
+                    .map_err(|e| store_failure(target, e))?;
+                let first = work.msgs[t].len();
+                let known: Vec<u32> = work.msgs[t].iter().map(|m| m.uid).collect();
+                for msg in found {
+                    if !known.contains(&msg.uid) {
+                        work.msgs[t].push(msg);
+                        work.removed[t].push(false);
+                    }
+                }
+                let candidates: Vec<usize> = (first..work.msgs[t].len()).collect();
+                let lost = work.match_tuids(target, &candidates, &mut Sink(self.files))?;
+                if lost > 0 {
+                    let dir = if target == Side::Far {
+                        "pushed"
+                    } else {
+                        "pulled"
+                    };
+                    output::warning(&format!("Warning: lost track of {lost} {dir} message(s)"));
+                }
+            }
+        }
+        Ok(failed)
+    }
+}
+
+fn print_error_lines(text: &str) {
+    if !text.is_empty() {
+        output::error(text);
+    }
+}
+
+#[cfg(test)]
+#[path = "pair_tests.rs"]
+mod tests;
