@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Instant;
 
 use crate::config::patterns::{
     box_list_name, channel_boxes, channel_list_areas, listed_to_canonical, name_to_open,
@@ -24,10 +25,10 @@ use crate::sync::files::{
     save_state,
 };
 use crate::sync::journal::{Journal, JournalOptions};
-use crate::sync::pair::{Counters, PairOptions, PairRun, StateFiles};
+use crate::sync::pair::{Counters, PairOptions, PairRun, ProgressReport, StateFiles};
 use crate::sync::plan::{PairSettings, StoreTraits};
 use crate::sync::stats::{
-    RunProgress, ext_exit_bits, progress_erase, progress_line, summary_line, terminal_columns,
+    ProgressMeter, RunProgress, ext_exit_bits, progress_erase, summary_line, terminal_columns,
 };
 
 /// The state files of one pair on disk, journalling through the process-wide [`Journal`].
@@ -172,47 +173,68 @@ fn open_store(config: &Config, store: &StoreConfig, options: &RunOptions) -> Sto
     }
 }
 
-/// The progress counter (§7.3): shown only on a terminal at normal verbosity without debug
-/// output; refreshed after every mailbox pair and erased before the summary.
-struct Progress {
+/// The progress counter (§7.3): shown only when stdout is a terminal, at normal verbosity
+/// and without debug output; refreshed (at most every 300 ms) as work is discovered and
+/// done, erased before any other output (by `output`) and at the end.
+struct ConsoleProgress {
     enabled: bool,
-    shown: Option<String>,
+    meter: ProgressMeter,
+    run: RunProgress,
+    done: Counters,
+    planned: Counters,
 }
 
-impl Progress {
-    fn new(options: &RunOptions) -> Progress {
+impl ConsoleProgress {
+    fn new(options: &RunOptions, channels_total: u32) -> ConsoleProgress {
         // SAFETY: isatty only inspects the file descriptor.
         let tty = unsafe { libc::isatty(1) } == 1;
-        Progress {
+        ConsoleProgress {
             enabled: tty
                 && output::verbosity() == output::Verbosity::Normal
                 && !options.debug.any_output(),
-            shown: None,
+            meter: ProgressMeter::new(terminal_columns()),
+            run: RunProgress {
+                channels_total,
+                ..RunProgress::default()
+            },
+            done: Counters::default(),
+            planned: Counters::default(),
         }
     }
 
-    fn show(&mut self, progress: &RunProgress, counters: &Counters) {
+    /// Shows the line if a refresh is due.
+    fn refresh(&mut self) {
         if !self.enabled {
             return;
         }
-        self.erase();
-        let line = progress_line(progress, &counters.to_stats(), terminal_columns());
-        print_raw(&line);
-        self.shown = Some(line);
+        let stats = self.done.to_stats_with_totals(&self.planned);
+        if let Some(line) = self.meter.refresh(Instant::now(), &self.run, &stats) {
+            output::show_progress(&line, &progress_erase(&line));
+        }
     }
 
-    fn erase(&mut self) {
-        if let Some(line) = self.shown.take() {
-            print_raw(&progress_erase(&line));
-        }
+    fn boxes_found(&mut self, count: u32) {
+        self.run.boxes_total += count;
+        self.refresh();
+    }
+
+    fn box_done(&mut self) {
+        self.run.boxes_done += 1;
+        self.refresh();
+    }
+
+    fn channel_done(&mut self) {
+        self.run.channels_done += 1;
+        self.refresh();
     }
 }
 
-fn print_raw(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
+impl ProgressReport for ConsoleProgress {
+    fn update(&mut self, done: &Counters, planned: &Counters) {
+        self.done = *done;
+        self.planned = *planned;
+        self.refresh();
+    }
 }
 
 /// One mailbox pair to run: canonical names [far, near] and whether each was listed.
@@ -237,16 +259,13 @@ pub fn run_channels(config: &Config, selection: &[ChannelRef], options: &RunOpti
         options.dry_run || driver_debug || hooks.async_both,
     ];
     let mut counters = Counters::default();
+    let mut planned = Counters::default();
     let mut channels_done = 0u32;
     let mut boxes_done = 0u32;
     let mut failed = false;
     let mut failed_stores: HashMap<String, FailureScope> = HashMap::new();
     let mut upgrade_dropped: HashMap<String, [bool; 2]> = HashMap::new();
-    let mut progress = Progress::new(options);
-    let mut run_progress = RunProgress {
-        channels_total: selection.len() as u32,
-        ..RunProgress::default()
-    };
+    let mut progress = ConsoleProgress::new(options, selection.len() as u32);
 
     for selected in selection {
         let Some(channel) = config.channel(&selected.channel) else {
@@ -267,14 +286,13 @@ pub fn run_channels(config: &Config, selection: &[ChannelRef], options: &RunOpti
             proxy,
             &mut journal,
             &mut counters,
+            &mut planned,
+            &mut progress,
             &mut boxes_done,
             &mut failed_stores,
             &mut upgrade_dropped,
         );
-        run_progress.channels_done = channels_done;
-        run_progress.boxes_done = boxes_done;
-        run_progress.boxes_total = boxes_done;
-        progress.show(&run_progress, &counters);
+        progress.channel_done();
         match outcome {
             Ok(ok) => failed |= !ok,
             Err(SyncError::Interrupted) => return 100,
@@ -285,7 +303,7 @@ pub fn run_channels(config: &Config, selection: &[ChannelRef], options: &RunOpti
         }
     }
 
-    progress.erase();
+    output::erase_progress();
     let stats = counters.to_stats();
     if boxes_done > 0 {
         output::notice(&summary_line(channels_done, boxes_done, &stats));
@@ -307,6 +325,8 @@ fn run_channel(
     proxy: [bool; 2],
     journal: &mut Journal,
     counters: &mut Counters,
+    planned: &mut Counters,
+    progress: &mut ConsoleProgress,
     boxes_done: &mut u32,
     failed_stores: &mut HashMap<String, FailureScope>,
     upgrade_dropped: &mut HashMap<String, [bool; 2]>,
@@ -426,6 +446,7 @@ fn run_channel(
         }
     }
     let mut all_ok = true;
+    progress.boxes_found(pairs.len() as u32);
     for pair in pairs {
         *boxes_done += 1;
         let mut store_boxes = [String::new(), String::new()];
@@ -517,9 +538,12 @@ fn run_channel(
             files: &mut files,
             options: &pair_options,
             counters: &mut *counters,
+            planned: &mut *planned,
+            progress: &mut *progress,
             new_tuid: &mut tuids,
         }
         .run()?;
+        progress.box_done();
         for t in 0..2 {
             if ops[t].types.upgrade && !settings.ops[t].types.upgrade {
                 dropped[t] = true;

@@ -75,11 +75,43 @@ impl Counters {
         stats
     }
 
+    /// The statistics with these counters as done values and `planned` as totals (a total
+    /// is never shown below its done value).
+    pub fn to_stats_with_totals(&self, planned: &Counters) -> crate::sync::stats::Stats {
+        let mut stats = self.to_stats();
+        for t in 0..2 {
+            let side = &mut stats.sides[t];
+            for (counter, total) in [
+                (&mut side.new, planned.stored[t]),
+                (&mut side.flags, planned.flagged[t]),
+                (&mut side.trash, planned.trashed[t]),
+                (&mut side.expunge, planned.expunged[t]),
+            ] {
+                counter.total = counter.done.max(u64::from(total));
+            }
+        }
+        stats
+    }
+
     /// Anything was done on this side.
     pub fn touched(&self, side: Side) -> bool {
         let t = side.index();
         self.stored[t] + self.flagged[t] + self.trashed[t] + self.expunged[t] > 0
     }
+}
+
+/// Receives the counters whenever work is discovered or completed, for the progress
+/// counter of §7.3 (which decides itself whether to show anything).
+pub trait ProgressReport {
+    /// `done` holds what was completed so far in the run, `planned` the totals known so far.
+    fn update(&mut self, done: &Counters, planned: &Counters);
+}
+
+/// A progress report that shows nothing.
+pub struct NoProgress;
+
+impl ProgressReport for NoProgress {
+    fn update(&mut self, _done: &Counters, _planned: &Counters) {}
 }
 
 /// How a run treats this pair, besides the settings.
@@ -119,6 +151,9 @@ pub struct PairRun<'a> {
     pub files: &'a mut dyn StateFiles,
     pub options: &'a PairOptions,
     pub counters: &'a mut Counters,
+    /// Totals of the progress counter: operations found to be needed so far in the run.
+    pub planned: &'a mut Counters,
+    pub progress: &'a mut dyn ProgressReport,
     pub new_tuid: TuidSource<'a>,
 }
 
@@ -172,6 +207,11 @@ impl PairRun<'_> {
         }
         self.files.end();
         Ok(result)
+    }
+
+    /// Passes the counters to the progress report.
+    fn report_progress(&mut self) {
+        self.progress.update(self.counters, self.planned);
     }
 
     fn step(&mut self, side: Side) -> Result<(), SyncError> {
@@ -398,6 +438,9 @@ impl PairRun<'_> {
             .filter(|&&m| !work.removed[t][m])
             .map(|&m| work.msgs[t][m].uid)
             .collect();
+        self.planned.expunged[t] += uids.len() as u32;
+        self.report_progress();
+        let planned = uids.len() as u32;
         let removed = if self.options.dry_run {
             uids
         } else {
@@ -412,14 +455,19 @@ impl PairRun<'_> {
             .enumerate()
             .map(|(m, msg)| (msg.uid, m))
             .collect();
+        let mut count = 0;
         for uid in removed {
             if let Some(&m) = position.get(&uid)
                 && !work.removed[t][m]
             {
                 work.message_removed(side, m, &rev);
                 self.counters.expunged[t] += 1;
+                count += 1;
             }
         }
+        // Messages that were gone already are not expunged by us.
+        self.planned.expunged[t] -= planned.saturating_sub(count);
+        self.report_progress();
         Ok(())
     }
 
@@ -448,6 +496,17 @@ impl PairRun<'_> {
     }
 
     fn apply_flags(&mut self, work: &mut Work) -> Result<(), Stop> {
+        // The totals first (deciding an update twice gives the same answer).
+        for index in 0..work.state.entries.len() {
+            for side in Side::BOTH {
+                if let Some((add, del)) = work.flag_update(index, side, self.settings)
+                    && (!add.is_empty() || !del.is_empty())
+                {
+                    self.planned.flagged[side.index()] += 1;
+                }
+            }
+        }
+        self.report_progress();
         for index in 0..work.state.entries.len() {
             for side in Side::BOTH {
                 let t = side.index();
@@ -470,10 +529,12 @@ impl PairRun<'_> {
                         }
                     };
                     if !done {
+                        self.planned.flagged[t] -= 1;
                         continue;
                     }
                     self.step(side)?;
                     self.counters.flagged[t] += 1;
+                    self.report_progress();
                     work.flags_applied(index, side, add, del);
                 }
                 work.finish_flags(index, side, self.settings, &mut Sink(self.files))?;
@@ -504,16 +565,29 @@ impl PairRun<'_> {
             None
         };
         let mut keep = Vec::new();
-        let mut failed = false;
+        let mut to_trash = Vec::new();
         for m in selected {
-            let Some((local, new_only)) = mode else {
-                keep.push(m);
-                continue;
-            };
-            if !work.should_trash(side, m, new_only, &rev, self.settings) {
-                keep.push(m);
-                continue;
+            match mode {
+                Some((_, new_only))
+                    if work.should_trash(side, m, new_only, &rev, self.settings) =>
+                {
+                    to_trash.push(m)
+                }
+                _ => keep.push(m),
             }
+        }
+        let Some((local, _)) = mode else {
+            return Ok((keep, false));
+        };
+        let count = to_trash.len() as u32;
+        self.planned.trashed[t] += count;
+        if local {
+            // A local trash move takes the message out of the box: it counts as expunged.
+            self.planned.expunged[t] += count;
+        }
+        self.report_progress();
+        let mut failed = false;
+        for m in to_trash {
             let uid = work.msgs[t][m].uid;
             if local {
                 let moved = if self.options.dry_run {
@@ -528,11 +602,17 @@ impl PairRun<'_> {
                         self.counters.trashed[t] += 1;
                         work.message_removed(side, m, &rev);
                         self.counters.expunged[t] += 1;
+                        self.report_progress();
                     }
-                    Ok(false) => {}
+                    Ok(false) => {
+                        self.planned.trashed[t] -= 1;
+                        self.planned.expunged[t] -= 1;
+                    }
                     Err(err) if err.scope == FailureScope::Message => {
                         output::error(&err.message);
                         self.step(side)?;
+                        self.planned.trashed[t] -= 1;
+                        self.planned.expunged[t] -= 1;
                         failed = true;
                     }
                     Err(err) => return Err(store_failure(side, err)),
@@ -565,11 +645,13 @@ impl PairRun<'_> {
                         self.step(other)?;
                         self.files.log(&Record::Trashed { side, uid })?;
                         self.counters.trashed[t] += 1;
+                        self.report_progress();
                         keep.push(m);
                     }
-                    Ok(false) => {}
+                    Ok(false) => self.planned.trashed[t] -= 1,
                     Err(err) if err.scope == FailureScope::Message => {
                         output::error(&err.message);
+                        self.planned.trashed[t] -= 1;
                         failed = true;
                     }
                     Err(err) => return Err(store_failure(other, err)),
@@ -614,6 +696,10 @@ impl PairRun<'_> {
             self.files.log(&record)?;
         }
         self.files.flush()?;
+        for target in Side::BOTH {
+            self.planned.stored[target.index()] += work.copy_list(target).len() as u32;
+        }
+        self.report_progress();
 
         let mut failed = false;
         for target in Side::BOTH {
@@ -624,6 +710,7 @@ impl PairRun<'_> {
             for (m, index) in work.copy_list(target) {
                 let entry = &work.state.entries[index];
                 if entry.is_dead() || !entry.status.has(Status::PENDING) {
+                    self.planned.stored[t] -= 1;
                     continue;
                 }
                 let (f, n) = (entry.uid[0], entry.uid[1]);
@@ -642,6 +729,7 @@ impl PairRun<'_> {
                     }
                 };
                 let Some(fetched) = fetched else {
+                    self.planned.stored[t] -= 1;
                     self.files.log(&Record::Dead { far: f, near: n })?;
                     work.state.entries[index].status.set(Status::DEAD);
                     continue;
@@ -707,6 +795,7 @@ impl PairRun<'_> {
                     })
                 };
                 self.counters.stored[t] += 1;
+                self.report_progress();
                 match stored {
                     Ok(uid) => {
                         self.step(target)?;
