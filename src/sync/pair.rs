@@ -168,6 +168,15 @@ fn store_failure(side: Side, err: StoreError) -> Stop {
     Stop::Store(side, err)
 }
 
+/// How copying a message into the other store's Trash ended.
+enum RemoteTrash {
+    Stored,
+    /// The message vanished before it could be read.
+    Vanished,
+    /// Reading (on the message's side) or storing (on the other side) failed.
+    Failed(Side, StoreError),
+}
+
 enum Stop {
     /// A store error: print it, the pair failed; the scope may affect later channels.
     Store(Side, StoreError),
@@ -522,13 +531,15 @@ impl PairRun<'_> {
                             Ok(done) => done,
                             Err(err) if err.scope == FailureScope::Message => {
                                 output::error(&err.message);
-                                self.step(side)?;
                                 false
                             }
                             Err(err) => return Err(store_failure(side, err)),
                         }
                     };
                     if !done {
+                        // Failed, or the message vanished: the operation completed without
+                        // effect, which a proxy counts like any completion (§3.4).
+                        self.step(side)?;
                         self.planned.flagged[t] -= 1;
                         continue;
                     }
@@ -547,7 +558,6 @@ impl PairRun<'_> {
     fn trash_side(&mut self, work: &mut Work, side: Side) -> Result<(Vec<usize>, bool), Stop> {
         let t = side.index();
         let other = side.other();
-        let o = other.index();
         let ops = *self.settings.ops(side);
         if !(ops.expunge || ops.expunge_solo) {
             return Ok((Vec::new(), false));
@@ -605,6 +615,8 @@ impl PairRun<'_> {
                         self.report_progress();
                     }
                     Ok(false) => {
+                        // The message vanished; the move completed without effect.
+                        self.step(side)?;
                         self.planned.trashed[t] -= 1;
                         self.planned.expunged[t] -= 1;
                     }
@@ -618,47 +630,86 @@ impl PairRun<'_> {
                     Err(err) => return Err(store_failure(side, err)),
                 }
             } else {
-                let copied = if self.options.dry_run {
-                    Ok(true)
-                } else {
-                    match self.stores[t].fetch(uid) {
-                        Ok(Some(msg)) => {
-                            let data = convert_line_ends(
-                                &msg.data,
-                                self.stores[t].crlf(),
-                                self.stores[o].crlf(),
-                            );
-                            self.stores[o]
-                                .store_to_trash(NewMessage {
-                                    data: &data,
-                                    flags: msg.flags,
-                                    date: None,
-                                })
-                                .map(|()| true)
-                        }
-                        Ok(None) => Ok(false),
-                        Err(err) => Err(err),
-                    }
-                };
-                match copied {
-                    Ok(true) => {
+                match self.trash_remotely(side, uid) {
+                    RemoteTrash::Stored => {
                         self.step(other)?;
                         self.files.log(&Record::Trashed { side, uid })?;
                         self.counters.trashed[t] += 1;
                         self.report_progress();
                         keep.push(m);
                     }
-                    Ok(false) => self.planned.trashed[t] -= 1,
-                    Err(err) if err.scope == FailureScope::Message => {
+                    RemoteTrash::Vanished => self.planned.trashed[t] -= 1,
+                    RemoteTrash::Failed(failing, err) if err.scope == FailureScope::Message => {
                         output::error(&err.message);
+                        if failing == other {
+                            // The store into the Trash completed (with a failure).
+                            self.step(other)?;
+                        }
                         self.planned.trashed[t] -= 1;
                         failed = true;
                     }
-                    Err(err) => return Err(store_failure(other, err)),
+                    RemoteTrash::Failed(failing, err) => return Err(store_failure(failing, err)),
                 }
             }
         }
         Ok((keep, failed))
+    }
+
+    /// Copies a message of `side` unchanged into the Trash of the other store (§4.9).
+    fn trash_remotely(&mut self, side: Side, uid: u32) -> RemoteTrash {
+        if self.options.dry_run {
+            return RemoteTrash::Stored;
+        }
+        let t = side.index();
+        let other = side.other();
+        let o = other.index();
+        let msg = match self.stores[t].fetch(uid) {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return RemoteTrash::Vanished,
+            Err(err) => return RemoteTrash::Failed(side, err),
+        };
+        let data = convert_line_ends(&msg.data, self.stores[t].crlf(), self.stores[o].crlf());
+        match self.stores[o].store_to_trash(NewMessage {
+            data: &data,
+            flags: msg.flags,
+            date: None,
+        }) {
+            Ok(()) => RemoteTrash::Stored,
+            Err(err) => RemoteTrash::Failed(other, err),
+        }
+    }
+
+    /// §4.11: rescans the target over the range of its load, reading TUIDs from the find
+    /// threshold on. Messages that appeared are appended to the loaded list (the index of
+    /// the first one is returned); loaded messages that disappeared meanwhile are removed,
+    /// their entries get GONE (§4.12).
+    fn rescan(&mut self, work: &mut Work, target: Side) -> Result<usize, Stop> {
+        let t = target.index();
+        let from = work.state.find_threshold[t].unwrap_or(0);
+        let mut request = work.plan.loads[t].clone();
+        request.tuids_from = Some(from);
+        request.sizes_from = None;
+        request.message_ids_upto = None;
+        let rescanned = self.stores[t]
+            .load(&request)
+            .map_err(|e| store_failure(target, e))?
+            .messages;
+        let present: std::collections::HashSet<u32> = rescanned.iter().map(|m| m.uid).collect();
+        let rev = work.reverse_links(target);
+        for m in 0..work.msgs[t].len() {
+            if !work.removed[t][m] && !present.contains(&work.msgs[t][m].uid) {
+                work.message_removed(target, m, &rev);
+            }
+        }
+        let first = work.msgs[t].len();
+        let known: std::collections::HashSet<u32> = work.msgs[t].iter().map(|m| m.uid).collect();
+        for msg in rescanned {
+            if msg.uid >= from && !known.contains(&msg.uid) {
+                work.msgs[t].push(msg);
+                work.removed[t].push(false);
+            }
+        }
+        Ok(first)
     }
 
     /// §4.10–§4.11: `F` records, TUIDs, push copies, then pull copies. Returns true if a copy
@@ -827,18 +878,7 @@ impl PairRun<'_> {
                 }
             }
             if unknown_uid {
-                let from = work.state.find_threshold[t].unwrap_or(0);
-                let found = self.stores[t]
-                    .find_new(from)
-                    .map_err(|e| store_failure(target, e))?;
-                let first = work.msgs[t].len();
-                let known: Vec<u32> = work.msgs[t].iter().map(|m| m.uid).collect();
-                for msg in found {
-                    if !known.contains(&msg.uid) {
-                        work.msgs[t].push(msg);
-                        work.removed[t].push(false);
-                    }
-                }
+                let first = self.rescan(work, target)?;
                 let candidates: Vec<usize> = (first..work.msgs[t].len()).collect();
                 let lost = work.match_tuids(target, &candidates, &mut Sink(self.files))?;
                 if lost > 0 {

@@ -1143,6 +1143,62 @@ fn new_only_copies_keep_their_real_flags() {
 // ---- Example 25 / -Tu: finding copies without UIDs.
 
 #[test]
+fn rescan_after_withheld_uids_notices_vanished_messages() {
+    // Far 1 was deleted (T); near 1 gets T in pass 4 and is then expunged by another client
+    // while the copy of far 2 is stored. The rescan sees it gone: the entry loses its near
+    // UID at the end (§4.13), as if the store had reported the expunge.
+    let mut far = far_store(&[(1, "a", S | T), (2, "b", S)]);
+    let mut near = near_store(&[(1, "a", S)]);
+    near.withhold_uids = true;
+    near.vanish_on_store = vec![1];
+    let o = run(
+        &mut far,
+        &mut near,
+        settings(),
+        Some(state([1, 1], &[(1, 1, S)])),
+    );
+    assert!(!o.result.failed);
+    assert_eq!(render(saved(&o)), sv(&["1 0 ST", "2 2 S"]));
+    assert_eq!(o.counters, counters([0, 0, 0, 0], [1, 1, 0, 0]));
+}
+
+#[test]
+fn proxy_counts_operations_on_vanished_messages() {
+    // A flag change and a trash move on messages that vanished after the load complete
+    // without effect; with proxies each completion is a step (§3.4), without none is.
+    for proxy in [false, true] {
+        let mut far = far_store(&[(1, "a", F | S), (2, "b", S | T)]);
+        far.trash = Some("fartrash".into());
+        far.vanish_after_load = vec![2];
+        let mut near = near_store(&[(1, "a", S), (2, "b", S)]);
+        near.vanish_after_load = vec![1];
+        let mut s = settings();
+        s.stores[0].has_trash = true;
+        s.ops[0].expunge = true;
+        let mut options = boxes();
+        options.proxy = [proxy, proxy];
+        let o = match run_with(
+            &mut far,
+            &mut near,
+            s,
+            Some(state([2, 2], &[(1, 1, S), (2, 2, S)])),
+            options,
+            0,
+        ) {
+            Ok(o) => o,
+            Err(e) => panic!("pair aborted: {e}"),
+        };
+        // Far 2's T goes to near 2 (one record, one completion); near 1's F and the trash
+        // move of far 2 find nothing.
+        assert_eq!(records(&o), sv(&["* 2 2 48"]));
+        assert_eq!(o.counters, counters([0, 0, 0, 0], [0, 1, 0, 0]));
+        // Proxy steps: the record, two flag completions, the trash move, the far expunge.
+        let expected = if proxy { 1 + 2 + 1 + 1 } else { 1 };
+        assert_eq!(o.files.steps, expected, "proxy {proxy}");
+    }
+}
+
+#[test]
 fn withheld_uids_are_found_by_tuid_when_loaded_open_ended() {
     let mut far = far_store(&[(1, "a", S), (2, "b", S)]);
     let mut near = near_store(&[(1, "a", S)]);

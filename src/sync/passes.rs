@@ -928,9 +928,16 @@ impl Work {
             if self.removed[t][m] || !msg.flags.contains(Flags::TRASHED) {
                 continue;
             }
-            if solo && let Some(index) = rev[m] {
+            if let Some(index) = rev[m] {
                 let entry = &self.state.entries[index];
+                // Never while a copy of it is still to be made, in either mode: with
+                // Expunge such an entry cannot normally arise (pass 2 drops doomed copies),
+                // and expunging it would lose the message.
                 if entry.status.has(Status::PENDING) {
+                    continue;
+                }
+                if !solo {
+                    selected.push(m);
                     continue;
                 }
                 let wanted = entry.uid[o.index()] == 0
@@ -1440,6 +1447,36 @@ mod tests {
         );
         // The baseline keeps S only: expiration's T is not a flag change.
         assert_eq!(w.state.entries[0].flags, S);
+    }
+
+    #[test]
+    fn expunge_selection_never_takes_a_pending_entry() {
+        for solo in [false, true] {
+            let mut s = settings(OpTypes::DEFAULT, OpTypes::DEFAULT);
+            if solo {
+                s.ops[1].expunge_solo = true;
+            } else {
+                s.ops[1].expunge = true;
+            }
+            let mut sink = VecSink::default();
+            let w = work(
+                vec![
+                    entry(0, 1, S, Status::PENDING),
+                    entry(0, 2, S, Status::EMPTY),
+                ],
+                [0, 2],
+                &mut s,
+                vec![],
+                vec![msg(1, S | T), msg(2, S | T), msg(3, T)],
+                &mut sink,
+            );
+            // Near 1 waits for its copy; near 2 is solo; near 3 has no entry.
+            assert_eq!(
+                w.expunge_selection(Side::Near, &s),
+                vec![1, 2],
+                "solo {solo}"
+            );
+        }
     }
 
     #[test]
