@@ -81,6 +81,8 @@ impl Orientation {
 
 /// A message: subject, UID, flags.
 type Msg = (&'static str, u32, &'static str);
+/// A state: high-water marks [A, B] and entries (A uid, B uid, flags).
+type StateSpec = ([u32; 2], &'static [(u32, u32, &'static str)]);
 /// A message as found after the run: subject, flags.
 type Found = (&'static str, &'static str);
 
@@ -91,7 +93,7 @@ struct Scenario {
     /// Messages of A and B before the run.
     msgs: [&'static [Msg]; 2],
     /// The state before the run: high-water marks [A, B] and entries (A uid, B uid, flags).
-    state: Option<([u32; 2], &'static [(u32, u32, &'static str)])>,
+    state: Option<StateSpec>,
     /// Extra lines of the store of A and B.
     stores: [&'static [&'static str]; 2],
     channel: &'static [&'static str],
@@ -211,10 +213,17 @@ fn state_entries(fx: &Fixture, o: Orientation) -> Vec<(u32, u32, String)> {
             let far: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
             let near: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
             let flags = parts.next().unwrap_or("").to_string();
+            // Placeholder markers in role terms: `<` marks the far message, `>` the near one.
+            let (far_role, near_role) = if o == Direct {
+                ("{dA}", "{dB}")
+            } else {
+                ("{dB}", "{dA}")
+            };
+            let flags = flags.replace('<', far_role).replace('>', near_role);
             if o == Direct {
                 (far, near, flags)
             } else {
-                (near, far, flags.replace('<', "{dA}").replace('>', "{dB}"))
+                (near, far, flags)
             }
         })
         .collect()
@@ -232,8 +241,8 @@ fn run_one(sc: &Scenario, o: Orientation) {
     );
     let mut code = sc.code;
     if let Some(changed) = sc.ext {
-        for role in 0..2 {
-            if changed[role] {
+        for (role, changed) in changed.iter().enumerate() {
+            if *changed {
                 code += if o.box_of(role) == FAR { 32 } else { 64 };
             }
         }
@@ -312,8 +321,7 @@ const MIX_A: &[Msg] = &[
     ("anew", 6, ""),
 ];
 const MIX_B: &[Msg] = &[("p1", 1, "S"), ("p3", 3, "FS"), ("bnew", 4, "")];
-const MIX_STATE: ([u32; 2], &[(u32, u32, &str)]) =
-    ([5, 3], &[(1, 1, "S"), (2, 2, "S"), (5, 3, "S")]);
+const MIX_STATE: StateSpec = ([5, 3], &[(1, 1, "S"), (2, 2, "S"), (5, 3, "S")]);
 
 /// What the mixed set-up becomes under one operation set.
 struct MixOutcome {
@@ -646,7 +654,7 @@ const DEL_B: &[Msg] = &[
     ("p3", 3, "ST"),
     ("p4", 4, "ST"),
 ];
-const DEL_STATE: ([u32; 2], &[(u32, u32, &str)]) = (
+const DEL_STATE: StateSpec = (
     [4, 4],
     &[(1, 1, "S"), (2, 2, "S"), (3, 3, "S"), (4, 4, "S")],
 );
@@ -714,5 +722,320 @@ fn expunge_and_expunge_solo() {
         ],
         summary: Some(["+0 *1 #0 -0", "+0 *1 #0 -0"]),
         ..deletions("--no-expunge", &["Expunge Both"], &["--no-expunge"])
+    });
+}
+
+// ---- Trash, TrashNewOnly, TrashRemoteNew.
+
+/// B's p2 was deleted (paired), B's p3 is new and deleted.
+const TRASH_A: &[Msg] = &[("p1", 1, "S"), ("p2", 2, "S")];
+const TRASH_B: &[Msg] = &[("p1", 1, "S"), ("p2", 2, "ST"), ("p3", 3, "T")];
+const TRASH_STATE: StateSpec = ([2, 2], &[(1, 1, "S"), (2, 2, "S")]);
+
+fn trashing(
+    name: &'static str,
+    stores: [&'static [&'static str]; 2],
+    trash: &'static [(&'static str, &'static [Found])],
+    summary: [&'static str; 2],
+) -> Scenario {
+    Scenario {
+        name,
+        msgs: [TRASH_A, TRASH_B],
+        state: Some(TRASH_STATE),
+        stores,
+        channel: &["Expunge {B}"],
+        expect: [&[("p1", "S"), ("p2", "ST")], &[("p1", "S")]],
+        others: trash,
+        summary: Some(summary),
+        ..Scenario::default()
+    }
+}
+
+#[test]
+fn trash_trash_new_only_and_trash_remote_new() {
+    run_both(&trashing(
+        "Trash",
+        [&[], &["Trash btrash"]],
+        &[("btrash", &[("p2", "ST"), ("p3", "T")])],
+        ["+0 *1 #0 -0", "+0 *0 #2 -2"],
+    ));
+    run_both(&trashing(
+        "TrashNewOnly",
+        [&[], &["Trash btrash", "TrashNewOnly yes"]],
+        &[("btrash", &[("p3", "T")])],
+        ["+0 *1 #0 -0", "+0 *0 #1 -2"],
+    ));
+    run_both(&trashing(
+        "TrashRemoteNew",
+        [&["Trash atrash", "TrashRemoteNew yes"], &[]],
+        &[("atrash", &[("p3", "T")])],
+        ["+0 *1 #0 -0", "+0 *0 #1 -2"],
+    ));
+    run_both(&trashing(
+        "Trash of A without TrashRemoteNew",
+        [&["Trash atrash"], &[]],
+        &[("atrash", &[])],
+        ["+0 *1 #0 -0", "+0 *0 #0 -2"],
+    ));
+}
+
+// ---- MaxSize and Upgrade.
+
+fn put_big_in_a(fx: &Fixture, o: Orientation) {
+    fx.put(
+        o.box_of(0),
+        "cur",
+        "big",
+        2,
+        "FS",
+        &support::big_msg("big", 40),
+    );
+}
+
+#[test]
+fn max_size_placeholders_and_upgrade() {
+    run_both(&Scenario {
+        name: "MaxSize",
+        msgs: [&[("small", 1, "S")], &[]],
+        prepare: Some(put_big_in_a),
+        stores: [&[], &["MaxSize 1k"]],
+        expect: [
+            &[("small", "S"), ("big", "FS")],
+            &[("small", "S"), ("[placeholder] big", "S")],
+        ],
+        summary: Some(["+0 *0 #0 -0", "+2 *0 #0 -0"]),
+        state_after: Some(&[(1, 1, "S"), (2, 2, "{dB}S")]),
+        ..Scenario::default()
+    });
+    let flagged_placeholder = Scenario {
+        name: "Upgrade",
+        msgs: [&[("small", 1, "S")], &[("small", 1, "S")]],
+        state: Some(([2, 2], &[(1, 1, "S"), (2, 2, "{dB}S")])),
+        prepare: Some(|fx, o| {
+            put_big_in_a(fx, o);
+            let placeholder = support::with_header(
+                &support::std_msg("[placeholder] big"),
+                "X-TUID: AAAAAAAAAAAA",
+            );
+            fx.put(o.box_of(1), "cur", "ph", 2, "FS", &placeholder);
+        }),
+        stores: [&[], &["MaxSize 1k"]],
+        expect: [
+            &[("small", "S"), ("big", "FS")],
+            &[("small", "S"), ("[placeholder] big", "FST"), ("big", "FS")],
+        ],
+        summary: Some(["+0 *0 #0 -0", "+1 *1 #0 -0"]),
+        ..Scenario::default()
+    };
+    run_both(&flagged_placeholder);
+    // Without Upgrade the flagged placeholder stays as it is.
+    run_both(&Scenario {
+        name: "no Upgrade",
+        channel: &["Sync New Gone Flags"],
+        expect: [
+            &[("small", "S"), ("big", "FS")],
+            &[("small", "S"), ("[placeholder] big", "FS")],
+        ],
+        summary: Some(["+0 *0 #0 -0", "+0 *0 #0 -0"]),
+        ..flagged_placeholder.clone()
+    });
+    // Upgrade without Flags: the full copy gets the placeholder's saved flags, without the
+    // F that only a flag delta would add (§4.5 B.1).
+    run_both(&Scenario {
+        name: "-u alone",
+        args: &["-u"],
+        expect: [
+            &[("small", "S"), ("big", "FS")],
+            &[("small", "S"), ("[placeholder] big", "FST"), ("big", "S")],
+        ],
+        ..flagged_placeholder
+    });
+}
+
+// ---- MaxMessages, ExpireSide, ExpireUnread.
+
+const FOUR_SEEN: &[Msg] = &[
+    ("m1", 1, "S"),
+    ("m2", 2, "S"),
+    ("m3", 3, "S"),
+    ("m4", 4, "S"),
+];
+const FOUR_UNREAD: &[Msg] = &[("m1", 1, ""), ("m2", 2, ""), ("m3", 3, ""), ("m4", 4, "")];
+const FOUR_UNREAD_FOUND: &[Found] = &[("m1", ""), ("m2", ""), ("m3", ""), ("m4", "")];
+
+#[test]
+fn max_messages_on_either_expire_side() {
+    // B is the expire side: ExpireSide Near as written, ExpireSide Far when swapped.
+    run_both(&Scenario {
+        name: "MaxMessages",
+        msgs: [FOUR_SEEN, &[]],
+        channel: &["MaxMessages 2", "ExpireSide {B}"],
+        expect: [
+            &[("m1", "S"), ("m2", "S"), ("m3", "S"), ("m4", "S")],
+            &[("m3", "S"), ("m4", "S")],
+        ],
+        summary: Some(["+0 *0 #0 -0", "+2 *0 #0 -0"]),
+        state_after: Some(&[(3, 1, "S"), (4, 2, "S")]),
+        ..Scenario::default()
+    });
+    // The expire side is where the copies go: with A as the expire side nothing is expired
+    // among messages copied from A.
+    run_both(&Scenario {
+        name: "MaxMessages, A expires",
+        msgs: [FOUR_SEEN, &[]],
+        channel: &["MaxMessages 2", "ExpireSide {A}"],
+        expect: [
+            &[("m1", "S"), ("m2", "S"), ("m3", "S"), ("m4", "S")],
+            &[("m1", "S"), ("m2", "S"), ("m3", "S"), ("m4", "S")],
+        ],
+        summary: Some(["+0 *0 #0 -0", "+4 *0 #0 -0"]),
+        ..Scenario::default()
+    });
+    run_both(&Scenario {
+        name: "too many unread",
+        msgs: [FOUR_UNREAD, &[]],
+        channel: &["MaxMessages 2", "ExpireSide {B}"],
+        code: 1,
+        expect: [FOUR_UNREAD_FOUND, &[]],
+        summary: Some(["+0 *0 #0 -0", "+0 *0 #0 -0"]),
+        stderr_has: &[
+            "{boxB}: 2 unread messages in excess of MaxMessages (2).",
+            "Please set ExpireUnread to decide outcome. Skipping mailbox.",
+        ],
+        ..Scenario::default()
+    });
+    run_both(&Scenario {
+        name: "ExpireUnread yes",
+        msgs: [FOUR_UNREAD, &[]],
+        channel: &["MaxMessages 2", "ExpireSide {B}", "ExpireUnread yes"],
+        expect: [FOUR_UNREAD_FOUND, &[("m3", ""), ("m4", "")]],
+        summary: Some(["+0 *0 #0 -0", "+2 *0 #0 -0"]),
+        ..Scenario::default()
+    });
+    run_both(&Scenario {
+        name: "ExpireUnread no",
+        msgs: [FOUR_UNREAD, &[]],
+        channel: &["MaxMessages 2", "ExpireSide {B}", "ExpireUnread no"],
+        expect: [FOUR_UNREAD_FOUND, FOUR_UNREAD_FOUND],
+        summary: Some(["+0 *0 #0 -0", "+4 *0 #0 -0"]),
+        ..Scenario::default()
+    });
+}
+
+// ---- CopyArrivalDate.
+
+const PAST: Duration = Duration::from_secs(1_000_000_000);
+
+fn age_a_message(fx: &Fixture, o: Orientation) {
+    let path = fx.path(o.box_of(0)).join("cur/ma,U=1:2,S");
+    let file = fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    file.set_modified(SystemTime::UNIX_EPOCH + PAST)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// Modification times of the messages of a box.
+fn mtimes(fx: &Fixture, box_name: &str) -> Vec<SystemTime> {
+    ["cur", "new"]
+        .iter()
+        .flat_map(|sub| {
+            fs::read_dir(fx.path(box_name).join(sub))
+                .into_iter()
+                .flatten()
+        })
+        .flatten()
+        .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+#[test]
+fn copy_arrival_date() {
+    let base = Scenario {
+        name: "CopyArrivalDate yes",
+        msgs: [&[("a", 1, "S")], &[]],
+        prepare: Some(age_a_message),
+        channel: &["CopyArrivalDate yes"],
+        expect: [&[("a", "S")], &[("a", "S")]],
+        summary: Some(["+0 *0 #0 -0", "+1 *0 #0 -0"]),
+        check: Some(|fx, o| {
+            assert_eq!(mtimes(fx, o.box_of(1)), vec![SystemTime::UNIX_EPOCH + PAST]);
+        }),
+        ..Scenario::default()
+    };
+    run_both(&base);
+    run_both(&Scenario {
+        name: "CopyArrivalDate no",
+        channel: &["CopyArrivalDate no"],
+        check: Some(|fx, o| {
+            let times = mtimes(fx, o.box_of(1));
+            let recent = SystemTime::now() - Duration::from_secs(3600);
+            assert!(times.len() == 1 && times[0] > recent, "{o:?}: {times:?}");
+        }),
+        ..base
+    });
+}
+
+// ---- UIDVALIDITY.
+
+const THREE: &[Msg] = &[("m1", 1, "S"), ("m2", 2, "S"), ("m3", 3, "S")];
+const THREE_FOUND: &[Found] = &[("m1", "S"), ("m2", "S"), ("m3", "S")];
+
+fn new_uidvalidity_for_a(fx: &Fixture, o: Orientation) {
+    let (uv, max) = fx.uidvalidity(o.box_of(0));
+    fx.set_uidvalidity(o.box_of(0), uv + 500, max);
+}
+
+#[test]
+fn uidvalidity_change_recovered_or_genuine() {
+    let recovered = Scenario {
+        name: "UIDVALIDITY recovered",
+        msgs: [THREE, THREE],
+        state: Some(([3, 3], &[(1, 1, "S"), (2, 2, "S"), (3, 3, "S")])),
+        prepare: Some(new_uidvalidity_for_a),
+        expect: [THREE_FOUND, THREE_FOUND],
+        summary: Some(["+0 *0 #0 -0", "+0 *0 #0 -0"]),
+        stdout_has: &[
+            "Notice: channel ex, {sideA} box {boxA}: Recovered from change of UIDVALIDITY.",
+        ],
+        check: Some(|fx, o| {
+            let state =
+                String::from_utf8_lossy(&fx.read(STATE_FILE).unwrap_or_default()).into_owned();
+            let line = if o == Direct {
+                "FarUidValidity 1500"
+            } else {
+                "NearUidValidity 2500"
+            };
+            assert!(state.lines().any(|l| l == line), "{o:?}: {state}");
+        }),
+        ..Scenario::default()
+    };
+    run_both(&recovered);
+    run_both(&Scenario {
+        name: "UIDVALIDITY genuinely changed",
+        prepare: Some(|fx, o| {
+            new_uidvalidity_for_a(fx, o);
+            fs::remove_file(fx.path(o.box_of(0)).join("cur/mm2,U=2:2,S"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            fx.msg(o.box_of(0), "other", 2, "S");
+        }),
+        code: 1,
+        expect: [&[("m1", "S"), ("other", "S"), ("m3", "S")], THREE_FOUND],
+        stdout_has: &[],
+        stderr_has: &[
+            "Error: channel ex, {sideA} box {boxA} (at UID 2): UIDVALIDITY genuinely changed.",
+        ],
+        check: Some(|fx, o| {
+            let state =
+                String::from_utf8_lossy(&fx.read(STATE_FILE).unwrap_or_default()).into_owned();
+            let line = if o == Direct {
+                "FarUidValidity 1000"
+            } else {
+                "NearUidValidity 2000"
+            };
+            assert!(state.lines().any(|l| l == line), "{o:?}: {state}");
+        }),
+        ..recovered
     });
 }
