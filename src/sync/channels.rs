@@ -11,7 +11,8 @@ use crate::config::patterns::{
     state_file_path,
 };
 use crate::config::{
-    ChannelConfig, ChannelRef, Config, Side, StoreConfig, SyncStateLocation, effective_ops,
+    ChannelConfig, ChannelRef, Config, MaildirStoreConfig, Side, StoreConfig, SyncStateLocation,
+    effective_ops,
 };
 use crate::output;
 use crate::store::maildir::{MaildirOptions, MaildirStore};
@@ -235,6 +236,37 @@ impl ProgressReport for ConsoleProgress {
         self.planned = *planned;
         self.refresh();
     }
+}
+
+/// The directory that must exist for the Maildir box at `box_dir` to be real: the parent of
+/// the `Inbox` for boxes in the Inbox area, else the store's `Path`, else the box's parent.
+/// Returns it if it does not exist.
+fn missing_maildir_root(store: &MaildirStoreConfig, box_dir: &str) -> Option<String> {
+    let parent_of = |dir: &str| -> String {
+        let trimmed = dir.trim_end_matches('/');
+        match trimmed.rfind('/') {
+            Some(0) => "/".to_string(),
+            Some(pos) => trimmed[..pos].to_string(),
+            None => ".".to_string(),
+        }
+    };
+    let box_dir = box_dir.trim_end_matches('/');
+    let in_inbox = store.inbox.as_deref().is_some_and(|inbox| {
+        let inbox = inbox.trim_end_matches('/');
+        box_dir == inbox || box_dir.starts_with(&format!("{inbox}/"))
+    });
+    let root = match (&store.inbox, &store.path) {
+        (Some(inbox), _) if in_inbox => parent_of(inbox),
+        (_, Some(path)) if path.ends_with('/') => path.trim_end_matches('/').to_string(),
+        (_, Some(path)) => parent_of(path),
+        _ => parent_of(box_dir),
+    };
+    let root = if root.is_empty() {
+        "/".to_string()
+    } else {
+        root
+    };
+    (!std::path::Path::new(&root).is_dir()).then_some(root)
 }
 
 /// One mailbox pair to run: canonical names [far, near] and whether each was listed.
@@ -464,6 +496,31 @@ fn run_channel(
             all_ok = false;
             continue;
         }
+        // A box whose store directory vanished (an unmounted volume) is not an empty or
+        // missing box: never create it there, never sync against it.
+        let stores_ref: [&MaildirStore; 2] = [far_store, near_store];
+        let mut root_missing = false;
+        for side in Side::BOTH {
+            let t = side.index();
+            if let StoreConfig::Maildir(maildir) = store_configs[t]
+                && let Ok(dir) = stores_ref[t].box_dir(&store_boxes[t])
+                && let Some(root) = missing_maildir_root(maildir, &dir)
+            {
+                output::error(&format!(
+                    "Error: channel {}: {} box {}: the directory {root} that should hold \
+                     {dir} does not exist (unmounted volume?); not treating the box as empty \
+                     and not creating it.",
+                    channel.name,
+                    side.label(),
+                    pair.names[t]
+                ));
+                root_missing = true;
+            }
+        }
+        if root_missing {
+            all_ok = false;
+            continue;
+        }
         let near_dir = if matches!(store_configs[1], StoreConfig::Maildir(_)) {
             near_store.box_dir(&store_boxes[1]).ok()
         } else {
@@ -504,6 +561,7 @@ fn run_channel(
             expire_side: channel.expire_side,
             expire_unread: channel.expire_unread,
             copy_arrival_date: channel.copy_arrival_date,
+            max_delete_percent: channel.max_delete_percent,
         };
         let pair_options = PairOptions {
             dry_run: options.dry_run,
@@ -513,6 +571,7 @@ fn run_channel(
             keep_journal: options.hooks.keep_journal,
             listed: pair.listed,
             store_boxes,
+            allow_mass_delete: options.allow_mass_delete,
         };
         let label = format!(
             ":{}:{}-:{}:{}",
@@ -559,4 +618,52 @@ fn run_channel(
         }
     }
     Ok(all_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maildir(path: Option<&str>, inbox: Option<&str>) -> MaildirStoreConfig {
+        MaildirStoreConfig {
+            common: Default::default(),
+            path: path.map(str::to_string),
+            inbox: inbox.map(str::to_string),
+            sub_folders: None,
+            info_delimiter: ':',
+            fsync: false,
+        }
+    }
+
+    #[test]
+    fn maildir_root_of_inbox_path_and_other_boxes() {
+        let tmp = match tempfile::tempdir() {
+            Ok(tmp) => tmp,
+            Err(e) => panic!("{e}"),
+        };
+        let dir = tmp.path().display().to_string();
+        let gone = format!("{dir}/mnt");
+        // The Inbox's parent decides for the Inbox area.
+        let store = maildir(Some(&format!("{dir}/")), Some(&format!("{gone}/inbox")));
+        assert_eq!(
+            missing_maildir_root(&store, &format!("{gone}/inbox")),
+            Some(gone.clone())
+        );
+        assert_eq!(
+            missing_maildir_root(&store, &format!("{gone}/inbox/sub")),
+            Some(gone.clone())
+        );
+        // Boxes under an existing Path are fine, even nested ones whose parent is missing.
+        assert_eq!(missing_maildir_root(&store, &format!("{dir}/box")), None);
+        assert_eq!(missing_maildir_root(&store, &format!("{dir}/a/b")), None);
+        // A Path that vanished.
+        let store = maildir(Some(&format!("{gone}/mail/")), None);
+        assert_eq!(
+            missing_maildir_root(&store, &format!("{gone}/mail/box")),
+            Some(format!("{gone}/mail"))
+        );
+        // An existing Inbox parent.
+        let store = maildir(None, Some(&format!("{dir}/inbox")));
+        assert_eq!(missing_maildir_root(&store, &format!("{dir}/inbox")), None);
+    }
 }

@@ -130,6 +130,8 @@ pub struct PairOptions {
     pub listed: [bool; 2],
     /// Store-side box names [far, near].
     pub store_boxes: [String; 2],
+    /// `--allow-mass-delete`: the mass-deletion guard is off for this run.
+    pub allow_mass_delete: bool,
 }
 
 /// The result of a pair that was not aborted by a fatal error or the step limit.
@@ -241,6 +243,7 @@ impl PairRun<'_> {
         self.files.lock()?;
         let mut work = self.load_boxes(state, &opened)?;
         output::info("Synchronizing...");
+        self.guard_mass_deletion(&work)?;
 
         work.check_uid_validity(self.settings, opened.uid_validity, &mut Sink(self.files))?;
         work.old_newmaxuid = work.state.newmaxuid;
@@ -274,6 +277,44 @@ impl PairRun<'_> {
         }
         self.finish(&mut work)?;
         Ok(failed)
+    }
+
+    /// The mass-deletion guard (mailsync extension): when a side lost more than
+    /// MaxDeletePercent of the messages the state knows while the other side still has
+    /// them, the pair stops before anything is changed (so the state is not advanced),
+    /// unless `--allow-mass-delete` confirms the deletions.
+    fn guard_mass_deletion(&self, work: &Work) -> Result<(), Stop> {
+        if self.options.allow_mass_delete {
+            return Ok(());
+        }
+        let percent = self.settings.max_delete_percent;
+        let lines: Vec<String> = work
+            .deletion_losses(self.settings)
+            .into_iter()
+            .flatten()
+            .filter(|loss| loss.exceeds(percent))
+            .map(|loss| {
+                let side = loss.side;
+                format!(
+                    "Error: channel {}: {} box {} lost {} of the {} messages the sync state \
+                     knows, while {} box {} still has them; not propagating these deletions \
+                     (more than MaxDeletePercent {percent}%). Check that the mailbox is \
+                     intact; if the deletions are intended, run again with \
+                     --allow-mass-delete.",
+                    self.settings.channel,
+                    side.label(),
+                    self.settings.box_names[side.index()],
+                    loss.lost,
+                    loss.known,
+                    side.other().label(),
+                    self.settings.box_names[side.other().index()],
+                )
+            })
+            .collect();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        Err(self.pair_error(lines.join("\n")))
     }
 
     fn pair_error(&self, text: String) -> Stop {

@@ -114,6 +114,7 @@ fn settings() -> PairSettings {
         expire_side: Side::Near,
         expire_unread: ExpireUnread::Unset,
         copy_arrival_date: false,
+        max_delete_percent: crate::config::DEFAULT_MAX_DELETE_PERCENT,
     }
 }
 
