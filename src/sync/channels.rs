@@ -17,8 +17,8 @@ use crate::config::{
 use crate::output;
 use crate::store::maildir::{MaildirOptions, MaildirStore};
 use crate::store::{FailureScope, Reporter, Store};
-use crate::sync::RunOptions;
 use crate::sync::convert::new_tuid;
+use crate::sync::debug::{self, DebugStore};
 use crate::sync::entry::{PairState, Record};
 use crate::sync::error::SyncError;
 use crate::sync::files::{
@@ -31,6 +31,7 @@ use crate::sync::plan::{PairSettings, StoreTraits};
 use crate::sync::stats::{
     ProgressMeter, RunProgress, ext_exit_bits, progress_erase, summary_line, terminal_columns,
 };
+use crate::sync::{DebugFlags, RunOptions};
 
 /// The state files of one pair on disk, journalling through the process-wide [`Journal`].
 pub struct DiskFiles<'j> {
@@ -267,6 +268,28 @@ fn missing_maildir_root(store: &MaildirStoreConfig, box_dir: &str) -> Option<Str
         root
     };
     (!std::path::Path::new(&root).is_dir()).then_some(root)
+}
+
+/// The store of one side as the pair sees it: every call passes through, reported on the
+/// console for the `d`, `D` and `m` debug categories.
+fn debug_store<'s>(
+    store: &'s mut MaildirStore,
+    side: Side,
+    box_name: &str,
+    flags: &DebugFlags,
+) -> DebugStore<'s> {
+    let box_dirs = store
+        .box_dir(box_name)
+        .map(|dir| vec![(box_name.to_string(), dir)])
+        .unwrap_or_default();
+    DebugStore {
+        inner: store,
+        side,
+        calls: flags.driver,
+        data: flags.driver_all,
+        listing: flags.maildir,
+        box_dirs,
+    }
 }
 
 /// One mailbox pair to run: canonical names [far, near] and whether each was listed.
@@ -572,6 +595,7 @@ fn run_channel(
             listed: pair.listed,
             store_boxes,
             allow_mass_delete: options.allow_mass_delete,
+            debug_sync: options.debug.sync,
         };
         let label = format!(
             ":{}:{}-:{}:{}",
@@ -588,12 +612,22 @@ fn run_channel(
             keep_journal: options.hooks.keep_journal,
         };
         let mut tuids = new_tuid;
+        debug::main(
+            &options.debug,
+            &format!(
+                "channel {}: pair far {} <-> near {}, state {}",
+                channel.name,
+                pair.names[0],
+                pair.names[1],
+                files.paths.state.display()
+            ),
+        );
+        let boxes = &pair_options.store_boxes;
+        let mut far_debug = debug_store(far_store, Side::Far, &boxes[0], &options.debug);
+        let mut near_debug = debug_store(near_store, Side::Near, &boxes[1], &options.debug);
         let result = PairRun {
             settings: &mut settings,
-            stores: [
-                &mut **far_store as &mut dyn Store,
-                &mut **near_store as &mut dyn Store,
-            ],
+            stores: [&mut far_debug, &mut near_debug],
             files: &mut files,
             options: &pair_options,
             counters: &mut *counters,
@@ -603,6 +637,16 @@ fn run_channel(
         }
         .run()?;
         progress.box_done();
+        debug::main(
+            &options.debug,
+            &format!(
+                "channel {}: pair far {} <-> near {} {}",
+                channel.name,
+                pair.names[0],
+                pair.names[1],
+                if result.failed { "failed" } else { "done" }
+            ),
+        );
         for t in 0..2 {
             if ops[t].types.upgrade && !settings.ops[t].types.upgrade {
                 dropped[t] = true;

@@ -4,6 +4,7 @@
 
 pub mod channels;
 pub mod convert;
+pub mod debug;
 #[cfg(test)]
 mod disk_tests;
 pub mod entry;

@@ -6,6 +6,7 @@ use crate::config::Side;
 use crate::output;
 use crate::store::{FailureScope, Flags, NewMessage, OpenOutcome, Store, StoreError, Tuid};
 use crate::sync::convert::{convert_line_ends, convert_message};
+use crate::sync::debug;
 use crate::sync::entry::{PairState, Record, Status};
 use crate::sync::passes::{Notices, RecordSink, SyncError, Work};
 use crate::sync::plan::{PairSettings, plan_load};
@@ -35,11 +36,24 @@ pub trait StateFiles {
     fn end(&mut self);
 }
 
-struct Sink<'a>(&'a mut dyn StateFiles);
+/// Passes the algorithm's records to the state files, showing them with `-Ds`.
+struct Sink<'a> {
+    files: &'a mut dyn StateFiles,
+    debug: bool,
+}
+
+impl<'a> Sink<'a> {
+    fn new(files: &'a mut dyn StateFiles, debug: bool) -> Sink<'a> {
+        Sink { files, debug }
+    }
+}
 
 impl RecordSink for Sink<'_> {
     fn log(&mut self, record: &Record) -> Result<(), SyncError> {
-        self.0.log(record)
+        if self.debug {
+            debug::line("sync", &format!("journal record '{}'", record.to_line()));
+        }
+        self.files.log(record)
     }
 }
 
@@ -132,6 +146,8 @@ pub struct PairOptions {
     pub store_boxes: [String; 2],
     /// `--allow-mass-delete`: the mass-deletion guard is off for this run.
     pub allow_mass_delete: bool,
+    /// `-Ds`: show the sync decisions.
+    pub debug_sync: bool,
 }
 
 /// The result of a pair that was not aborted by a fatal error or the step limit.
@@ -225,6 +241,31 @@ impl PairRun<'_> {
         self.progress.update(self.counters, self.planned);
     }
 
+    /// Writes a journal record (shown with `-Ds`).
+    fn log_record(&mut self, record: &Record) -> Result<(), SyncError> {
+        Sink::new(self.files, self.options.debug_sync).log(record)
+    }
+
+    /// A `sync:` debug line (`-Ds`).
+    fn debug_sync(&self, text: impl FnOnce() -> String) {
+        if self.options.debug_sync {
+            debug::line("sync", &text());
+        }
+    }
+
+    /// `-Ds`: the entries a pass left with something to do.
+    fn debug_entries(&self, work: &Work, pass: &str, wanted: Status) {
+        if !self.options.debug_sync {
+            return;
+        }
+        for entry in &work.state.entries {
+            let changes = entry.add.iter().chain(&entry.del).any(|f| !f.is_empty());
+            if !entry.is_dead() && (changes || entry.status.has(wanted)) {
+                debug::line("sync", &format!("{pass}: {}", debug::describe_entry(entry)));
+            }
+        }
+    }
+
     fn step(&mut self, side: Side) -> Result<(), SyncError> {
         if self.options.proxy[side.index()] {
             self.files.count_step()?;
@@ -245,12 +286,44 @@ impl PairRun<'_> {
         output::info("Synchronizing...");
         self.guard_mass_deletion(&work)?;
 
-        work.check_uid_validity(self.settings, opened.uid_validity, &mut Sink(self.files))?;
+        work.check_uid_validity(
+            self.settings,
+            opened.uid_validity,
+            &mut Sink::new(self.files, self.options.debug_sync),
+        )?;
         work.old_newmaxuid = work.state.newmaxuid;
         let mut notices = Notices::default();
-        work.pass1(self.settings, &mut notices, &mut Sink(self.files))?;
-        work.pass2(self.settings, &mut Sink(self.files))?;
-        work.pass3(self.settings, &mut Sink(self.files))?;
+        work.pass1(
+            self.settings,
+            &mut notices,
+            &mut Sink::new(self.files, self.options.debug_sync),
+        )?;
+        self.debug_entries(
+            &work,
+            "pass 1 (existing messages)",
+            Status::GONE_F
+                .with(Status::GONE_N)
+                .with(Status::DELETE)
+                .with(Status::UPGRADE)
+                .with(Status::PURGE),
+        );
+        work.pass2(
+            self.settings,
+            &mut Sink::new(self.files, self.options.debug_sync),
+        )?;
+        self.debug_entries(&work, "pass 2 (to copy)", Status::PENDING);
+        self.debug_sync(|| {
+            format!(
+                "pass 2: copies into far side: {}, into near side: {}",
+                work.copy_list(Side::Far).len(),
+                work.copy_list(Side::Near).len()
+            )
+        });
+        work.pass3(
+            self.settings,
+            &mut Sink::new(self.files, self.options.debug_sync),
+        )?;
+        self.debug_entries(&work, "pass 3 (expiration)", Status::NEXPIRE);
         self.apply_flags(&mut work)?;
 
         let mut failed = false;
@@ -466,7 +539,7 @@ impl PairRun<'_> {
                 loaded.recent
             ));
             work.set_loaded(side, loaded.messages);
-            work.match_loaded(side, &mut Sink(self.files))?;
+            work.match_loaded(side, &mut Sink::new(self.files, self.options.debug_sync))?;
         }
         Ok(work)
     }
@@ -527,10 +600,16 @@ impl PairRun<'_> {
         if self.options.keep_journal {
             output::stdout_line(&self.files.hash_line());
         }
+        self.debug_sync(|| {
+            format!(
+                "finish: high-water marks far {} near {}",
+                work.state.newmaxuid[0], work.state.newmaxuid[1]
+            )
+        });
         work.finish_run(
             self.settings,
             self.options.journal_end,
-            &mut Sink(self.files),
+            &mut Sink::new(self.files, self.options.debug_sync),
         )?;
         if self.files.wrote_records() || work.state.replayed {
             self.files.save(&work.state, self.settings.expire_side)?;
@@ -565,6 +644,14 @@ impl PairRun<'_> {
                 };
                 if !add.is_empty() || !del.is_empty() {
                     let uid = work.state.entries[index].uid[t];
+                    self.debug_sync(|| {
+                        format!(
+                            "pass 4: {} UID {uid}: add '{}', remove '{}'",
+                            side.label(),
+                            add.letters(),
+                            del.letters()
+                        )
+                    });
                     let done = if self.options.dry_run {
                         true
                     } else {
@@ -589,7 +676,12 @@ impl PairRun<'_> {
                     self.report_progress();
                     work.flags_applied(index, side, add, del);
                 }
-                work.finish_flags(index, side, self.settings, &mut Sink(self.files))?;
+                work.finish_flags(
+                    index,
+                    side,
+                    self.settings,
+                    &mut Sink::new(self.files, self.options.debug_sync),
+                )?;
             }
         }
         Ok(())
@@ -604,6 +696,13 @@ impl PairRun<'_> {
             return Ok((Vec::new(), false));
         }
         let selected = work.expunge_selection(side, self.settings);
+        self.debug_sync(|| {
+            let uids: Vec<u32> = selected.iter().map(|&m| work.msgs[t][m].uid).collect();
+            format!(
+                "{} messages selected for expunging: UIDs {uids:?}",
+                side.label()
+            )
+        });
         let rev = work.reverse_links(side);
         let store = self.settings.store(side).clone();
         let other_store = self.settings.store(other).clone();
@@ -649,7 +748,7 @@ impl PairRun<'_> {
                 match moved {
                     Ok(true) => {
                         self.step(side)?;
-                        self.files.log(&Record::Trashed { side, uid })?;
+                        self.log_record(&Record::Trashed { side, uid })?;
                         self.counters.trashed[t] += 1;
                         work.message_removed(side, m, &rev);
                         self.counters.expunged[t] += 1;
@@ -674,7 +773,7 @@ impl PairRun<'_> {
                 match self.trash_remotely(side, uid) {
                     RemoteTrash::Stored => {
                         self.step(other)?;
-                        self.files.log(&Record::Trashed { side, uid })?;
+                        self.log_record(&Record::Trashed { side, uid })?;
                         self.counters.trashed[t] += 1;
                         self.report_progress();
                         keep.push(m);
@@ -774,7 +873,7 @@ impl PairRun<'_> {
             };
             fake_next[t] = hint.max(work.msgs[t].last().map_or(0, |m| m.uid));
             work.state.find_threshold[t] = Some(hint);
-            self.files.log(&Record::FindThreshold { side, uid: hint })?;
+            self.log_record(&Record::FindThreshold { side, uid: hint })?;
         }
         for index in work.pending_entries() {
             let tuid = (self.new_tuid)();
@@ -785,7 +884,7 @@ impl PairRun<'_> {
                 near: entry.uid[1],
                 tuid,
             };
-            self.files.log(&record)?;
+            self.log_record(&record)?;
         }
         self.files.flush()?;
         for target in Side::BOTH {
@@ -822,7 +921,7 @@ impl PairRun<'_> {
                 };
                 let Some(fetched) = fetched else {
                     self.planned.stored[t] -= 1;
-                    self.files.log(&Record::Dead { far: f, near: n })?;
+                    self.log_record(&Record::Dead { far: f, near: n })?;
                     work.state.entries[index].status.set(Status::DEAD);
                     continue;
                 };
@@ -830,7 +929,7 @@ impl PairRun<'_> {
                 let flags = if entry.status.has(Status::UPGRADE) {
                     let (add, del) = (entry.add[t], entry.del[t]);
                     if !add.is_empty() || !del.is_empty() {
-                        self.files.log(&Record::UpgradeDelta {
+                        self.log_record(&Record::UpgradeDelta {
                             far: f,
                             near: n,
                             add,
@@ -850,7 +949,7 @@ impl PairRun<'_> {
                     }
                     if !flags.is_empty() {
                         entry.pflags = flags;
-                        self.files.log(&Record::PFlags {
+                        self.log_record(&Record::PFlags {
                             far: f,
                             near: n,
                             flags,
@@ -892,7 +991,7 @@ impl PairRun<'_> {
                     Ok(uid) => {
                         self.step(target)?;
                         if let Some(uid) = uid {
-                            self.files.log(&Record::Assign {
+                            self.log_record(&Record::Assign {
                                 side: target,
                                 far: f,
                                 near: n,
@@ -911,7 +1010,7 @@ impl PairRun<'_> {
                             src_uid,
                             source.label()
                         ));
-                        self.files.log(&Record::Dead { far: f, near: n })?;
+                        self.log_record(&Record::Dead { far: f, near: n })?;
                         work.state.entries[index].status.set(Status::DEAD);
                         failed = true;
                     }
@@ -921,7 +1020,11 @@ impl PairRun<'_> {
             if unknown_uid {
                 let first = self.rescan(work, target)?;
                 let candidates: Vec<usize> = (first..work.msgs[t].len()).collect();
-                let lost = work.match_tuids(target, &candidates, &mut Sink(self.files))?;
+                let lost = work.match_tuids(
+                    target,
+                    &candidates,
+                    &mut Sink::new(self.files, self.options.debug_sync),
+                )?;
                 if lost > 0 {
                     let dir = if target == Side::Far {
                         "pushed"
