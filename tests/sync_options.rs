@@ -1039,3 +1039,45 @@ fn uidvalidity_change_recovered_or_genuine() {
         ..recovered
     });
 }
+
+// ---- Channels skipped because of a failed store.
+
+#[test]
+fn channels_skipped_for_a_failed_store_are_counted() {
+    // mbsync counts a channel as done when its store failed or it was skipped for that
+    // reason (1.4.4's progress counter goes C: 1/3, 2/3, 3/3); the summary's `Channels:`
+    // is that count.
+    let mut fx = Fixture::new(Extras::none());
+    fx.msg(FAR, "a", 1, "S");
+    let dir = fx.dir().display().to_string();
+    fx.write("notadir", b"");
+    let cfg = String::from_utf8_lossy(&fx.read("cfg").unwrap_or_default()).into_owned();
+    let cfg = format!(
+        "MaildirStore bad\nPath {dir}/notadir/\n\n{cfg}\n\
+         Channel one\nFar :bad:\nNear :near:\nPatterns *\nSyncState {dir}/state/\n\n\
+         Channel two\nFar :bad:\nNear :near:\nPatterns *\nSyncState {dir}/state/\n"
+    );
+    fx.write("cfg", cfg.as_bytes());
+    let exe = env!("CARGO_BIN_EXE_mailsync");
+    let output = std::process::Command::new(exe)
+        .args(["sync", "-V", "-c"])
+        .arg(fx.path("cfg"))
+        .args(["one", "two", "ex"])
+        .env("HOME", fx.dir())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {exe}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == "Skipping due to failed far side store bad."),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().last(),
+        Some("Channels: 3    Boxes: 1    Far: +0 *0 #0 -0    Near: +1 *0 #0 -0"),
+        "{stdout}{stderr}"
+    );
+}

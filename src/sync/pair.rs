@@ -589,7 +589,8 @@ impl PairRun<'_> {
             }
         }
         // Messages that were gone already are not expunged by us.
-        self.planned.expunged[t] -= planned.saturating_sub(count);
+        self.planned.expunged[t] =
+            self.planned.expunged[t].saturating_sub(planned.saturating_sub(count));
         self.report_progress();
         Ok(())
     }
@@ -668,7 +669,7 @@ impl PairRun<'_> {
                         // Failed, or the message vanished: the operation completed without
                         // effect, which a proxy counts like any completion (§3.4).
                         self.step(side)?;
-                        self.planned.flagged[t] -= 1;
+                        self.planned.flagged[t] = self.planned.flagged[t].saturating_sub(1);
                         continue;
                     }
                     self.step(side)?;
@@ -757,14 +758,14 @@ impl PairRun<'_> {
                     Ok(false) => {
                         // The message vanished; the move completed without effect.
                         self.step(side)?;
-                        self.planned.trashed[t] -= 1;
-                        self.planned.expunged[t] -= 1;
+                        self.planned.trashed[t] = self.planned.trashed[t].saturating_sub(1);
+                        self.planned.expunged[t] = self.planned.expunged[t].saturating_sub(1);
                     }
                     Err(err) if err.scope == FailureScope::Message => {
                         output::error(&err.message);
                         self.step(side)?;
-                        self.planned.trashed[t] -= 1;
-                        self.planned.expunged[t] -= 1;
+                        self.planned.trashed[t] = self.planned.trashed[t].saturating_sub(1);
+                        self.planned.expunged[t] = self.planned.expunged[t].saturating_sub(1);
                         failed = true;
                     }
                     Err(err) => return Err(store_failure(side, err)),
@@ -778,14 +779,16 @@ impl PairRun<'_> {
                         self.report_progress();
                         keep.push(m);
                     }
-                    RemoteTrash::Vanished => self.planned.trashed[t] -= 1,
+                    RemoteTrash::Vanished => {
+                        self.planned.trashed[t] = self.planned.trashed[t].saturating_sub(1)
+                    }
                     RemoteTrash::Failed(failing, err) if err.scope == FailureScope::Message => {
                         output::error(&err.message);
                         if failing == other {
                             // The store into the Trash completed (with a failure).
                             self.step(other)?;
                         }
-                        self.planned.trashed[t] -= 1;
+                        self.planned.trashed[t] = self.planned.trashed[t].saturating_sub(1);
                         failed = true;
                     }
                     RemoteTrash::Failed(failing, err) => return Err(store_failure(failing, err)),
@@ -901,7 +904,7 @@ impl PairRun<'_> {
             for (m, index) in work.copy_list(target) {
                 let entry = &work.state.entries[index];
                 if entry.is_dead() || !entry.status.has(Status::PENDING) {
-                    self.planned.stored[t] -= 1;
+                    self.planned.stored[t] = self.planned.stored[t].saturating_sub(1);
                     continue;
                 }
                 let (f, n) = (entry.uid[0], entry.uid[1]);
@@ -920,7 +923,7 @@ impl PairRun<'_> {
                     }
                 };
                 let Some(fetched) = fetched else {
-                    self.planned.stored[t] -= 1;
+                    self.planned.stored[t] = self.planned.stored[t].saturating_sub(1);
                     self.log_record(&Record::Dead { far: f, near: n })?;
                     work.state.entries[index].status.set(Status::DEAD);
                     continue;
