@@ -1047,7 +1047,7 @@ fn channels_skipped_for_a_failed_store_are_counted() {
     // mbsync counts a channel as done when its store failed or it was skipped for that
     // reason (1.4.4's progress counter goes C: 1/3, 2/3, 3/3); the summary's `Channels:`
     // is that count.
-    let mut fx = Fixture::new(Extras::none());
+    let fx = Fixture::new(Extras::none());
     fx.msg(FAR, "a", 1, "S");
     let dir = fx.dir().display().to_string();
     fx.write("notadir", b"");
