@@ -230,3 +230,30 @@ fn inbox_on_a_vanished_volume_is_neither_empty_nor_created() {
     );
     assert_eq!(cur_files(&fx, FAR), vec!["ma,U=1:2,S".to_string()]);
 }
+
+#[test]
+fn store_path_on_a_vanished_volume_is_neither_empty_nor_created() {
+    let mut fx = Fixture::new(Extras::none().channel("Create Near"));
+    fx.msg(FAR, "a", 1, "S");
+    let dir = fx.dir().display().to_string();
+    let cfg = String::from_utf8_lossy(&fx.read("cfg").unwrap_or_default()).into_owned();
+    let cfg = cfg
+        .replace(
+            &format!("MaildirStore near\nPath {dir}/\nInbox {dir}/nearinbox\n"),
+            &format!("MaildirStore near\nPath {dir}/mnt/mail/\nInbox {dir}/nearinbox\n"),
+        )
+        .replace("SyncState *\n", &format!("SyncState {dir}/state/\n"));
+    fx.write("cfg", cfg.as_bytes());
+    let run = fx.run(&[]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains(&format!("{dir}/mnt/mail")),
+        "stderr: {}",
+        run.stderr
+    );
+    assert!(
+        !fx.exists("mnt"),
+        "the vanished volume's directory was created"
+    );
+    assert_eq!(cur_files(&fx, FAR), vec!["ma,U=1:2,S".to_string()]);
+}
