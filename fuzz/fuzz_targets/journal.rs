@@ -1,13 +1,14 @@
 //! Fuzz target: journal lines and journal replay. The input is a state file and a journal
 //! separated by a NUL byte. Every journal line that parses must write back to a line that
-//! parses to the same record; replaying the journal onto the parsed state must not panic.
+//! parses to the same record; replaying the journal onto the parsed state must not panic, and
+//! the replayed state, once written, must read back.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use mailsync::config::Side;
 use mailsync::sync::entry::Record;
 use mailsync::sync::journal::replay;
-use mailsync::sync::state::parse_state;
+use mailsync::sync::state::{format_state, parse_state};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {
@@ -45,5 +46,14 @@ fuzz_target!(|data: &[u8]| {
             Err(_) => return,
         }
     };
-    let _ = replay(&mut state, journal, "J", expire_side);
+    if replay(&mut state, journal, "J", expire_side).is_ok() {
+        // A replayed state is what the run later saves: it must read back.
+        let written = format_state(&state, expire_side);
+        if let Err(err) = parse_state(&written, "P", expire_side) {
+            panic!(
+                "the replayed state, written, does not parse ({err}):\n{}",
+                String::from_utf8_lossy(&written)
+            );
+        }
+    }
 });

@@ -1,5 +1,6 @@
 //! Fuzz target: the sync state file reader. Any bytes either parse or give an error; what
-//! parses must format to a file that parses again and formats to the same bytes.
+//! parses must format to a file that parses back to the same state and formats to the same
+//! bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -27,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
             String::from_utf8_lossy(&written)
         ),
     };
+    assert_eq!(first, second, "parse -> format -> parse changed the state");
     let rewritten = format_state(&second, expire_side);
     assert_eq!(
         String::from_utf8_lossy(&written),
