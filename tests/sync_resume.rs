@@ -278,10 +278,20 @@ fn batched_copies() -> Fixture {
     let fx = Fixture::new(Extras::none());
     let flags = ["S", "", "FS", "RS", "S", "P"];
     for uid in 1..=12u32 {
-        fx.msg(FAR, &format!("far{uid}"), uid, flags[uid as usize % flags.len()]);
+        fx.msg(
+            FAR,
+            &format!("far{uid}"),
+            uid,
+            flags[uid as usize % flags.len()],
+        );
     }
     for uid in 1..=9u32 {
-        fx.msg(NEAR, &format!("near{uid}"), uid, flags[(uid as usize + 1) % flags.len()]);
+        fx.msg(
+            NEAR,
+            &format!("near{uid}"),
+            uid,
+            flags[(uid as usize + 1) % flags.len()],
+        );
     }
     fx
 }
@@ -311,7 +321,10 @@ fn batched_copies_record_each_uid_after_the_batch_was_stored() {
         .iter()
         .filter(|line| line.starts_with("% ") && !line.starts_with("% 0 "))
         .count();
-    assert_eq!(pull_flags_after, 0, "a % record after the batch: {journal:?}");
+    assert_eq!(
+        pull_flags_after, 0,
+        "a % record after the batch: {journal:?}"
+    );
     let assigned: Vec<u32> = journal
         .iter()
         .filter_map(|line| line.strip_prefix("> "))

@@ -759,12 +759,7 @@ fn fsync_path(path: &str) -> std::io::Result<()> {
 /// Writes a message into `<dir>/tmp/<name>` (exclusive, 0600), gives it the arrival date,
 /// renames it into `<dir>/<sub>/<name>` and returns that path. Nothing is synced here:
 /// `flush` makes a batch of messages durable at once.
-fn write_message(
-    dir: &str,
-    name: &str,
-    sub: Sub,
-    message: &NewMessage<'_>,
-) -> StoreResult<String> {
+fn write_message(dir: &str, name: &str, sub: Sub, message: &NewMessage<'_>) -> StoreResult<String> {
     let tmp_path = format!("{dir}/tmp/{name}");
     let write_error = |error: &std::io::Error| {
         if error.kind() == ErrorKind::WriteZero {
