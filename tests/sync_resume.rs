@@ -271,3 +271,64 @@ fn resume_example_26a_trash_new_only() {
 fn resume_example_26b_trash_all() {
     check_resume(&example_26(false), &["-Tx"], default());
 }
+
+/// Enough messages each way that copies go in batches (group commit: one flush, then the
+/// batch's `<`/`>` records), with flags on most of them so `%` records interleave.
+fn batched_copies() -> Fixture {
+    let fx = Fixture::new(Extras::none());
+    let flags = ["S", "", "FS", "RS", "S", "P"];
+    for uid in 1..=12u32 {
+        fx.msg(
+            FAR,
+            &format!("far{uid}"),
+            uid,
+            flags[uid as usize % flags.len()],
+        );
+    }
+    for uid in 1..=9u32 {
+        fx.msg(
+            NEAR,
+            &format!("near{uid}"),
+            uid,
+            flags[(uid as usize + 1) % flags.len()],
+        );
+    }
+    fx
+}
+
+#[test]
+fn resume_batched_copies() {
+    check_resume(&batched_copies(), &[], default());
+}
+
+#[test]
+fn resume_batched_copies_with_proxy_steps() {
+    check_resume(&batched_copies(), &["-D"], default());
+}
+
+#[test]
+fn batched_copies_record_each_uid_after_the_batch_was_stored() {
+    let mut fx = batched_copies().copy_fresh();
+    fx.run(&["-Tj"]).assert_code(0);
+    let journal = fx.journal().unwrap_or_else(|| panic!("no journal kept"));
+    // Near receives 12 copies in one batch: every `%` of a pull copy comes before the first
+    // `>` record, and the `>` records follow in copy order (far UIDs 1..12).
+    let first_assign = journal
+        .iter()
+        .position(|line| line.starts_with("> "))
+        .unwrap_or_else(|| panic!("no > record: {journal:?}"));
+    let pull_flags_after = journal[first_assign..]
+        .iter()
+        .filter(|line| line.starts_with("% ") && !line.starts_with("% 0 "))
+        .count();
+    assert_eq!(
+        pull_flags_after, 0,
+        "a % record after the batch: {journal:?}"
+    );
+    let assigned: Vec<u32> = journal
+        .iter()
+        .filter_map(|line| line.strip_prefix("> "))
+        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(assigned, (1..=12).collect::<Vec<u32>>(), "{journal:?}");
+}

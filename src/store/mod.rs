@@ -312,6 +312,17 @@ pub trait Store {
     /// Stores a message into the current mailbox and returns its UID if known.
     fn store(&mut self, message: NewMessage<'_>) -> StoreResult<Option<u32>>;
 
+    /// Makes durable everything `store` and `store_to_trash` wrote since the last flush (group
+    /// commit): when it returns `Ok`, those messages, the directory entries naming them and
+    /// the UID counter that numbered them survive a crash or power loss, so a journal record
+    /// confirming them may be written. Before a flush, stored messages are already visible
+    /// (complete files under their final names) but may be lost by a power failure. A store
+    /// that does not sync (`FSync no`) or whose server commits each message itself (IMAP)
+    /// returns `Ok` at once, which is the default.
+    fn flush(&mut self) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// Stores a message into this store's Trash mailbox (created on demand), unnumbered.
     fn store_to_trash(&mut self, message: NewMessage<'_>) -> StoreResult<()>;
 

@@ -263,6 +263,11 @@ impl Store for DebugStore<'_> {
         });
         result
     }
+    fn flush(&mut self) -> StoreResult<()> {
+        let result = self.inner.flush();
+        self.call(|| format!("flush -> {}", result_text(&result)));
+        result
+    }
     fn store_to_trash(&mut self, message: NewMessage<'_>) -> StoreResult<()> {
         self.data_lines("data to store in the Trash", message.data);
         let result = self.inner.store_to_trash(message);

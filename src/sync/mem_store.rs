@@ -45,6 +45,10 @@ pub struct MemStore {
     pub vanish_on_store: Vec<u32>,
     /// UIDs that another client removes from the open box right after it was loaded.
     pub vanish_after_load: Vec<u32>,
+    /// Calls of `flush` that had stored messages to make durable.
+    pub flushes: u32,
+    /// Messages stored since the last `flush`.
+    pub unflushed: u32,
     current: Option<String>,
     /// Highest UID at load time (for `find_new`).
     loaded_up_to: u32,
@@ -298,10 +302,20 @@ impl Store for MemStore {
                 date: message.date,
             },
         );
+        self.unflushed += 1;
         Ok(if withhold { None } else { Some(uid) })
     }
 
+    fn flush(&mut self) -> StoreResult<()> {
+        if self.unflushed > 0 {
+            self.flushes += 1;
+            self.unflushed = 0;
+        }
+        Ok(())
+    }
+
     fn store_to_trash(&mut self, message: NewMessage<'_>) -> StoreResult<()> {
+        self.unflushed += 1;
         self.put_in_trash(MemMessage {
             data: message.data.to_vec(),
             flags: message.flags,

@@ -1,6 +1,31 @@
 //! The executor for one mailbox pair (spec sync-semantics §4.1): state, open, lock, plan,
 //! load, validate, the four passes, trashing, copies, expunge and finish, performing through
 //! the two stores what `passes.rs` decides, and journalling through [`StateFiles`].
+//!
+//! **Group commit of copies.** Copies into one target are made in batches (at most
+//! [`COPY_BATCH_MESSAGES`] messages or [`COPY_BATCH_BYTES`]; one copy at a time into a target
+//! receiving fewer than [`SMALL_COPY_RUN`]). Within a batch each copy is written by the
+//! store without a sync of its own, then one `Store::flush` makes the whole batch durable,
+//! and only then are the batch's `<`/`>` records written, in copy order. The crash guarantee
+//! of spec sync-semantics §3.4 still holds because it only needs two orderings:
+//!
+//! - *A record is written after the operation it confirms is durable.* A `<`/`>` record
+//!   follows the flush that covered its copy; `T` after a copy into a remote Trash likewise
+//!   follows a flush of that copy.
+//! - *A record that prepares an operation is on disk before the operation.* The `F` records
+//!   and the `#` (TUID) records of every pending entry are written and flushed to disk before
+//!   the first copy; the `%`/`$` of a copy is still written right before its store.
+//!
+//! An interruption anywhere inside a batch (a kill, `-Ts`, or a power loss) therefore leaves
+//! copies that are stored — visible at once, durable or not — but not yet recorded. Their
+//! entries are still PENDING with a journalled TUID, so the next run finds each copy that
+//! survived by its `X-TUID` header and records its UID (§4.4), and copies again those that
+//! did not survive (`&`). No message is lost and none is duplicated, exactly as when a run
+//! is stopped between one copy and its record; a batch only widens that window from one
+//! message to a batch. The steps of §3.4 keep their count (a store's proxy step is still
+//! counted right after the store); only the position of the `<`/`>` records moves behind
+//! the batch's later `%`/`$` records and stores, which replay does not care about (it
+//! finds entries by their UIDs, not by position).
 
 use crate::config::Side;
 use crate::output;
@@ -812,14 +837,51 @@ impl PairRun<'_> {
             Err(err) => return RemoteTrash::Failed(side, err),
         };
         let data = convert_line_ends(&msg.data, self.stores[t].crlf(), self.stores[o].crlf());
-        match self.stores[o].store_to_trash(NewMessage {
+        let stored = self.stores[o].store_to_trash(NewMessage {
             data: &data,
             flags: msg.flags,
             date: None,
-        }) {
+        });
+        // The `T` record confirms the copy, so the copy must be durable first.
+        match stored.and_then(|()| self.stores[o].flush()) {
             Ok(()) => RemoteTrash::Stored,
             Err(err) => RemoteTrash::Failed(other, err),
         }
+    }
+
+    /// Ends a copy batch: makes the batch's copies durable on the target (one `flush`), then
+    /// writes their `<`/`>` records and assigns their UIDs, in copy order.
+    fn confirm_batch(
+        &mut self,
+        work: &mut Work,
+        target: Side,
+        batch: &mut CopyBatch,
+    ) -> Result<(), Stop> {
+        if batch.stored == 0 {
+            return Ok(());
+        }
+        if !self.options.dry_run {
+            self.stores[target.index()]
+                .flush()
+                .map_err(|e| store_failure(target, e))?;
+        }
+        for confirmation in std::mem::take(&mut batch.confirmations) {
+            self.log_record(&Record::Assign {
+                side: target,
+                far: confirmation.far,
+                near: confirmation.near,
+                uid: confirmation.uid,
+            })?;
+            crate::sync::passes::assign(
+                &mut work.state,
+                confirmation.index,
+                target,
+                confirmation.uid,
+            );
+        }
+        batch.stored = 0;
+        batch.bytes = 0;
+        Ok(())
     }
 
     /// §4.11: rescans the target over the range of its load, reading TUIDs from the find
@@ -901,7 +963,12 @@ impl PairRun<'_> {
             let source = target.other();
             let s = source.index();
             let mut unknown_uid = false;
-            for (m, index) in work.copy_list(target) {
+            let copies = work.copy_list(target);
+            let mut batch = CopyBatch::for_copies(copies.len());
+            for (m, index) in copies {
+                if batch.is_full() {
+                    self.confirm_batch(work, target, &mut batch)?;
+                }
                 let entry = &work.state.entries[index];
                 if entry.is_dead() || !entry.status.has(Status::PENDING) {
                     self.planned.stored[t] = self.planned.stored[t].saturating_sub(1);
@@ -992,15 +1059,15 @@ impl PairRun<'_> {
                 self.report_progress();
                 match stored {
                     Ok(uid) => {
+                        batch.add_stored(data.len());
                         self.step(target)?;
                         if let Some(uid) = uid {
-                            self.log_record(&Record::Assign {
-                                side: target,
+                            batch.confirmations.push(Confirmation {
+                                index,
                                 far: f,
                                 near: n,
                                 uid,
-                            })?;
-                            crate::sync::passes::assign(&mut work.state, index, target, uid);
+                            });
                         } else {
                             unknown_uid = true;
                         }
@@ -1017,9 +1084,19 @@ impl PairRun<'_> {
                         work.state.entries[index].status.set(Status::DEAD);
                         failed = true;
                     }
-                    Err(err) => return Err(store_failure(target, err)),
+                    Err(err) => {
+                        // Confirm what was stored before the failure, if the store still
+                        // can; otherwise the next run finds those copies by their TUIDs.
+                        if let Err(Stop::Sync(stop)) = self.confirm_batch(work, target, &mut batch)
+                            && matches!(stop, SyncError::Interrupted | SyncError::Fatal(_))
+                        {
+                            return Err(Stop::Sync(stop));
+                        }
+                        return Err(store_failure(target, err));
+                    }
                 }
             }
+            self.confirm_batch(work, target, &mut batch)?;
             if unknown_uid {
                 let first = self.rescan(work, target)?;
                 let candidates: Vec<usize> = (first..work.msgs[t].len()).collect();
@@ -1039,6 +1116,61 @@ impl PairRun<'_> {
             }
         }
         Ok(failed)
+    }
+}
+
+/// The most copies one batch holds before the target is flushed and the batch confirmed.
+pub const COPY_BATCH_MESSAGES: usize = 256;
+/// The most bytes of copies one batch holds (a single larger message makes its own batch).
+pub const COPY_BATCH_BYTES: usize = 64 * 1024 * 1024;
+/// Into a target receiving fewer copies than this, each copy is confirmed on its own: the
+/// few flushes cost little, and the journal keeps the exact record order of §8.3.
+pub const SMALL_COPY_RUN: usize = 8;
+
+/// A copy stored into the target whose `<`/`>` record waits for the batch's flush.
+struct Confirmation {
+    /// The entry in the state.
+    index: usize,
+    far: u32,
+    near: u32,
+    /// The UID the target gave the copy.
+    uid: u32,
+}
+
+/// The copies stored since the target was last flushed.
+struct CopyBatch {
+    /// Copies per batch.
+    limit: usize,
+    /// Copies stored (with or without a returned UID).
+    stored: usize,
+    /// Bytes of the stored copies.
+    bytes: usize,
+    /// Records to write once the batch is durable, in copy order.
+    confirmations: Vec<Confirmation>,
+}
+
+impl CopyBatch {
+    /// An empty batch for a target that is to receive `copies` copies.
+    fn for_copies(copies: usize) -> CopyBatch {
+        CopyBatch {
+            limit: if copies < SMALL_COPY_RUN {
+                1
+            } else {
+                COPY_BATCH_MESSAGES
+            },
+            stored: 0,
+            bytes: 0,
+            confirmations: Vec::new(),
+        }
+    }
+
+    fn add_stored(&mut self, bytes: usize) {
+        self.stored += 1;
+        self.bytes += bytes;
+    }
+
+    fn is_full(&self) -> bool {
+        self.stored >= self.limit || self.bytes >= COPY_BATCH_BYTES
     }
 }
 

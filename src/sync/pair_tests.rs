@@ -213,7 +213,7 @@ fn run_with(
     let mut planned = Counters::default();
     let mut next = 0u8;
     let mut tuids = move || {
-        next += 1;
+        next = next.wrapping_add(1);
         [b'A' + (next % 26); 12]
     };
     let mut progress = RecordingProgress::default();
@@ -1418,4 +1418,63 @@ fn ext_exit_counters_reflect_each_side() {
         crate::sync::stats::ext_exit_bits(&o.counters.to_stats()),
         64
     );
+}
+
+// ---- Group commit of copies.
+
+fn many_far(count: u32) -> MemStore {
+    let subjects: Vec<String> = (1..=count).map(|uid| format!("m{uid}")).collect();
+    let messages: Vec<(u32, &str, Flags)> = subjects
+        .iter()
+        .zip(1..)
+        .map(|(subject, uid)| (uid, subject.as_str(), S))
+        .collect();
+    far_store(&messages)
+}
+
+#[test]
+fn copies_are_flushed_in_batches_before_their_records() {
+    let count = (2 * COPY_BATCH_MESSAGES + 88) as u32;
+    let mut far = many_far(count);
+    let mut near = near_store(&[]);
+    let o = run(&mut far, &mut near, settings(), None);
+    assert_eq!(
+        near.flushes, 3,
+        "one flush per batch of {COPY_BATCH_MESSAGES}"
+    );
+    assert_eq!(far.flushes, 0);
+    let lines = records(&o);
+    let assigns: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line.starts_with("> "))
+        .map(|(position, _)| position)
+        .collect();
+    assert_eq!(assigns.len(), count as usize);
+    // Each batch: its `%` records (one per copy, all flagged S), then its `>` records.
+    let first_flags = lines.iter().position(|l| l.starts_with("% ")).unwrap_or(0);
+    assert_eq!(assigns[0], first_flags + COPY_BATCH_MESSAGES);
+    assert_eq!(lines[assigns[0]], "> 1 0 1");
+    assert_eq!(
+        lines[assigns[COPY_BATCH_MESSAGES]],
+        format!("> {0} 0 {0}", COPY_BATCH_MESSAGES + 1)
+    );
+    assert_eq!(saved(&o).entries.len(), count as usize);
+}
+
+#[test]
+fn few_copies_are_flushed_one_by_one() {
+    let count = (SMALL_COPY_RUN - 1) as u32;
+    let mut far = many_far(count);
+    let mut near = near_store(&[]);
+    let o = run(&mut far, &mut near, settings(), None);
+    assert_eq!(near.flushes, count);
+    let copy_records: Vec<String> = records(&o)
+        .into_iter()
+        .filter(|l| l.starts_with("% ") || l.starts_with("> "))
+        .collect();
+    let expected: Vec<String> = (1..=count)
+        .flat_map(|uid| [format!("% {uid} 0 16"), format!("> {uid} 0 {uid}")])
+        .collect();
+    assert_eq!(copy_records, expected);
 }

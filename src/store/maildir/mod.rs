@@ -20,7 +20,7 @@ pub mod uidvalidity;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{self, DirBuilder, FileTimes, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -141,6 +141,17 @@ pub struct MaildirStore {
     current: Option<OpenBox>,
     /// The directory of the last deleted mailbox, for `remove_box_leftovers`.
     deleted_dir: Option<String>,
+    /// Message files written since the last `flush`.
+    unflushed: Unflushed,
+}
+
+/// What `flush` must make durable: message files and the directories holding them.
+#[derive(Default)]
+struct Unflushed {
+    /// Full paths of the message files, in writing order.
+    files: Vec<String>,
+    /// The `cur/` and `new/` directories the files were renamed into.
+    dirs: BTreeSet<String>,
 }
 
 impl MaildirStore {
@@ -190,6 +201,7 @@ impl MaildirStore {
             pending: None,
             current: None,
             deleted_dir: None,
+            unflushed: Unflushed::default(),
         })
     }
 
@@ -552,8 +564,13 @@ impl Store for MaildirStore {
         let name = self.new_file_name(Some(uid), message.flags);
         let sub = Sub::for_flags(message.flags);
         let open = self.open_box_ref()?;
-        write_message(&open.dir, &name, sub, &message, fsync)?;
+        let path = write_message(&open.dir, &name, sub, &message)?;
         open.stored_names.insert(name.clone());
+        let dir = format!("{}/{}", open.dir, sub.dir_name());
+        if fsync {
+            self.unflushed.add(path, dir);
+        }
+        let open = self.open_box_ref()?;
         open.files.insert(uid, MessageFile { name, sub });
         Ok(if self.options.withhold_uids {
             None
@@ -566,13 +583,28 @@ impl Store for MaildirStore {
         let trash = self.trash_dir()?;
         self.ensure_trash(&trash)?;
         let name = self.new_file_name(None, message.flags);
-        write_message(
-            &trash,
-            &name,
-            Sub::for_flags(message.flags),
-            &message,
-            self.fsync(),
-        )
+        let sub = Sub::for_flags(message.flags);
+        let path = write_message(&trash, &name, sub, &message)?;
+        if self.fsync() {
+            self.unflushed
+                .add(path, format!("{trash}/{}", sub.dir_name()));
+        }
+        Ok(())
+    }
+
+    /// With FSync, one `syncfs` of the filesystem holding the written files (Linux), or an
+    /// fsync of each file and directory elsewhere. The UID counter was already written
+    /// through to the device when each UID was allocated (see `uidvalidity`), so the
+    /// filesystem commit that makes the renames durable also covers it.
+    fn flush(&mut self) -> StoreResult<()> {
+        let unflushed = std::mem::take(&mut self.unflushed);
+        if unflushed.files.is_empty() {
+            return Ok(());
+        }
+        if let Some(open) = self.current.as_mut() {
+            open.uid_file.sync()?;
+        }
+        unflushed.sync()
     }
 
     fn set_flags(&mut self, uid: u32, add: Flags, remove: Flags) -> StoreResult<bool> {
@@ -670,20 +702,64 @@ impl Store for MaildirStore {
     }
 
     fn close_box(&mut self) {
+        if let Err(error) = self.flush() {
+            self.reporter.warning(&error.message);
+        }
         self.current = None;
         self.pending = None;
     }
 }
 
-/// Writes a message into `<dir>/tmp/<name>` (exclusive, 0600), syncs it if asked, gives it
-/// the arrival date, and renames it into `<dir>/<sub>/<name>`.
-fn write_message(
-    dir: &str,
-    name: &str,
-    sub: Sub,
-    message: &NewMessage<'_>,
-    fsync: bool,
-) -> StoreResult<()> {
+impl Unflushed {
+    fn add(&mut self, file: String, dir: String) {
+        self.files.push(file);
+        self.dirs.insert(dir);
+    }
+
+    /// Makes the files and directories durable.
+    fn sync(&self) -> StoreResult<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(dir) = self.dirs.first()
+            && sync_filesystem(dir).is_ok()
+        {
+            return Ok(());
+        }
+        for path in self.files.iter().chain(&self.dirs) {
+            fsync_path(path).map_err(|error| {
+                StoreError::mailbox(format!(
+                    "Maildir error: cannot sync {path}: {}",
+                    strerror(&error)
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// One `syncfs` for the filesystem holding `dir`: writes back and commits every change on
+/// it at once, which is what makes a batch cost one commit instead of one per file.
+#[cfg(target_os = "linux")]
+fn sync_filesystem(dir: &str) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let handle = fs::File::open(dir)?;
+    // SAFETY: syncfs only reads the descriptor, which stays open for the call.
+    let result = unsafe { libc::syncfs(handle.as_raw_fd()) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// fsync of a file or directory by path.
+fn fsync_path(path: &str) -> std::io::Result<()> {
+    fs::File::open(path)?.sync_all()
+}
+
+/// Writes a message into `<dir>/tmp/<name>` (exclusive, 0600), gives it the arrival date,
+/// renames it into `<dir>/<sub>/<name>` and returns that path. Nothing is synced here:
+/// `flush` makes a batch of messages durable at once.
+fn write_message(dir: &str, name: &str, sub: Sub, message: &NewMessage<'_>) -> StoreResult<String> {
     let tmp_path = format!("{dir}/tmp/{name}");
     let write_error = |error: &std::io::Error| {
         if error.kind() == ErrorKind::WriteZero {
@@ -705,7 +781,6 @@ fn write_message(
         .map_err(|e| write_error(&e))?;
     let written = file
         .write_all(message.data)
-        .and_then(|_| if fsync { file.sync_all() } else { Ok(()) })
         .and_then(|_| match message.date {
             Some(date) => file.set_times(FileTimes::new().set_accessed(date).set_modified(date)),
             None => Ok(()),
@@ -721,7 +796,7 @@ fn write_message(
         let _ = fs::remove_file(&tmp_path);
         return Err(rename_error(&tmp_path, &final_path, &error));
     }
-    Ok(())
+    Ok(final_path)
 }
 
 /// Creates a maildir (the directory with parents, `cur/`, `new/`, `tmp/`, mode 0700).

@@ -1251,3 +1251,55 @@ fn concurrent_allocation_across_processes() {
         format!("5\n{}\n", 3 * CHILD_MESSAGES)
     );
 }
+
+#[test]
+fn stored_messages_are_visible_at_once_and_synced_by_flush() {
+    let fixture = Fixture::new();
+    let mut store = fixture.store();
+    open(&mut store, "INBOX");
+    store.load(&everything()).unwrap();
+    store.store(message(b"one\n", "S")).unwrap();
+    store.store(message(b"two\n", "")).unwrap();
+    assert_eq!(fixture.files("INBOX/cur").len(), 1);
+    assert_eq!(fixture.files("INBOX/new").len(), 1);
+    assert_eq!(store.unflushed.files.len(), 2);
+    let base = fixture.base();
+    let dirs: Vec<&String> = store.unflushed.dirs.iter().collect();
+    assert_eq!(
+        dirs,
+        [&format!("{base}/INBOX/cur"), &format!("{base}/INBOX/new")]
+    );
+    store.flush().unwrap();
+    assert!(store.unflushed.files.is_empty() && store.unflushed.dirs.is_empty());
+    // Nothing to do the second time.
+    store.flush().unwrap();
+}
+
+#[test]
+fn without_fsync_nothing_waits_for_flush() {
+    let mut fixture = Fixture::new();
+    fixture.options.fsync = false;
+    let mut store = fixture.store();
+    open(&mut store, "INBOX");
+    store.load(&everything()).unwrap();
+    store.store(message(b"one\n", "S")).unwrap();
+    assert!(store.unflushed.files.is_empty());
+    store.flush().unwrap();
+}
+
+#[test]
+fn flush_names_a_file_it_cannot_sync() {
+    let fixture = Fixture::new();
+    let mut store = fixture.store();
+    open(&mut store, "INBOX");
+    store.load(&everything()).unwrap();
+    store.store(message(b"one\n", "S")).unwrap();
+    let name = fixture.files("INBOX/cur").remove(0);
+    std::fs::remove_dir_all(fixture.path("INBOX")).unwrap();
+    let error = store.flush().unwrap_err();
+    assert!(
+        error.message.starts_with("Maildir error: cannot sync ") && error.message.contains(&name),
+        "{}",
+        error.message
+    );
+}
