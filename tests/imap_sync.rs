@@ -533,6 +533,11 @@ impl World<'_> {
 
     /// Writes the config with `account_lines` for every IMAPAccount.
     fn write_config(&self, account_lines: &str) {
+        self.write_config_with(account_lines, USER_PASS);
+    }
+
+    /// Writes the config with `account_lines` and this password for every IMAPAccount.
+    fn write_config_with(&self, account_lines: &str, pass: &str) {
         let mut text = String::new();
         for (side, label, extra) in [
             (&self.sides[0], "far", &self.extra.far),
@@ -540,7 +545,7 @@ impl World<'_> {
         ] {
             match side.kind {
                 Kind::Imap => text.push_str(&format!(
-                    "IMAPAccount acc_{label}\nUser {}\nPass {USER_PASS}\n{account_lines}\nIMAPStore {label}\nAccount acc_{label}\n{extra}\n",
+                    "IMAPAccount acc_{label}\nUser {}\nPass \"{pass}\"\n{account_lines}\nIMAPStore {label}\nAccount acc_{label}\n{extra}\n",
                     side.user
                 )),
                 Kind::Maildir => text.push_str(&format!(
@@ -967,4 +972,323 @@ fn scenarios_with_cut_down_dovecot() {
     );
     assert_eq!(w.far().mails(&server, "INBOX").len(), 1);
     let _ = &server.relay;
+}
+
+// ---- Errors: each a clear error and exit 1; the next run completes ----------------------
+
+/// Runs with a fault, checks the error, then without it: everything arrives exactly once.
+fn fault_then_recovery(w: &World, faulty_lines: &str, pass: &str, want_error: &[&str]) {
+    w.write_config_with(faulty_lines, pass);
+    let run = w.run(&[]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        want_error.iter().any(|want| run.stderr.contains(want)),
+        "expected one of {want_error:?} in:\n{}",
+        run.stderr
+    );
+    w.write_config(&w.account_lines());
+    w.run_ok(&[], 0);
+    w.assert_both(&[("a", "S"), ("b", "F"), ("c", "")]);
+    assert_eq!(w.state_entries().len(), 3, "{:?}", w.state_entries());
+    w.assert_noop();
+}
+
+fn world_with_mail(server: &Server, kinds: [Kind; 2]) -> World<'_> {
+    let w = World::new(server, kinds, "INBOX", Extra::default());
+    w.add(0, "a", "S");
+    w.add(0, "b", "F");
+    w.add(1, "c", "");
+    w
+}
+
+#[test]
+fn errors_are_clear_and_the_next_run_completes() {
+    let server = Server::full();
+    for kinds in ORIENTATIONS {
+        // Wrong password.
+        let w = world_with_mail(&server, kinds);
+        fault_then_recovery(
+            &w,
+            &w.account_lines(),
+            "wrong password",
+            &["AUTHENTICATIONFAILED", "Authentication failed"],
+        );
+        // A host name that cannot resolve (no traffic leaves the machine).
+        let w = world_with_mail(&server, kinds);
+        let lines = w
+            .account_lines()
+            .replace("Host localhost", "Host nonexistent.invalid");
+        fault_then_recovery(
+            &w,
+            &lines,
+            USER_PASS,
+            &["Cannot resolve server 'nonexistent.invalid'"],
+        );
+        // A certificate signed by a CA that is not trusted.
+        let w = world_with_mail(&server, kinds);
+        let other_ca = dovecot::make_unrelated_ca(w.dir.path());
+        let lines = w.account_lines().replace(
+            &server.dovecot.ca_file.display().to_string(),
+            &other_ca.display().to_string(),
+        );
+        fault_then_recovery(&w, &lines, USER_PASS, &["certificate"]);
+    }
+}
+
+#[test]
+fn connection_dropped_mid_fetch_then_next_run_completes() {
+    let server = Server::full();
+    let relay = Relay::start(server.dovecot.port, RelayMode::CutInBody(60));
+    let cut_lines = format!(
+        "Host 127.0.0.1\nPort {}\nTLSType None\nAuthMechs PLAIN\n",
+        relay.port
+    );
+    for kinds in [[Kind::Imap, Kind::Maildir], [Kind::Imap, Kind::Imap]] {
+        let w = world_with_mail(&server, kinds);
+        fault_then_recovery(
+            &w,
+            &cut_lines,
+            USER_PASS,
+            &["unexpected EOF", "Socket error", "connection"],
+        );
+    }
+    // The IMAP side is the target: its source is read from a Maildir, the cut happens when
+    // the far side is read back; a run through the relay fails, the next completes.
+    let w = world_with_mail(&server, [Kind::Maildir, Kind::Imap]);
+    w.run_ok(&[], 0);
+    w.sides[1].set_flags(&server, "INBOX", "a", "F", "");
+    w.run_ok(&[], 0);
+    w.assert_both(&[("a", "FS"), ("b", "F"), ("c", "")]);
+}
+
+// ---- Mailbox names ----------------------------------------------------------------------
+
+#[test]
+fn mailbox_names_round_trip_through_maildir() {
+    let server = Server::full();
+    let extra = Extra {
+        channel: "Patterns *\n".into(),
+        ..Extra::default()
+    };
+    let w = World::new(&server, [Kind::Imap, Kind::Maildir], "", extra);
+    let far = w.far();
+    let names = ["with space", "Ünïcödé", "a/b/c", "Ünï/sub space"];
+    for (n, name) in names.iter().enumerate() {
+        far.add(
+            &server,
+            name,
+            &format!("m{n}"),
+            &format!("body of m{n}"),
+            "S",
+        );
+    }
+    w.run_ok(&[], 0);
+    let near = w.near();
+    for (n, name) in names.iter().enumerate() {
+        let ids: Vec<String> = near
+            .mails(&server, name)
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(ids, vec![format!("m{n}")], "near box {name}");
+        assert!(w.dir.path().join("near").join(name).join("cur").is_dir());
+    }
+    // Back: a new Maildir folder with non-ASCII letters, a space and hierarchy.
+    near.add(&server, "new öne/sub", "back", "body of back", "F");
+    near.add(&server, "a/b/c", "back2", "body of back2", "");
+    w.run_ok(&[], 0);
+    let far_boxes = far.mailboxes(&server);
+    assert!(
+        far_boxes.contains(&"new öne/sub".to_string()),
+        "{far_boxes:?}"
+    );
+    let ids: Vec<String> = far
+        .mails(&server, "new öne/sub")
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, vec!["back".to_string()]);
+    let ids: Vec<String> = far
+        .mails(&server, "a/b/c")
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, vec!["back2".to_string(), "m2".to_string()]);
+    w.run_ok(&["-e"], 0);
+}
+
+/// A relay that renames mailboxes in both directions (server names `zzdots`, `zzabs` are
+/// shown to the client as `..` and `/abs`).
+fn renaming_relay(target_port: u16) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
+                continue;
+            };
+            let pipe =
+                |from: TcpStream, mut to: TcpStream, pairs: [(&'static str, &'static str); 2]| {
+                    thread::spawn(move || {
+                        let mut reader = BufReader::new(from);
+                        let mut line = String::new();
+                        while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+                            let mut text = line.clone();
+                            for (a, b) in pairs {
+                                text = text.replace(a, b);
+                            }
+                            if to.write_all(text.as_bytes()).is_err() {
+                                break;
+                            }
+                            line.clear();
+                        }
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                };
+            let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                continue;
+            };
+            pipe(server, c2, [("zzdots", ".."), ("zzabs", "/abs")]);
+            pipe(client, s2, [("\"..\"", "zzdots"), ("\"/abs\"", "zzabs")]);
+        }
+    });
+    port
+}
+
+#[test]
+fn server_mailbox_names_escaping_the_maildir_are_refused() {
+    let server = Server::full();
+    let port = renaming_relay(server.dovecot.port);
+    for (evil, shown) in [("zzdots", ".."), ("zzabs", "/abs")] {
+        let extra = Extra {
+            channel: "Patterns *\n".into(),
+            ..Extra::default()
+        };
+        let w = World::new(&server, [Kind::Imap, Kind::Maildir], "", extra);
+        w.far().add(&server, evil, "x", "body of x", "");
+        w.far().add(&server, "INBOX", "a", "body of a", "");
+        w.write_config(&format!(
+            "Host 127.0.0.1\nPort {port}\nTLSType None\nAuthMechs PLAIN\n"
+        ));
+        let run = w.run(&[]);
+        assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains(&format!("'{shown}'")),
+            "no error naming {shown}:\n{}",
+            run.stderr
+        );
+        // Nothing written outside the Maildir Path (nor anywhere for the refused name).
+        let mut top: Vec<String> = std::fs::read_dir(w.dir.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        top.sort();
+        assert!(
+            top.iter()
+                .all(|n| ["cfg", "near", "state"].contains(&n.as_str())),
+            "{top:?}"
+        );
+        assert!(!Path::new("/abs").exists());
+        let stray: Vec<Mail> = w
+            .near()
+            .mails(&server, "..")
+            .into_iter()
+            .chain(w.near().mails(&server, "abs"))
+            .collect();
+        assert!(stray.is_empty(), "{stray:?}");
+    }
+}
+
+// ---- get-cert, -l, -ls --------------------------------------------------------------------
+
+fn pem_blocks(text: &str) -> Vec<String> {
+    text.split("-----END CERTIFICATE-----")
+        .filter_map(|part| {
+            let start = part.find("-----BEGIN CERTIFICATE-----")?;
+            let lines: Vec<&str> = part[start..].lines().map(str::trim).collect();
+            Some(format!("{}\n-----END CERTIFICATE-----", lines.join("\n")))
+        })
+        .collect()
+}
+
+#[test]
+fn get_cert_prints_the_chain_usable_as_certificate_file() {
+    let server = Server::full();
+    let server_cert = pem_blocks(&read_text(&server.dovecot.server_cert_file));
+    for (target, starttls) in [
+        (format!("localhost:{}", server.dovecot.imaps_port), false),
+        (format!("127.0.0.1:{}", server.dovecot.port), true),
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mailsync"));
+        command.args(["get-cert", &target]);
+        if starttls {
+            command.arg("--starttls");
+        }
+        let output = command.output().expect("get-cert");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let chain = pem_blocks(&stdout);
+        assert_eq!(chain.first(), server_cert.first(), "{stdout}");
+        // The first certificate pins the server: a sync trusting only it works.
+        let w = world_with_mail(&server, [Kind::Imap, Kind::Maildir]);
+        let pinned = w.dir.path().join("pinned.pem");
+        std::fs::write(&pinned, format!("{}\n", chain[0])).expect("pinned");
+        let lines = w.account_lines().replace(
+            &server.dovecot.ca_file.display().to_string(),
+            &pinned.display().to_string(),
+        );
+        w.write_config(&lines);
+        w.run_ok(&[], 0);
+        w.assert_both(&[("a", "S"), ("b", "F"), ("c", "")]);
+        std::fs::remove_file(w.dir.path().join("pinned.pem")).expect("remove");
+    }
+    // Nothing listens there: a clear error.
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let output = Command::new(env!("CARGO_BIN_EXE_mailsync"))
+        .args(["get-cert", &format!("127.0.0.1:{port}")])
+        .output()
+        .expect("get-cert");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).is_empty());
+    assert!(!output.stderr.is_empty());
+}
+
+#[test]
+fn list_boxes_and_stores_on_imap() {
+    let server = Server::full();
+    let extra = Extra {
+        channel: "Patterns * !skip*\n".into(),
+        ..Extra::default()
+    };
+    let w = World::new(&server, [Kind::Imap, Kind::Imap], "", extra);
+    w.far().add(&server, "Work/Ünï", "a", "body", "");
+    w.far().add(&server, "skipme", "b", "body", "");
+    w.near().add(&server, "Near only", "c", "body", "");
+    let run = w.run_ok(&["-l"], 0);
+    let listed: Vec<&str> = run.stdout.lines().collect();
+    // `Work` exists only as a parent on the server (not selectable), so it is not a box.
+    assert_eq!(listed, ["INBOX", "Near only", "Work/Ünï"], "{}", run.stdout);
+    let output = Command::new(env!("CARGO_BIN_EXE_mailsync"))
+        .arg("sync")
+        .arg("-c")
+        .arg(w.dir.path().join("cfg"))
+        .args(["-ls", "far"])
+        .output()
+        .expect("-ls");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}");
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"===== far:"));
+    lines.remove(0);
+    lines.sort();
+    assert_eq!(lines, ["INBOX", "Work/Ünï", "skipme"], "{stdout}");
+    // A listing changes nothing.
+    assert!(w.near().mails(&server, "Work/Ünï").is_empty());
 }

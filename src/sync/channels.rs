@@ -145,22 +145,22 @@ fn traits_of(config: &StoreConfig, store: &dyn Store) -> StoreTraits {
 
 /// An opened store of either driver.
 enum OpenedStore {
-    Maildir(MaildirStore),
-    Imap(ImapStore),
+    Maildir(Box<MaildirStore>),
+    Imap(Box<ImapStore>),
 }
 
 impl OpenedStore {
     fn as_store(&mut self) -> &mut dyn Store {
         match self {
-            OpenedStore::Maildir(store) => store,
-            OpenedStore::Imap(store) => store,
+            OpenedStore::Maildir(store) => &mut **store,
+            OpenedStore::Imap(store) => &mut **store,
         }
     }
 
     fn as_store_ref(&self) -> &dyn Store {
         match self {
-            OpenedStore::Maildir(store) => store,
-            OpenedStore::Imap(store) => store,
+            OpenedStore::Maildir(store) => &**store,
+            OpenedStore::Imap(store) => &**store,
         }
     }
 
@@ -191,7 +191,8 @@ fn open_store(
             let reporter = Rc::new(ConsoleReporter {
                 debug: options.debug.maildir,
             });
-            MaildirStore::new(maildir, maildir_options, reporter).map(OpenedStore::Maildir)
+            MaildirStore::new(maildir, maildir_options, reporter)
+                .map(|store| OpenedStore::Maildir(Box::new(store)))
         }
         StoreConfig::Imap(imap) => {
             let Some(account) = imap.account_config(config) else {
@@ -210,7 +211,7 @@ fn open_store(
             });
             let mut opened = ImapStore::new(imap, account, imap_options, reporter)?;
             opened.connect()?;
-            Ok(OpenedStore::Imap(opened))
+            Ok(OpenedStore::Imap(Box::new(opened)))
         }
     }
 }
