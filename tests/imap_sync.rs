@@ -1350,3 +1350,42 @@ fn list_boxes_and_stores_on_imap() {
     // A listing changes nothing.
     assert!(w.near().mails(&server, "Work/Ünï").is_empty());
 }
+
+/// A login failure fails the store for the rest of the run, a connection failure
+/// "temporarily" (spec config-cli-stores §3.3): later channels using it are skipped.
+#[test]
+fn failed_store_is_skipped_for_later_channels() {
+    let server = Server::full();
+    for (lines_of, pass, how) in [
+        (None, "wrong password", "failed"),
+        (Some("nonexistent.invalid"), USER_PASS, "temporarily failed"),
+    ] {
+        let w = world_with_mail(&server, [Kind::Imap, Kind::Maildir]);
+        let lines = match lines_of {
+            Some(host) => w
+                .account_lines()
+                .replace("Host localhost", &format!("Host {host}")),
+            None => w.account_lines(),
+        };
+        w.write_config_with(&lines, pass);
+        let cfg = w.dir.path().join("cfg");
+        let mut text = std::fs::read_to_string(&cfg).expect("cfg");
+        text.push_str(&format!(
+            "\nChannel ex2\nFar :far:INBOX\nNear :near:other\nSyncState {}/state/\nCreate Both\n",
+            w.dir.path().display()
+        ));
+        std::fs::write(&cfg, text).expect("cfg");
+        let run = w.run(&["-V", "ex2"]);
+        assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(
+            all.contains(&format!("Skipping due to {how} far side store far.")),
+            "{all}"
+        );
+        // Tried once only.
+        assert_eq!(all.matches("Opening far side store far...").count(), 1, "{all}");
+        // Nothing moved: the near side holds only its own message.
+        let near: Vec<String> = w.mails(1).into_iter().map(|m| m.id).collect();
+        assert_eq!(near, vec!["c".to_string()]);
+    }
+}
