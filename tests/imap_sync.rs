@@ -1383,9 +1383,55 @@ fn failed_store_is_skipped_for_later_channels() {
             "{all}"
         );
         // Tried once only.
-        assert_eq!(all.matches("Opening far side store far...").count(), 1, "{all}");
+        assert_eq!(
+            all.matches("Opening far side store far...").count(),
+            1,
+            "{all}"
+        );
         // Nothing moved: the near side holds only its own message.
         let near: Vec<String> = w.mails(1).into_iter().map(|m| m.id).collect();
         assert_eq!(near, vec!["c".to_string()]);
     }
+}
+
+#[test]
+fn each_auth_mechanism_syncs_through_the_binary() {
+    let server = Server::full();
+    for mechanism in ["LOGIN", "PLAIN", "CRAM-MD5", "SCRAM-SHA-256"] {
+        let w = world_with_mail(&server, [Kind::Imap, Kind::Imap]);
+        let lines = format!("{}AuthMechs {mechanism}\n", w.account_lines());
+        w.write_config(&lines);
+        let run = w.run_ok(&["-Dn"], 0);
+        let sent = if mechanism == "LOGIN" {
+            "LOGIN ".to_string()
+        } else {
+            format!("AUTHENTICATE {mechanism}")
+        };
+        assert!(run.stdout.contains(&sent), "{mechanism}: {}", run.stdout);
+        assert!(
+            !run.stdout.contains(USER_PASS_SHOWN),
+            "password in the trace"
+        );
+        w.assert_both(&[("a", "S"), ("b", "F"), ("c", "")]);
+    }
+}
+
+#[test]
+fn in_box_sync_state_is_refused_for_an_imap_near_store() {
+    let server = Server::full();
+    let extra = Extra {
+        channel: "SyncState *\n".into(),
+        ..Extra::default()
+    };
+    let w = World::new(&server, [Kind::Maildir, Kind::Imap], "INBOX", extra);
+    w.add(0, "a", "");
+    let run = w.run(&[]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("store 'near' does not support in-box sync state"),
+        "{}",
+        run.stderr
+    );
+    assert!(w.mails(1).is_empty());
 }
