@@ -1034,6 +1034,34 @@ fn scenarios_with_cut_down_dovecot() {
         run.stderr
     );
     assert_eq!(w.far().mails(&server, "INBOX").len(), 1);
+    // Trashing without UIDPLUS expunges with CLOSE: announced once per store.
+    let extra = Extra {
+        far: "Trash Trash\n".into(),
+        channel: "Expunge Both\n".into(),
+        ..Extra::default()
+    };
+    let w = World::new(&server, [Kind::Imap, Kind::Maildir], "INBOX", extra);
+    w.add(0, "a", "T");
+    w.add(0, "b", "");
+    let run = w.run_ok(&[], 0);
+    let notice = "Notice: Trashing in Store far is prone to race conditions.";
+    assert_eq!(
+        format!("{}{}", run.stdout, run.stderr)
+            .matches(notice)
+            .count(),
+        1,
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    w.assert_both(&[("b", "")]);
+    let trash: Vec<String> = w
+        .far()
+        .mails(&server, "Trash")
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(trash, vec!["a".to_string()]);
     let _ = &server.relay;
 }
 
