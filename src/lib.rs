@@ -6,7 +6,8 @@
 //! - [`store`] holds the `Store` trait and its drivers;
 //! - [`sync`] is the sync core (planner, executor, state file and journal);
 //! - [`operator`] holds the Kubernetes custom resources and their CRDs;
-//! - [`output`] prints with mbsync's verbosity rules.
+//! - [`output`] prints with mbsync's verbosity rules;
+//! - [`telemetry`] sets up logs and traces (JSON logs, OTLP export, trace context for Jobs).
 
 pub mod cli;
 pub mod config;
@@ -14,3 +15,4 @@ pub mod operator;
 pub mod output;
 pub mod store;
 pub mod sync;
+pub mod telemetry;

@@ -5,7 +5,9 @@
 //! - [`store`]: `MailStore`, one IMAP account or Maildir tree;
 //! - [`channel`]: `MailChannel`, what to sync between two stores and when;
 //! - [`status`]: the channel's status;
-//! - [`common`]: references and condition names shared by both.
+//! - [`common`]: references and condition names shared by both;
+//! - [`metrics`]: the controller's Prometheus metrics and `/metrics`, `/healthz`, `/readyz`;
+//! - [`leader`]: leader election on a Lease among controller replicas.
 //!
 //! Schema rules the types follow, because of how kube and schemars turn Rust into a
 //! structural schema the API server accepts:
@@ -24,6 +26,8 @@
 
 pub mod channel;
 pub mod common;
+pub mod leader;
+pub mod metrics;
 pub mod status;
 pub mod store;
 
