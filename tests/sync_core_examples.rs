@@ -375,20 +375,23 @@ fn missing_near_box_is_created_with_create_near() {
 }
 
 #[test]
-fn imap_store_is_reported_as_unsupported() {
+fn imap_store_that_cannot_connect_fails_the_run() {
     let ex = Example::new(&[], &[], "", "", "");
     let r = ex.root.display();
     let cfg = format!(
         "IMAPStore far\nHost 127.0.0.1\nUser u\nPass p\n\nMaildirStore near\nPath {r}/\nInbox {r}/nearinbox\n\nChannel ex\nFar :far:box\nNear :near:nearbox\nSyncState *\n"
     );
     check(fs::write(ex.path("cfg"), cfg));
+    // Nothing listens there (the IMAP tests use a private Dovecot on other ports).
     let out = ex.run(&[]);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
-        out.stderr.contains("IMAP stores are not supported yet"),
+        out.stderr
+            .contains("No working address found for 127.0.0.1"),
         "{}",
         out.stderr
     );
+    assert!(!ex.path("nearinbox").exists());
 }
 
 #[test]

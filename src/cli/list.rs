@@ -9,6 +9,7 @@ use crate::config::patterns::{
 };
 use crate::config::{ChannelConfig, ChannelRef, Config, StoreConfig};
 use crate::output;
+use crate::store::imap::{ImapOptions, ImapStore};
 use crate::store::maildir::{MaildirOptions, MaildirStore};
 use crate::store::{ListAreas, Reporter, Store};
 
@@ -27,7 +28,7 @@ impl Reporter for ConsoleReporter {
     }
 }
 
-/// Opens a store for listing. IMAP stores are not available yet.
+/// Opens a store for listing (an IMAP store connects and logs in on first use).
 fn open_store(config: &Config, store: &StoreConfig) -> Result<Box<dyn Store>, String> {
     match store {
         StoreConfig::Maildir(maildir) => {
@@ -39,11 +40,21 @@ fn open_store(config: &Config, store: &StoreConfig) -> Result<Box<dyn Store>, St
                 .map(|store| Box::new(store) as Box<dyn Store>)
                 .map_err(|error| error.message)
         }
-        StoreConfig::Imap(imap) => Err(format!(
-            "Error: store '{}' is an IMAP store, and the IMAP driver is not available yet in \
-             this version of mailsync.",
-            imap.common.name
-        )),
+        StoreConfig::Imap(imap) => {
+            let account = imap.account_config(config).ok_or_else(|| {
+                format!(
+                    "Error: store '{}': no IMAP account '{}' defined",
+                    imap.common.name, imap.account
+                )
+            })?;
+            let options = ImapOptions {
+                buffer_limit: config.buffer_limit,
+                ..ImapOptions::default()
+            };
+            ImapStore::new(imap, account, options, Rc::new(ConsoleReporter))
+                .map(|store| Box::new(store) as Box<dyn Store>)
+                .map_err(|error| error.message)
+        }
     }
 }
 

@@ -203,6 +203,15 @@ enum MailsyncCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
     },
+    /// Print an IMAP server's certificate chain as PEM, ready for CertificateFile (like
+    /// mbsync-get-cert). Check the fingerprints out of band before trusting it.
+    GetCert {
+        /// The server, `HOST` or `HOST:PORT` (default port 993, or 143 with --starttls).
+        server: String,
+        /// Connect in plain text and upgrade with STARTTLS first.
+        #[arg(long)]
+        starttls: bool,
+    },
     /// Print the Kubernetes CustomResourceDefinitions (MailStore, MailChannel) as YAML.
     Crds {
         /// Write one file per CRD into this directory instead (`<plural>.<group>.yaml`).
@@ -223,10 +232,63 @@ pub fn run_mailsync(argv: &[String]) -> i32 {
         Ok(cli) => match cli.command {
             MailsyncCommand::Sync { args } => run_mbsync(&args, Program::MailsyncSync),
             MailsyncCommand::Crds { dir } => print_crds(dir.as_deref()),
+            MailsyncCommand::GetCert { server, starttls } => print_cert(&server, starttls),
         },
         Err(error) => {
             let _ = error.print();
             if error.use_stderr() { 2 } else { 0 }
+        }
+    }
+}
+
+/// Splits `HOST[:PORT]` (IPv6 addresses in brackets: `[::1]:993`); the default port is 993,
+/// or 143 with STARTTLS.
+pub fn parse_server(server: &str, starttls: bool) -> Result<(String, u16), String> {
+    let default_port = if starttls { 143 } else { 993 };
+    let bad = || format!("Error: bad server '{server}': expected HOST or HOST:PORT");
+    let (host, port) = if let Some(rest) = server.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':').ok_or_else(bad)?)),
+        }
+    } else {
+        match server.rsplit_once(':') {
+            Some((host, _)) if host.contains(':') => (server, None),
+            Some((host, port)) => (host, Some(port)),
+            None => (server, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad());
+    }
+    let port = match port {
+        None => default_port,
+        Some(text) => match text.parse::<u16>() {
+            Ok(port) if port > 0 => port,
+            _ => return Err(format!("Error: bad port '{text}' in '{server}'")),
+        },
+    };
+    Ok((host.to_string(), port))
+}
+
+/// `mailsync get-cert HOST[:PORT] [--starttls]`: prints the certificate chain as PEM.
+fn print_cert(server: &str, starttls: bool) -> i32 {
+    let (host, port) = match parse_server(server, starttls) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            output::error(&message);
+            return 1;
+        }
+    };
+    match crate::store::imap::get_cert(&host, port, starttls) {
+        Ok(pem) => {
+            print!("{pem}");
+            0
+        }
+        Err(error) => {
+            output::error(&error.message);
+            1
         }
     }
 }
@@ -269,5 +331,32 @@ pub fn main_with_args(argv: Vec<String>) -> i32 {
         run_mbsync(argv.get(1..).unwrap_or(&[]), Program::Mbsync)
     } else {
         run_mailsync(&argv)
+    }
+}
+
+#[cfg(test)]
+mod get_cert_tests {
+    use super::parse_server;
+
+    #[test]
+    fn server_argument_with_and_without_port() {
+        assert_eq!(
+            parse_server("mail.example", false),
+            Ok(("mail.example".into(), 993))
+        );
+        assert_eq!(
+            parse_server("mail.example", true),
+            Ok(("mail.example".into(), 143))
+        );
+        assert_eq!(
+            parse_server("mail.example:1993", true),
+            Ok(("mail.example".into(), 1993))
+        );
+        assert_eq!(parse_server("[::1]:995", false), Ok(("::1".into(), 995)));
+        assert_eq!(parse_server("[::1]", false), Ok(("::1".into(), 993)));
+        assert_eq!(parse_server("::1", false), Ok(("::1".into(), 993)));
+        assert!(parse_server("mail.example:x", false).is_err());
+        assert!(parse_server("mail.example:0", false).is_err());
+        assert!(parse_server(":993", false).is_err());
     }
 }

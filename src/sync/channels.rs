@@ -2,7 +2,7 @@
 //! §7): effective operations, opening the stores, selecting the boxes, running each mailbox
 //! pair with its state files on disk, the summary line and the exit code.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -11,12 +11,13 @@ use crate::config::patterns::{
     state_file_path,
 };
 use crate::config::{
-    ChannelConfig, ChannelRef, Config, MaildirStoreConfig, Side, StoreConfig, SyncStateLocation,
-    effective_ops,
+    ChannelConfig, ChannelRef, Config, MaildirStoreConfig, Side, SideOps, StoreConfig,
+    SyncStateLocation, effective_ops,
 };
 use crate::output;
+use crate::store::imap::{ImapOptions, ImapStore};
 use crate::store::maildir::{MaildirOptions, MaildirStore};
-use crate::store::{FailureScope, Reporter, Store};
+use crate::store::{FailureScope, Reporter, Store, StoreError};
 use crate::sync::convert::new_tuid;
 use crate::sync::debug::{self, DebugStore};
 use crate::sync::entry::{PairState, Record};
@@ -128,25 +129,58 @@ impl Reporter for ConsoleReporter {
     }
 }
 
-fn traits_of(store: &StoreConfig) -> StoreTraits {
-    let common = store.common();
+/// What the pair needs to know about a store: the config's settings and what the opened
+/// store can do.
+fn traits_of(config: &StoreConfig, store: &dyn Store) -> StoreTraits {
+    let common = config.common();
     StoreTraits {
         max_size: common.max_size,
         has_trash: common.trash.is_some(),
         trash_new_only: common.trash_new_only,
         trash_remote_new: common.trash_remote_new,
-        supported_flags: crate::store::Flags::ALL,
-        maildir: matches!(store, StoreConfig::Maildir(_)),
+        supported_flags: store.supported_flags(),
+        maildir: matches!(config, StoreConfig::Maildir(_)),
     }
 }
 
-/// Why a store could not be used for a channel.
-enum StoreOpen {
-    Open(Box<MaildirStore>),
-    Failed,
+/// An opened store of either driver.
+enum OpenedStore {
+    Maildir(Box<MaildirStore>),
+    Imap(Box<ImapStore>),
 }
 
-fn open_store(config: &Config, store: &StoreConfig, options: &RunOptions) -> StoreOpen {
+impl OpenedStore {
+    fn as_store(&mut self) -> &mut dyn Store {
+        match self {
+            OpenedStore::Maildir(store) => &mut **store,
+            OpenedStore::Imap(store) => &mut **store,
+        }
+    }
+
+    fn as_store_ref(&self) -> &dyn Store {
+        match self {
+            OpenedStore::Maildir(store) => &**store,
+            OpenedStore::Imap(store) => &**store,
+        }
+    }
+
+    /// The Maildir directory of a box (Maildir stores only).
+    fn box_dir(&self, name: &str) -> Option<String> {
+        match self {
+            OpenedStore::Maildir(store) => store.box_dir(name).ok(),
+            OpenedStore::Imap(_) => None,
+        }
+    }
+}
+
+/// Opens a store: a Maildir is checked, an IMAP store connects and logs in (spec §3.3: a
+/// failure here fails the store for the rest of the run, "temporarily" for connection
+/// failures).
+fn open_store(
+    config: &Config,
+    store: &StoreConfig,
+    options: &RunOptions,
+) -> Result<OpenedStore, StoreError> {
     match store {
         StoreConfig::Maildir(maildir) => {
             let maildir_options = MaildirOptions {
@@ -157,22 +191,58 @@ fn open_store(config: &Config, store: &StoreConfig, options: &RunOptions) -> Sto
             let reporter = Rc::new(ConsoleReporter {
                 debug: options.debug.maildir,
             });
-            match MaildirStore::new(maildir, maildir_options, reporter) {
-                Ok(store) => StoreOpen::Open(Box::new(store)),
-                Err(err) => {
-                    output::error(&err.message);
-                    StoreOpen::Failed
-                }
-            }
+            MaildirStore::new(maildir, maildir_options, reporter)
+                .map(|store| OpenedStore::Maildir(Box::new(store)))
         }
         StoreConfig::Imap(imap) => {
-            output::error(&format!(
-                "Error: store '{}': IMAP stores are not supported yet",
-                imap.common.name
-            ));
-            StoreOpen::Failed
+            let Some(account) = imap.account_config(config) else {
+                return Err(StoreError::store(format!(
+                    "Error: store '{}': no IMAP account '{}' defined",
+                    imap.common.name, imap.account
+                )));
+            };
+            let imap_options = ImapOptions {
+                buffer_limit: config.buffer_limit,
+                withhold_uids: options.hooks.withhold_uids,
+                trace: options.debug.net || options.debug.net_all,
+            };
+            let reporter = Rc::new(ConsoleReporter {
+                debug: options.debug.net || options.debug.net_all,
+            });
+            let mut opened = ImapStore::new(imap, account, imap_options, reporter)?;
+            opened.connect()?;
+            Ok(OpenedStore::Imap(Box::new(opened)))
         }
     }
+}
+
+/// Checks that each side can expunge as its operations ask (spec sync-semantics §4.3, store
+/// amendments): ExpungeSolo needs selective expunge; trashing without it is announced as racy
+/// once per store and process.
+fn check_expunge_support(
+    ops: &[SideOps; 2],
+    traits: &[StoreTraits; 2],
+    stores: [&dyn Store; 2],
+    racy_noticed: &mut HashSet<String>,
+) -> Result<(), String> {
+    for side in Side::BOTH {
+        let t = side.index();
+        let o = side.other().index();
+        if stores[t].selective_expunge() {
+            continue;
+        }
+        let name = stores[t].name();
+        if ops[t].expunge_solo {
+            return Err(format!("Error: Store {name} does not support ExpungeSolo."));
+        }
+        let trashing = traits[t].has_trash || traits[o].trash_remote_new;
+        if ops[t].expunge && trashing && racy_noticed.insert(name.to_string()) {
+            output::notice(&format!(
+                "Notice: Trashing in Store {name} is prone to race conditions."
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The progress counter (§7.3): shown only when stdout is a terminal, at normal verbosity
@@ -273,7 +343,7 @@ fn missing_maildir_root(store: &MaildirStoreConfig, box_dir: &str) -> Option<Str
 /// The store of one side as the pair sees it: every call passes through, reported on the
 /// console for the `d`, `D` and `m` debug categories.
 fn debug_store<'s>(
-    store: &'s mut MaildirStore,
+    store: &'s mut OpenedStore,
     side: Side,
     box_name: &str,
     flags: &DebugFlags,
@@ -283,7 +353,7 @@ fn debug_store<'s>(
         .map(|dir| vec![(box_name.to_string(), dir)])
         .unwrap_or_default();
     DebugStore {
-        inner: store,
+        inner: store.as_store(),
         side,
         calls: flags.driver,
         data: flags.driver_all,
@@ -319,6 +389,7 @@ pub fn run_channels(config: &Config, selection: &[ChannelRef], options: &RunOpti
     let mut boxes_done = 0u32;
     let mut failed = false;
     let mut failed_stores: HashMap<String, FailureScope> = HashMap::new();
+    let mut racy_noticed: HashSet<String> = HashSet::new();
     let mut upgrade_dropped: HashMap<String, [bool; 2]> = HashMap::new();
     let mut progress = ConsoleProgress::new(options, selection.len() as u32);
 
@@ -345,6 +416,7 @@ pub fn run_channels(config: &Config, selection: &[ChannelRef], options: &RunOpti
             &mut progress,
             &mut boxes_done,
             &mut failed_stores,
+            &mut racy_noticed,
             &mut upgrade_dropped,
         );
         progress.channel_done();
@@ -384,6 +456,7 @@ fn run_channel(
     progress: &mut ConsoleProgress,
     boxes_done: &mut u32,
     failed_stores: &mut HashMap<String, FailureScope>,
+    racy_noticed: &mut HashSet<String>,
     upgrade_dropped: &mut HashMap<String, [bool; 2]>,
 ) -> Result<bool, SyncError> {
     let mut store_configs = Vec::with_capacity(2);
@@ -411,7 +484,7 @@ fn run_channel(
         };
         store_configs.push(store);
     }
-    let mut stores: Vec<Box<MaildirStore>> = Vec::with_capacity(2);
+    let mut stores: Vec<OpenedStore> = Vec::with_capacity(2);
     for side in Side::BOTH {
         let store = store_configs[side.index()];
         output::info(&format!(
@@ -420,9 +493,15 @@ fn run_channel(
             store.name()
         ));
         match open_store(config, store, options) {
-            StoreOpen::Open(s) => stores.push(s),
-            StoreOpen::Failed => {
-                failed_stores.insert(store.name().to_string(), FailureScope::Store);
+            Ok(opened) => stores.push(opened),
+            Err(err) => {
+                output::error(&err.message);
+                let scope = if err.scope == FailureScope::Temporary {
+                    FailureScope::Temporary
+                } else {
+                    FailureScope::Store
+                };
+                failed_stores.insert(store.name().to_string(), scope);
                 return Ok(false);
             }
         }
@@ -462,8 +541,8 @@ fn run_channel(
         let mut listings: Vec<Vec<String>> = Vec::with_capacity(2);
         for side in Side::BOTH {
             let t = side.index();
-            let store: &mut MaildirStore = if t == 0 { far_store } else { near_store };
-            let listed = match store.list(areas[t]) {
+            let store: &mut OpenedStore = if t == 0 { far_store } else { near_store };
+            let listed = match store.as_store().list(areas[t]) {
                 Ok(listed) => listed,
                 Err(err) => {
                     output::error(&err.message);
@@ -521,12 +600,12 @@ fn run_channel(
         }
         // A box whose store directory vanished (an unmounted volume) is not an empty or
         // missing box: never create it there, never sync against it.
-        let stores_ref: [&MaildirStore; 2] = [far_store, near_store];
+        let stores_ref: [&OpenedStore; 2] = [far_store, near_store];
         let mut root_missing = false;
         for side in Side::BOTH {
             let t = side.index();
             if let StoreConfig::Maildir(maildir) = store_configs[t]
-                && let Ok(dir) = stores_ref[t].box_dir(&store_boxes[t])
+                && let Some(dir) = stores_ref[t].box_dir(&store_boxes[t])
                 && let Some(root) = missing_maildir_root(maildir, &dir)
             {
                 output::error(&format!(
@@ -544,11 +623,7 @@ fn run_channel(
             all_ok = false;
             continue;
         }
-        let near_dir = if matches!(store_configs[1], StoreConfig::Maildir(_)) {
-            near_store.box_dir(&store_boxes[1]).ok()
-        } else {
-            None
-        };
+        let near_dir = near_store.box_dir(&store_boxes[1]);
         let path = match state_file_path(
             config,
             channel,
@@ -575,11 +650,25 @@ fn run_channel(
             all_ok = false;
             continue;
         }
+        let traits = [
+            traits_of(store_configs[0], far_store.as_store_ref()),
+            traits_of(store_configs[1], near_store.as_store_ref()),
+        ];
+        if let Err(text) = check_expunge_support(
+            &ops,
+            &traits,
+            [far_store.as_store_ref(), near_store.as_store_ref()],
+            racy_noticed,
+        ) {
+            output::error(&text);
+            all_ok = false;
+            continue;
+        }
         let mut settings = PairSettings {
             channel: channel.name.clone(),
             box_names: pair.names.clone(),
             ops,
-            stores: [traits_of(store_configs[0]), traits_of(store_configs[1])],
+            stores: traits,
             max_messages: channel.max_messages,
             expire_side: channel.expire_side,
             expire_unread: channel.expire_unread,
@@ -657,7 +746,12 @@ fn run_channel(
             all_ok = false;
         }
         if let Some((side, scope)) = result.store_failure {
-            failed_stores.insert(channel.sides[side.index()].store.clone(), scope);
+            // A broken connection only abandons this channel; later channels connect anew
+            // (spec §5: errors on an established connection). Anything else fails the store
+            // for the run.
+            if scope != FailureScope::Temporary {
+                failed_stores.insert(channel.sides[side.index()].store.clone(), scope);
+            }
             break;
         }
     }

@@ -103,6 +103,87 @@ pub struct Connection {
     expect_bye: bool,
     /// Text of the last unexpected BYE.
     bye: Option<String>,
+    /// Makes 8-bit status texts parseable.
+    status_text: StatusTextFilter,
+}
+
+/// Replaces 8-bit bytes in the human-readable text of status responses (`* OK …`,
+/// `<tag> NO …`) by `?`. Servers put mailbox names there in UTF-8 (Dovecot:
+/// `NO [TRYCREATE] Mailbox doesn't exist: new öne`), which the strict parser refuses as a
+/// malformed response. Literals (message data) and other responses pass unchanged; the
+/// filter works across reads, byte for byte, so nothing moves.
+#[derive(Debug, Default)]
+pub struct StatusTextFilter {
+    /// Bytes of literal data still to come.
+    literal_left: u64,
+    /// The start of the current line (enough to see the tag and the status word).
+    head: Vec<u8>,
+    /// The end of the current line (enough to see a literal announcement `{123}`).
+    tail: Vec<u8>,
+}
+
+impl StatusTextFilter {
+    const HEAD: usize = 48;
+    const TAIL: usize = 24;
+
+    pub fn filter(&mut self, data: &mut [u8]) {
+        let mut i = 0;
+        while i < data.len() {
+            if self.literal_left > 0 {
+                let take = usize::try_from(self.literal_left)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len() - i);
+                self.literal_left -= take as u64;
+                i += take;
+                continue;
+            }
+            let byte = data[i];
+            if byte >= 0x80 && self.is_status_line() {
+                data[i] = b'?';
+            }
+            if self.head.len() < Self::HEAD {
+                self.head.push(data[i]);
+            }
+            self.tail.push(data[i]);
+            if self.tail.len() > Self::TAIL {
+                self.tail.remove(0);
+            }
+            if byte == b'\n' {
+                self.literal_left = literal_announced(&self.tail).unwrap_or(0);
+                self.head.clear();
+                self.tail.clear();
+            }
+            i += 1;
+        }
+    }
+
+    /// The current line is a status response: a tag or `*`, then OK/NO/BAD/BYE/PREAUTH.
+    fn is_status_line(&self) -> bool {
+        let mut words = self.head.split(|b| *b == b' ');
+        let (Some(tag), Some(word)) = (words.next(), words.next()) else {
+            return false;
+        };
+        if tag.is_empty() || tag == b"+" {
+            return false;
+        }
+        let word = word.to_ascii_uppercase();
+        [&b"OK"[..], b"NO", b"BAD", b"BYE", b"PREAUTH"].contains(&word.as_slice())
+            && self.head.len() > tag.len() + word.len() + 1
+    }
+}
+
+/// The size of the literal a line ending (`…{123}\r\n`, `{123+}`) announces.
+fn literal_announced(tail: &[u8]) -> Option<u64> {
+    let line = tail.strip_suffix(b"\n")?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let inner = line.strip_suffix(b"}")?;
+    let open = inner.iter().rposition(|b| *b == b'{')?;
+    let digits = &inner[open + 1..];
+    let digits = digits.strip_suffix(b"+").unwrap_or(digits);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 fn temporary(message: String) -> StoreError {
@@ -140,6 +221,7 @@ impl Connection {
             broken: false,
             expect_bye: false,
             bye: None,
+            status_text: StatusTextFilter::default(),
         }
     }
 
@@ -330,6 +412,7 @@ impl Connection {
                         "IMAP warning: NUL bytes from {name} were replaced by 0x80"
                     ));
                 }
+                self.status_text.filter(data);
                 self.client.enqueue_input(data);
                 Ok(())
             }
@@ -816,5 +899,42 @@ impl Drop for Connection {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod status_text_tests {
+    use super::StatusTextFilter;
+
+    fn filtered(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut filter = StatusTextFilter::default();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let mut data = chunk.to_vec();
+            filter.filter(&mut data);
+            out.extend(data);
+        }
+        out
+    }
+
+    #[test]
+    fn eight_bit_status_text_is_masked_but_literals_are_not() {
+        let reply = "10 NO [TRYCREATE] Mailbox doesn't exist: new öne\r\n".as_bytes();
+        assert_eq!(
+            filtered(&[reply]),
+            b"10 NO [TRYCREATE] Mailbox doesn't exist: new ??ne\r\n".to_vec()
+        );
+        // Split across reads, after a FETCH whose literal holds 8-bit data.
+        let fetch = "* 1 FETCH (BODY[] {6}\r\nä\r\nö)\r\n* OK still ü\r\n".as_bytes();
+        let (a, b) = fetch.split_at(20);
+        assert_eq!(
+            filtered(&[a, b]),
+            "* 1 FETCH (BODY[] {6}\r\nä\r\nö)\r\n* OK still ??\r\n"
+                .as_bytes()
+                .to_vec()
+        );
+        // Not a status response: untouched.
+        let list = "* LIST () \"/\" \"ä\"\r\n".as_bytes();
+        assert_eq!(filtered(&[list]), list.to_vec());
     }
 }

@@ -916,18 +916,25 @@ impl Store for ImapStore {
         if exists == 0 {
             return Ok(loaded);
         }
+        // UIDNEXT from SELECT is stale once messages were appended in this session (a server
+        // without UIDPLUS reports no UIDs, and the rescan must see the new messages), so an
+        // open-ended range stays open-ended.
         let top = uid_next.saturating_sub(1);
         let mut parts: Vec<LoadPart> = Vec::new();
         if let Some((lo, hi)) = request.range {
-            let lo = lo.max(1);
-            let hi = hi.min(top);
+            let lo = u64::from(lo.max(1));
+            let hi = if hi == u32::MAX {
+                u64::from(hi)
+            } else {
+                u64::from(hi.min(top))
+            };
             if lo <= hi {
                 // Split points: where sizes, TUIDs and Message-IDs start or stop applying.
                 let mut cuts = vec![lo, hi + 1];
                 for cut in [
-                    request.sizes_from,
-                    request.tuids_from,
-                    request.message_ids_upto.map(|u| u.saturating_add(1)),
+                    request.sizes_from.map(u64::from),
+                    request.tuids_from.map(u64::from),
+                    request.message_ids_upto.map(|u| u64::from(u) + 1),
                 ]
                 .into_iter()
                 .flatten()
@@ -940,6 +947,9 @@ impl Store for ImapStore {
                 cuts.dedup();
                 for pair in cuts.windows(2) {
                     let (start, end) = (pair[0], pair[1] - 1);
+                    let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else {
+                        continue;
+                    };
                     parts.push(LoadPart {
                         set: format!("{start}:{end}"),
                         sizes: request.sizes_from.is_some_and(|s| start >= s),
