@@ -663,42 +663,51 @@ fn pipeline_depth_limits_commands_in_flight() {
         server.append("INBOX", MESSAGE_C, "");
     }
     for (depth, expect_pipelining) in [(None, true), (Some(1), false), (Some(2), true)] {
-        let relay = Relay::start(server.port, RelayMode::Pass);
-        let mut a = account(&server, TlsType::None);
-        a.port = Some(relay.port);
-        a.pipeline_depth = depth;
-        let (mut store, _) = open_store(&a, &store_config(None));
-        opened(&mut store, "INBOX");
-        // Six different flag changes: six UID STOREs sent in one go.
-        let changes = [
-            Flags::SEEN,
-            Flags::FLAGGED,
-            Flags::DRAFT,
-            Flags::REPLIED,
-            Flags::PASSED,
-            Flags::TRASHED,
-        ];
-        for (uid, add) in (1..=6).zip(changes) {
-            store.set_flags(uid, add, Flags::EMPTY).unwrap();
-        }
-        let loaded = store.load(&load_all()).unwrap();
-        let flags: Vec<Flags> = loaded.messages.iter().map(|m| m.flags).collect();
-        assert_eq!(flags, changes.to_vec());
-        let max = relay.max_in_flight();
-        if let Some(d) = depth {
-            assert!(max <= d as usize, "depth {d}: {max} in flight");
+        // The depth bound must hold on every attempt; pipelining must be seen on one of
+        // three (how many commands the relay sees at once also depends on thread scheduling).
+        let mut most_in_flight = 0;
+        for _ in 0..3 {
+            let relay = Relay::start(server.port, RelayMode::Pass);
+            let mut a = account(&server, TlsType::None);
+            a.port = Some(relay.port);
+            a.pipeline_depth = depth;
+            let (mut store, _) = open_store(&a, &store_config(None));
+            opened(&mut store, "INBOX");
+            // Six different flag changes: six UID STOREs sent in one go.
+            let changes = [
+                Flags::SEEN,
+                Flags::FLAGGED,
+                Flags::DRAFT,
+                Flags::REPLIED,
+                Flags::PASSED,
+                Flags::TRASHED,
+            ];
+            for (uid, add) in (1..=6).zip(changes) {
+                store.set_flags(uid, add, Flags::EMPTY).unwrap();
+            }
+            let loaded = store.load(&load_all()).unwrap();
+            let flags: Vec<Flags> = loaded.messages.iter().map(|m| m.flags).collect();
+            assert_eq!(flags, changes.to_vec());
+            let max = relay.max_in_flight();
+            if let Some(d) = depth {
+                assert!(max <= d as usize, "depth {d}: {max} in flight");
+            }
+            most_in_flight = most_in_flight.max(max);
+            store.close_box();
+            for uid in 1..=6 {
+                store.open_box("INBOX").unwrap();
+                store.set_flags(uid, Flags::EMPTY, Flags::ALL).unwrap();
+            }
+            store.close_box();
+            if most_in_flight > 1 {
+                break;
+            }
         }
         assert_eq!(
-            max > 1,
+            most_in_flight > 1,
             expect_pipelining,
-            "depth {depth:?}: {max} in flight"
+            "depth {depth:?}: {most_in_flight} in flight"
         );
-        store.close_box();
-        for uid in 1..=6 {
-            store.open_box("INBOX").unwrap();
-            store.set_flags(uid, Flags::EMPTY, Flags::ALL).unwrap();
-        }
-        store.close_box();
     }
 }
 

@@ -504,7 +504,8 @@ fn chown(path: &Path, uid: u32) {
 /// What a [`Relay`] does to the server's data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RelayMode {
-    /// Passes everything through (and counts commands in flight).
+    /// Passes everything through (and counts commands in flight), each tagged completion
+    /// 50 ms late.
     Pass,
     /// Removes `[APPENDUID …]` and `[COPYUID …]` response codes (a server without UIDPLUS).
     StripUidPlus,
@@ -616,9 +617,14 @@ fn relay_connection(
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
-            if tagged_line(&line, &["OK", "NO", "BAD"])
-                && let Ok(mut c) = counter.lock()
-            {
+            let completion = tagged_line(&line, &["OK", "NO", "BAD"]);
+            if completion && mode == RelayMode::Pass {
+                // Completions are held back a little, so that a pipelining client has sent
+                // its further commands before the first answer arrives: what `max_in_flight`
+                // measures then depends on the client, not on how fast the server answers.
+                thread::sleep(Duration::from_millis(50));
+            }
+            if completion && let Ok(mut c) = counter.lock() {
                 c.0 = c.0.saturating_sub(1);
             }
             match mode {
