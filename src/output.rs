@@ -2,6 +2,7 @@
 //! notices, progress and the summary to stdout (flushed after every line).
 
 use std::io::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Verbosity levels, from `-qq` to `-V`.
@@ -31,9 +32,32 @@ pub fn verbosity() -> Verbosity {
     }
 }
 
+/// Error lines kept for a caller that reports them elsewhere (see [`record_errors`]).
+static RECORDED_ERRORS: Mutex<Option<Vec<String>>> = Mutex::new(None);
+
+/// Starts (or stops) keeping a copy of every error line, for [`take_recorded_errors`].
+pub fn record_errors(enabled: bool) {
+    if let Ok(mut recorded) = RECORDED_ERRORS.lock() {
+        *recorded = enabled.then(Vec::new);
+    }
+}
+
+/// The error lines kept since the last call (empty when not recording).
+pub fn take_recorded_errors() -> Vec<String> {
+    match RECORDED_ERRORS.lock() {
+        Ok(mut recorded) => recorded.as_mut().map(std::mem::take).unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// An error line (always shown, stderr).
 pub fn error(text: &str) {
     let _ = writeln!(std::io::stderr(), "{text}");
+    if let Ok(mut recorded) = RECORDED_ERRORS.lock()
+        && let Some(lines) = recorded.as_mut()
+    {
+        lines.push(text.to_string());
+    }
 }
 
 /// A warning line (quiet and above, stderr).
