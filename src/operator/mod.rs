@@ -24,6 +24,8 @@
 
 pub mod channel;
 pub mod common;
+pub mod render;
+pub mod schedule;
 pub mod status;
 pub mod store;
 
