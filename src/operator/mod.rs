@@ -24,6 +24,8 @@
 
 pub mod channel;
 pub mod common;
+pub mod job;
+pub mod reconcile;
 pub mod render;
 pub mod schedule;
 pub mod status;
