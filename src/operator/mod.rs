@@ -24,6 +24,7 @@
 
 pub mod channel;
 pub mod common;
+pub mod controller;
 pub mod job;
 pub mod reconcile;
 pub mod render;
