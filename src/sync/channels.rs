@@ -227,7 +227,7 @@ pub struct RunReport {
     pub errors: Vec<String>,
     /// The summary counters of the whole run.
     pub stats: crate::sync::stats::Stats,
-    counters: Counters,
+    pub(crate) counters: Counters,
 }
 
 /// One mailbox pair of a run.
