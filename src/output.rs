@@ -50,8 +50,38 @@ pub fn take_recorded_errors() -> Vec<String> {
     }
 }
 
+/// The sequence that erases the progress line on screen, if one is shown.
+static PROGRESS_ERASE: Mutex<String> = Mutex::new(String::new());
+
+/// Shows a progress line (it starts with `\r` and has no newline); `erase` is the sequence
+/// that removes it again, written before any other output and by [`erase_progress`].
+pub fn show_progress(line: &str, erase: &str) {
+    let mut shown = PROGRESS_ERASE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = std::io::stdout().lock();
+    if erase.len() < shown.len() {
+        // A shorter line would leave the end of the longer one on screen.
+        let _ = out.write_all(shown.as_bytes());
+    }
+    let _ = out.write_all(line.as_bytes());
+    let _ = out.flush();
+    *shown = erase.to_string();
+}
+
+/// Erases the progress line, if one is shown.
+pub fn erase_progress() {
+    let mut shown = PROGRESS_ERASE.lock().unwrap_or_else(|e| e.into_inner());
+    if shown.is_empty() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(shown.as_bytes());
+    let _ = out.flush();
+    shown.clear();
+}
+
 /// An error line (always shown, stderr).
 pub fn error(text: &str) {
+    erase_progress();
     let _ = writeln!(std::io::stderr(), "{text}");
     if let Ok(mut recorded) = RECORDED_ERRORS.lock()
         && let Some(lines) = recorded.as_mut()
@@ -63,6 +93,7 @@ pub fn error(text: &str) {
 /// A warning line (quiet and above, stderr).
 pub fn warning(text: &str) {
     if verbosity() >= Verbosity::Quiet {
+        erase_progress();
         let _ = writeln!(std::io::stderr(), "{text}");
     }
 }
@@ -83,6 +114,7 @@ pub fn info(text: &str) {
 
 /// A line on stdout regardless of verbosity, flushed at once.
 pub fn stdout_line(text: &str) {
+    erase_progress();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}");
     let _ = out.flush();

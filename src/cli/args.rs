@@ -36,6 +36,9 @@ pub struct MbsyncArgs {
     pub ops: OpSettings,
     pub dry_run: bool,
     pub ext_exit: bool,
+    /// `--allow-mass-delete` (mailsync extension): propagate deletions even where the
+    /// mass-deletion guard would refuse them, for this run.
+    pub allow_mass_delete: bool,
     pub hooks: TestHooks,
     pub debug: DebugFlags,
     /// Deprecation notices to print (stderr).
@@ -247,6 +250,7 @@ fn parse_long(
         "quiet" => args.quiet += 1,
         "dry-run" => args.dry_run = true,
         "ext-exit" => args.ext_exit = true,
+        "allow-mass-delete" => args.allow_mass_delete = true,
         "version" => return Ok(Some(Parsed::Version)),
         "help" => return Ok(Some(Parsed::Help)),
         "debug" => {
@@ -718,6 +722,8 @@ mod tests {
         assert!(run(&["--dry-run"]).dry_run);
         assert!(run(&["-e"]).ext_exit);
         assert!(run(&["--ext-exit"]).ext_exit);
+        assert!(run(&["--allow-mass-delete"]).allow_mass_delete);
+        assert!(!run(&["-e"]).allow_mass_delete);
     }
 
     #[test]

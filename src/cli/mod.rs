@@ -85,6 +85,8 @@ Output and run control:
   -q, --quiet           less output (twice: no warnings either)
   -y, --dry-run         compute everything, change nothing
   -e, --ext-exit        exit status +32 / +64 when far / near changed
+  --allow-mass-delete   propagate deletions although a side lost more than
+                        MaxDeletePercent of its messages (mailsync extension)
   -D[CdDmMnNs], --debug[-<category>]   debugging output
   -v, --version         print the version
   -h, --help            print this help
@@ -173,6 +175,7 @@ pub fn run_mbsync(argv: &[String], program: Program) -> i32 {
         ops: args.ops,
         dry_run: args.dry_run,
         ext_exit: args.ext_exit,
+        allow_mass_delete: args.allow_mass_delete,
         hooks: args.hooks,
         debug: args.debug,
     };

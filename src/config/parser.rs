@@ -114,6 +114,8 @@ struct ChannelDefaults {
     expire_side: Side,
     expire_unread: ExpireUnread,
     copy_arrival_date: bool,
+    /// `MaxDeletePercent` (mailsync extension).
+    max_delete_percent: u8,
 }
 
 struct Parser<'a> {
@@ -164,6 +166,7 @@ pub fn parse(file: &str, text: &[u8], env: &Environment) -> ParseOutcome {
             expire_side: Side::Near,
             expire_unread: ExpireUnread::Unset,
             copy_arrival_date: false,
+            max_delete_percent: DEFAULT_MAX_DELETE_PERCENT,
         },
         seen_section: false,
         notice_master_slave: false,
@@ -468,6 +471,7 @@ impl Parser<'_> {
                         patterns: Vec::new(),
                         ops: OpSettings::default(),
                         copy_arrival_date: defaults.copy_arrival_date,
+                        max_delete_percent: defaults.max_delete_percent,
                         max_messages: defaults.max_messages,
                         expire_side: defaults.expire_side,
                         expire_unread: defaults.expire_unread,
@@ -555,6 +559,17 @@ impl Parser<'_> {
                 };
             }
             "copyarrivaldate" => defaults.copy_arrival_date = self.bool_value(args),
+            // mailsync extension: the mass-deletion guard's threshold.
+            "maxdeletepercent" => {
+                if let Some(v) = self.int_value(args) {
+                    match u8::try_from(v) {
+                        Ok(percent) if percent <= 100 => defaults.max_delete_percent = percent,
+                        _ => self.error(format!(
+                            "invalid MaxDeletePercent value '{v}' (expected 0 to 100)"
+                        )),
+                    }
+                }
+            }
             _ => return false,
         }
         true
@@ -574,6 +589,7 @@ impl Parser<'_> {
                 expire_side: Side::Near,
                 expire_unread: ExpireUnread::Unset,
                 copy_arrival_date: false,
+                max_delete_percent: DEFAULT_MAX_DELETE_PERCENT,
             },
         );
         let is_default = self.channel_default_keyword(&mut defaults, keyword, args);
@@ -926,12 +942,14 @@ impl Parser<'_> {
             expire_side: builder.channel.expire_side,
             expire_unread: builder.channel.expire_unread,
             copy_arrival_date: builder.channel.copy_arrival_date,
+            max_delete_percent: builder.channel.max_delete_percent,
         };
         if self.channel_default_keyword(&mut defaults, keyword, args) {
             builder.channel.max_messages = defaults.max_messages;
             builder.channel.expire_side = defaults.expire_side;
             builder.channel.expire_unread = defaults.expire_unread;
             builder.channel.copy_arrival_date = defaults.copy_arrival_date;
+            builder.channel.max_delete_percent = defaults.max_delete_percent;
             return true;
         }
         match keyword {

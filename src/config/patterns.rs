@@ -564,6 +564,7 @@ mod tests {
             patterns: vec![],
             ops: OpSettings::default(),
             copy_arrival_date: false,
+            max_delete_percent: DEFAULT_MAX_DELETE_PERCENT,
             max_messages: 0,
             expire_side: Side::Near,
             expire_unread: ExpireUnread::Unset,

@@ -304,6 +304,10 @@ pub struct ChannelConfig {
     /// What the channel section itself specified.
     pub ops: OpSettings,
     pub copy_arrival_date: bool,
+    /// `MaxDeletePercent` (mailsync extension, default [`DEFAULT_MAX_DELETE_PERCENT`]): a
+    /// side that lost more than this share of the messages the state knows, while the other
+    /// side still has them, gets no deletions propagated (100 switches the guard off).
+    pub max_delete_percent: u8,
     pub max_messages: u32,
     pub expire_side: Side,
     pub expire_unread: ExpireUnread,
@@ -312,6 +316,9 @@ pub struct ChannelConfig {
     /// Line of the `Channel` keyword, for messages.
     pub line: usize,
 }
+
+/// The default of `MaxDeletePercent`.
+pub const DEFAULT_MAX_DELETE_PERCENT: u8 = 50;
 
 /// A channel reference with an optional box list (`chan:box1,box2`).
 #[derive(Clone, Debug, PartialEq, Eq)]

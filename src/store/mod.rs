@@ -6,6 +6,7 @@
 //! All operations are synchronous from the caller's point of view; a driver may pipeline
 //! internally.
 
+pub mod imap;
 pub mod maildir;
 
 use std::fmt;

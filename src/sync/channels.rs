@@ -4,19 +4,21 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Instant;
 
 use crate::config::patterns::{
     box_list_name, channel_boxes, channel_list_areas, listed_to_canonical, name_to_open,
     state_file_path,
 };
 use crate::config::{
-    ChannelConfig, ChannelRef, Config, Side, StoreConfig, SyncStateLocation, effective_ops,
+    ChannelConfig, ChannelRef, Config, MaildirStoreConfig, Side, StoreConfig, SyncStateLocation,
+    effective_ops,
 };
 use crate::output;
 use crate::store::maildir::{MaildirOptions, MaildirStore};
 use crate::store::{FailureScope, Reporter, Store};
-use crate::sync::RunOptions;
 use crate::sync::convert::new_tuid;
+use crate::sync::debug::{self, DebugStore};
 use crate::sync::entry::{PairState, Record};
 use crate::sync::error::SyncError;
 use crate::sync::files::{
@@ -24,11 +26,12 @@ use crate::sync::files::{
     save_state,
 };
 use crate::sync::journal::{Journal, JournalOptions};
-use crate::sync::pair::{BoxesSeen, Counters, PairOptions, PairRun, StateFiles};
+use crate::sync::pair::{BoxesSeen, Counters, PairOptions, PairRun, ProgressReport, StateFiles};
 use crate::sync::plan::{PairSettings, StoreTraits};
 use crate::sync::stats::{
-    RunProgress, ext_exit_bits, progress_erase, progress_line, summary_line, terminal_columns,
+    ProgressMeter, RunProgress, ext_exit_bits, progress_erase, summary_line, terminal_columns,
 };
+use crate::sync::{DebugFlags, RunOptions};
 
 /// The state files of one pair on disk, journalling through the process-wide [`Journal`].
 pub struct DiskFiles<'j> {
@@ -172,47 +175,121 @@ fn open_store(config: &Config, store: &StoreConfig, options: &RunOptions) -> Sto
     }
 }
 
-/// The progress counter (§7.3): shown only on a terminal at normal verbosity without debug
-/// output; refreshed after every mailbox pair and erased before the summary.
-struct Progress {
+/// The progress counter (§7.3): shown only when stdout is a terminal, at normal verbosity
+/// and without debug output; refreshed (at most every 300 ms) as work is discovered and
+/// done, erased before any other output (by `output`) and at the end.
+struct ConsoleProgress {
     enabled: bool,
-    shown: Option<String>,
+    meter: ProgressMeter,
+    run: RunProgress,
+    done: Counters,
+    planned: Counters,
 }
 
-impl Progress {
-    fn new(options: &RunOptions) -> Progress {
+impl ConsoleProgress {
+    fn new(options: &RunOptions, channels_total: u32) -> ConsoleProgress {
         // SAFETY: isatty only inspects the file descriptor.
         let tty = unsafe { libc::isatty(1) } == 1;
-        Progress {
+        ConsoleProgress {
             enabled: tty
                 && output::verbosity() == output::Verbosity::Normal
                 && !options.debug.any_output(),
-            shown: None,
+            meter: ProgressMeter::new(terminal_columns()),
+            run: RunProgress {
+                channels_total,
+                ..RunProgress::default()
+            },
+            done: Counters::default(),
+            planned: Counters::default(),
         }
     }
 
-    fn show(&mut self, progress: &RunProgress, counters: &Counters) {
+    /// Shows the line if a refresh is due.
+    fn refresh(&mut self) {
         if !self.enabled {
             return;
         }
-        self.erase();
-        let line = progress_line(progress, &counters.to_stats(), terminal_columns());
-        print_raw(&line);
-        self.shown = Some(line);
+        let stats = self.done.to_stats_with_totals(&self.planned);
+        if let Some(line) = self.meter.refresh(Instant::now(), &self.run, &stats) {
+            output::show_progress(&line, &progress_erase(&line));
+        }
     }
 
-    fn erase(&mut self) {
-        if let Some(line) = self.shown.take() {
-            print_raw(&progress_erase(&line));
-        }
+    fn boxes_found(&mut self, count: u32) {
+        self.run.boxes_total += count;
+        self.refresh();
+    }
+
+    fn box_done(&mut self) {
+        self.run.boxes_done += 1;
+        self.refresh();
+    }
+
+    fn channel_done(&mut self) {
+        self.run.channels_done += 1;
+        self.refresh();
     }
 }
 
-fn print_raw(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
+impl ProgressReport for ConsoleProgress {
+    fn update(&mut self, done: &Counters, planned: &Counters) {
+        self.done = *done;
+        self.planned = *planned;
+        self.refresh();
+    }
+}
+
+/// The directory that must exist for the Maildir box at `box_dir` to be real: the parent of
+/// the `Inbox` for boxes in the Inbox area, else the store's `Path`, else the box's parent.
+/// Returns it if it does not exist.
+fn missing_maildir_root(store: &MaildirStoreConfig, box_dir: &str) -> Option<String> {
+    let parent_of = |dir: &str| -> String {
+        let trimmed = dir.trim_end_matches('/');
+        match trimmed.rfind('/') {
+            Some(0) => "/".to_string(),
+            Some(pos) => trimmed[..pos].to_string(),
+            None => ".".to_string(),
+        }
+    };
+    let box_dir = box_dir.trim_end_matches('/');
+    let in_inbox = store.inbox.as_deref().is_some_and(|inbox| {
+        let inbox = inbox.trim_end_matches('/');
+        box_dir == inbox || box_dir.starts_with(&format!("{inbox}/"))
+    });
+    let root = match (&store.inbox, &store.path) {
+        (Some(inbox), _) if in_inbox => parent_of(inbox),
+        (_, Some(path)) if path.ends_with('/') => path.trim_end_matches('/').to_string(),
+        (_, Some(path)) => parent_of(path),
+        _ => parent_of(box_dir),
+    };
+    let root = if root.is_empty() {
+        "/".to_string()
+    } else {
+        root
+    };
+    (!std::path::Path::new(&root).is_dir()).then_some(root)
+}
+
+/// The store of one side as the pair sees it: every call passes through, reported on the
+/// console for the `d`, `D` and `m` debug categories.
+fn debug_store<'s>(
+    store: &'s mut MaildirStore,
+    side: Side,
+    box_name: &str,
+    flags: &DebugFlags,
+) -> DebugStore<'s> {
+    let box_dirs = store
+        .box_dir(box_name)
+        .map(|dir| vec![(box_name.to_string(), dir)])
+        .unwrap_or_default();
+    DebugStore {
+        inner: store,
+        side,
+        calls: flags.driver,
+        data: flags.driver_all,
+        listing: flags.maildir,
+        box_dirs,
+    }
 }
 
 /// What a run saw: its exit code, each mailbox pair, and the counters.
@@ -305,16 +382,13 @@ fn run_channels_into(
         options.dry_run || driver_debug || hooks.async_both,
     ];
     let counters = &mut report.counters;
+    let mut planned = Counters::default();
     let mut channels_done = 0u32;
     let mut boxes_done = 0u32;
     let mut failed = false;
     let mut failed_stores: HashMap<String, FailureScope> = HashMap::new();
     let mut upgrade_dropped: HashMap<String, [bool; 2]> = HashMap::new();
-    let mut progress = Progress::new(options);
-    let mut run_progress = RunProgress {
-        channels_total: selection.len() as u32,
-        ..RunProgress::default()
-    };
+    let mut progress = ConsoleProgress::new(options, selection.len() as u32);
 
     for selected in selection {
         let Some(channel) = config.channel(&selected.channel) else {
@@ -335,16 +409,15 @@ fn run_channels_into(
             proxy,
             &mut journal,
             counters,
+            &mut planned,
+            &mut progress,
             &mut boxes_done,
             &mut failed_stores,
             &mut upgrade_dropped,
             &mut report.mailboxes,
         );
         report.errors.extend(output::take_recorded_errors());
-        run_progress.channels_done = channels_done;
-        run_progress.boxes_done = boxes_done;
-        run_progress.boxes_total = boxes_done;
-        progress.show(&run_progress, counters);
+        progress.channel_done();
         match outcome {
             Ok(ok) => failed |= !ok,
             Err(SyncError::Interrupted) => return 100,
@@ -356,7 +429,7 @@ fn run_channels_into(
         }
     }
 
-    progress.erase();
+    output::erase_progress();
     let stats = counters.to_stats();
     if boxes_done > 0 {
         output::notice(&summary_line(channels_done, boxes_done, &stats));
@@ -378,6 +451,8 @@ fn run_channel(
     proxy: [bool; 2],
     journal: &mut Journal,
     counters: &mut Counters,
+    planned: &mut Counters,
+    progress: &mut ConsoleProgress,
     boxes_done: &mut u32,
     failed_stores: &mut HashMap<String, FailureScope>,
     upgrade_dropped: &mut HashMap<String, [bool; 2]>,
@@ -498,6 +573,7 @@ fn run_channel(
         }
     }
     let mut all_ok = true;
+    progress.boxes_found(pairs.len() as u32);
     for pair in pairs {
         *boxes_done += 1;
         let mut pair_report = MailboxReport {
@@ -521,6 +597,31 @@ fn run_channel(
             }
         }
         if bad_name {
+            all_ok = false;
+            continue;
+        }
+        // A box whose store directory vanished (an unmounted volume) is not an empty or
+        // missing box: never create it there, never sync against it.
+        let stores_ref: [&MaildirStore; 2] = [far_store, near_store];
+        let mut root_missing = false;
+        for side in Side::BOTH {
+            let t = side.index();
+            if let StoreConfig::Maildir(maildir) = store_configs[t]
+                && let Ok(dir) = stores_ref[t].box_dir(&store_boxes[t])
+                && let Some(root) = missing_maildir_root(maildir, &dir)
+            {
+                output::error(&format!(
+                    "Error: channel {}: {} box {}: the directory {root} that should hold \
+                     {dir} does not exist (unmounted volume?); not treating the box as empty \
+                     and not creating it.",
+                    channel.name,
+                    side.label(),
+                    pair.names[t]
+                ));
+                root_missing = true;
+            }
+        }
+        if root_missing {
             all_ok = false;
             continue;
         }
@@ -564,6 +665,7 @@ fn run_channel(
             expire_side: channel.expire_side,
             expire_unread: channel.expire_unread,
             copy_arrival_date: channel.copy_arrival_date,
+            max_delete_percent: channel.max_delete_percent,
         };
         let pair_options = PairOptions {
             dry_run: options.dry_run,
@@ -573,6 +675,8 @@ fn run_channel(
             keep_journal: options.hooks.keep_journal,
             listed: pair.listed,
             store_boxes,
+            allow_mass_delete: options.allow_mass_delete,
+            debug_sync: options.debug.sync,
         };
         let label = format!(
             ":{}:{}-:{}:{}",
@@ -589,18 +693,41 @@ fn run_channel(
             keep_journal: options.hooks.keep_journal,
         };
         let mut tuids = new_tuid;
+        debug::main(
+            &options.debug,
+            &format!(
+                "channel {}: pair far {} <-> near {}, state {}",
+                channel.name,
+                pair.names[0],
+                pair.names[1],
+                files.paths.state.display()
+            ),
+        );
+        let boxes = &pair_options.store_boxes;
+        let mut far_debug = debug_store(far_store, Side::Far, &boxes[0], &options.debug);
+        let mut near_debug = debug_store(near_store, Side::Near, &boxes[1], &options.debug);
         let result = PairRun {
             settings: &mut settings,
-            stores: [
-                &mut **far_store as &mut dyn Store,
-                &mut **near_store as &mut dyn Store,
-            ],
+            stores: [&mut far_debug, &mut near_debug],
             files: &mut files,
             options: &pair_options,
             counters: &mut *counters,
+            planned: &mut *planned,
+            progress: &mut *progress,
             new_tuid: &mut tuids,
         }
         .run()?;
+        progress.box_done();
+        debug::main(
+            &options.debug,
+            &format!(
+                "channel {}: pair far {} <-> near {} {}",
+                channel.name,
+                pair.names[0],
+                pair.names[1],
+                if result.failed { "failed" } else { "done" }
+            ),
+        );
         for t in 0..2 {
             if ops[t].types.upgrade && !settings.ops[t].types.upgrade {
                 dropped[t] = true;
@@ -618,4 +745,52 @@ fn run_channel(
         }
     }
     Ok(all_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maildir(path: Option<&str>, inbox: Option<&str>) -> MaildirStoreConfig {
+        MaildirStoreConfig {
+            common: Default::default(),
+            path: path.map(str::to_string),
+            inbox: inbox.map(str::to_string),
+            sub_folders: None,
+            info_delimiter: ':',
+            fsync: false,
+        }
+    }
+
+    #[test]
+    fn maildir_root_of_inbox_path_and_other_boxes() {
+        let tmp = match tempfile::tempdir() {
+            Ok(tmp) => tmp,
+            Err(e) => panic!("{e}"),
+        };
+        let dir = tmp.path().display().to_string();
+        let gone = format!("{dir}/mnt");
+        // The Inbox's parent decides for the Inbox area.
+        let store = maildir(Some(&format!("{dir}/")), Some(&format!("{gone}/inbox")));
+        assert_eq!(
+            missing_maildir_root(&store, &format!("{gone}/inbox")),
+            Some(gone.clone())
+        );
+        assert_eq!(
+            missing_maildir_root(&store, &format!("{gone}/inbox/sub")),
+            Some(gone.clone())
+        );
+        // Boxes under an existing Path are fine, even nested ones whose parent is missing.
+        assert_eq!(missing_maildir_root(&store, &format!("{dir}/box")), None);
+        assert_eq!(missing_maildir_root(&store, &format!("{dir}/a/b")), None);
+        // A Path that vanished.
+        let store = maildir(Some(&format!("{gone}/mail/")), None);
+        assert_eq!(
+            missing_maildir_root(&store, &format!("{gone}/mail/box")),
+            Some(format!("{gone}/mail"))
+        );
+        // An existing Inbox parent.
+        let store = maildir(None, Some(&format!("{dir}/inbox")));
+        assert_eq!(missing_maildir_root(&store, &format!("{dir}/inbox")), None);
+    }
 }

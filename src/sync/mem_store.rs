@@ -41,6 +41,10 @@ pub struct MemStore {
     pub new_uid_validity: u32,
     /// UIDs for which `store` fails with a message-level error (by source content).
     pub refuse_containing: Option<Vec<u8>>,
+    /// UIDs that another client removes from the open box when a message is stored.
+    pub vanish_on_store: Vec<u32>,
+    /// UIDs that another client removes from the open box right after it was loaded.
+    pub vanish_after_load: Vec<u32>,
     current: Option<String>,
     /// Highest UID at load time (for `find_new`).
     loaded_up_to: u32,
@@ -240,6 +244,11 @@ impl Store for MemStore {
             });
         }
         self.loaded_up_to = if request.new { u32::MAX } else { highest };
+        let vanishing = std::mem::take(&mut self.vanish_after_load);
+        let mailbox = self.current_box()?;
+        for uid in vanishing {
+            mailbox.messages.remove(&uid);
+        }
         Ok(Loaded {
             messages,
             total,
@@ -273,7 +282,11 @@ impl Store for MemStore {
             return Err(StoreError::message("refused"));
         }
         let withhold = self.withhold_uids;
+        let vanishing = std::mem::take(&mut self.vanish_on_store);
         let mailbox = self.current_box()?;
+        for uid in vanishing {
+            mailbox.messages.remove(&uid);
+        }
         mailbox.highest += 1;
         let uid = mailbox.highest;
         mailbox.messages.insert(

@@ -5,6 +5,7 @@
 
 pub mod channels;
 pub mod convert;
+pub mod debug;
 #[cfg(test)]
 mod disk_tests;
 pub mod entry;
@@ -77,6 +78,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// `-e`: extended exit code (+32 far changed, +64 near changed).
     pub ext_exit: bool,
+    /// `--allow-mass-delete` (mailsync extension): the user confirms that deletions are to be
+    /// propagated even where the mass-deletion guard would refuse them.
+    pub allow_mass_delete: bool,
     pub hooks: TestHooks,
     pub debug: DebugFlags,
 }

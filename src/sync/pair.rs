@@ -6,6 +6,7 @@ use crate::config::Side;
 use crate::output;
 use crate::store::{FailureScope, Flags, NewMessage, OpenOutcome, Store, StoreError, Tuid};
 use crate::sync::convert::{convert_line_ends, convert_message};
+use crate::sync::debug;
 use crate::sync::entry::{PairState, Record, Status};
 use crate::sync::passes::{Notices, RecordSink, SyncError, Work};
 use crate::sync::plan::{PairSettings, plan_load};
@@ -35,11 +36,24 @@ pub trait StateFiles {
     fn end(&mut self);
 }
 
-struct Sink<'a>(&'a mut dyn StateFiles);
+/// Passes the algorithm's records to the state files, showing them with `-Ds`.
+struct Sink<'a> {
+    files: &'a mut dyn StateFiles,
+    debug: bool,
+}
+
+impl<'a> Sink<'a> {
+    fn new(files: &'a mut dyn StateFiles, debug: bool) -> Sink<'a> {
+        Sink { files, debug }
+    }
+}
 
 impl RecordSink for Sink<'_> {
     fn log(&mut self, record: &Record) -> Result<(), SyncError> {
-        self.0.log(record)
+        if self.debug {
+            debug::line("sync", &format!("journal record '{}'", record.to_line()));
+        }
+        self.files.log(record)
     }
 }
 
@@ -75,11 +89,43 @@ impl Counters {
         stats
     }
 
+    /// The statistics with these counters as done values and `planned` as totals (a total
+    /// is never shown below its done value).
+    pub fn to_stats_with_totals(&self, planned: &Counters) -> crate::sync::stats::Stats {
+        let mut stats = self.to_stats();
+        for t in 0..2 {
+            let side = &mut stats.sides[t];
+            for (counter, total) in [
+                (&mut side.new, planned.stored[t]),
+                (&mut side.flags, planned.flagged[t]),
+                (&mut side.trash, planned.trashed[t]),
+                (&mut side.expunge, planned.expunged[t]),
+            ] {
+                counter.total = counter.done.max(u64::from(total));
+            }
+        }
+        stats
+    }
+
     /// Anything was done on this side.
     pub fn touched(&self, side: Side) -> bool {
         let t = side.index();
         self.stored[t] + self.flagged[t] + self.trashed[t] + self.expunged[t] > 0
     }
+}
+
+/// Receives the counters whenever work is discovered or completed, for the progress
+/// counter of §7.3 (which decides itself whether to show anything).
+pub trait ProgressReport {
+    /// `done` holds what was completed so far in the run, `planned` the totals known so far.
+    fn update(&mut self, done: &Counters, planned: &Counters);
+}
+
+/// A progress report that shows nothing.
+pub struct NoProgress;
+
+impl ProgressReport for NoProgress {
+    fn update(&mut self, _done: &Counters, _planned: &Counters) {}
 }
 
 /// How a run treats this pair, besides the settings.
@@ -98,6 +144,10 @@ pub struct PairOptions {
     pub listed: [bool; 2],
     /// Store-side box names [far, near].
     pub store_boxes: [String; 2],
+    /// `--allow-mass-delete`: the mass-deletion guard is off for this run.
+    pub allow_mass_delete: bool,
+    /// `-Ds`: show the sync decisions.
+    pub debug_sync: bool,
 }
 
 /// The result of a pair that was not aborted by a fatal error or the step limit.
@@ -131,6 +181,9 @@ pub struct PairRun<'a> {
     pub files: &'a mut dyn StateFiles,
     pub options: &'a PairOptions,
     pub counters: &'a mut Counters,
+    /// Totals of the progress counter: operations found to be needed so far in the run.
+    pub planned: &'a mut Counters,
+    pub progress: &'a mut dyn ProgressReport,
     pub new_tuid: TuidSource<'a>,
 }
 
@@ -143,6 +196,15 @@ struct OpenedBoxes {
 
 fn store_failure(side: Side, err: StoreError) -> Stop {
     Stop::Store(side, err)
+}
+
+/// How copying a message into the other store's Trash ended.
+enum RemoteTrash {
+    Stored,
+    /// The message vanished before it could be read.
+    Vanished,
+    /// Reading (on the message's side) or storing (on the other side) failed.
+    Failed(Side, StoreError),
 }
 
 enum Stop {
@@ -190,6 +252,36 @@ impl PairRun<'_> {
         Ok(result)
     }
 
+    /// Passes the counters to the progress report.
+    fn report_progress(&mut self) {
+        self.progress.update(self.counters, self.planned);
+    }
+
+    /// Writes a journal record (shown with `-Ds`).
+    fn log_record(&mut self, record: &Record) -> Result<(), SyncError> {
+        Sink::new(self.files, self.options.debug_sync).log(record)
+    }
+
+    /// A `sync:` debug line (`-Ds`).
+    fn debug_sync(&self, text: impl FnOnce() -> String) {
+        if self.options.debug_sync {
+            debug::line("sync", &text());
+        }
+    }
+
+    /// `-Ds`: the entries a pass left with something to do.
+    fn debug_entries(&self, work: &Work, pass: &str, wanted: Status) {
+        if !self.options.debug_sync {
+            return;
+        }
+        for entry in &work.state.entries {
+            let changes = entry.add.iter().chain(&entry.del).any(|f| !f.is_empty());
+            if !entry.is_dead() && (changes || entry.status.has(wanted)) {
+                debug::line("sync", &format!("{pass}: {}", debug::describe_entry(entry)));
+            }
+        }
+    }
+
     fn step(&mut self, side: Side) -> Result<(), SyncError> {
         if self.options.proxy[side.index()] {
             self.files.count_step()?;
@@ -210,13 +302,46 @@ impl PairRun<'_> {
         let counted_before = (self.counters.stored, self.counters.expunged);
         let (mut work, totals) = self.load_boxes(state, &opened)?;
         output::info("Synchronizing...");
+        self.guard_mass_deletion(&work)?;
 
-        work.check_uid_validity(self.settings, opened.uid_validity, &mut Sink(self.files))?;
+        work.check_uid_validity(
+            self.settings,
+            opened.uid_validity,
+            &mut Sink::new(self.files, self.options.debug_sync),
+        )?;
         work.old_newmaxuid = work.state.newmaxuid;
         let mut notices = Notices::default();
-        work.pass1(self.settings, &mut notices, &mut Sink(self.files))?;
-        work.pass2(self.settings, &mut Sink(self.files))?;
-        work.pass3(self.settings, &mut Sink(self.files))?;
+        work.pass1(
+            self.settings,
+            &mut notices,
+            &mut Sink::new(self.files, self.options.debug_sync),
+        )?;
+        self.debug_entries(
+            &work,
+            "pass 1 (existing messages)",
+            Status::GONE_F
+                .with(Status::GONE_N)
+                .with(Status::DELETE)
+                .with(Status::UPGRADE)
+                .with(Status::PURGE),
+        );
+        work.pass2(
+            self.settings,
+            &mut Sink::new(self.files, self.options.debug_sync),
+        )?;
+        self.debug_entries(&work, "pass 2 (to copy)", Status::PENDING);
+        self.debug_sync(|| {
+            format!(
+                "pass 2: copies into far side: {}, into near side: {}",
+                work.copy_list(Side::Far).len(),
+                work.copy_list(Side::Near).len()
+            )
+        });
+        work.pass3(
+            self.settings,
+            &mut Sink::new(self.files, self.options.debug_sync),
+        )?;
+        self.debug_entries(&work, "pass 3 (expiration)", Status::NEXPIRE);
         self.apply_flags(&mut work)?;
 
         let mut failed = false;
@@ -253,6 +378,44 @@ impl PairRun<'_> {
             messages,
         });
         Ok(failed)
+    }
+
+    /// The mass-deletion guard (mailsync extension): when a side lost more than
+    /// MaxDeletePercent of the messages the state knows while the other side still has
+    /// them, the pair stops before anything is changed (so the state is not advanced),
+    /// unless `--allow-mass-delete` confirms the deletions.
+    fn guard_mass_deletion(&self, work: &Work) -> Result<(), Stop> {
+        if self.options.allow_mass_delete {
+            return Ok(());
+        }
+        let percent = self.settings.max_delete_percent;
+        let lines: Vec<String> = work
+            .deletion_losses(self.settings)
+            .into_iter()
+            .flatten()
+            .filter(|loss| loss.exceeds(percent))
+            .map(|loss| {
+                let side = loss.side;
+                format!(
+                    "Error: channel {}: {} box {} lost {} of the {} messages the sync state \
+                     knows, while {} box {} still has them; not propagating these deletions \
+                     (more than MaxDeletePercent {percent}%). Check that the mailbox is \
+                     intact; if the deletions are intended, run again with \
+                     --allow-mass-delete.",
+                    self.settings.channel,
+                    side.label(),
+                    self.settings.box_names[side.index()],
+                    loss.lost,
+                    loss.known,
+                    side.other().label(),
+                    self.settings.box_names[side.other().index()],
+                )
+            })
+            .collect();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        Err(self.pair_error(lines.join("\n")))
     }
 
     fn pair_error(&self, text: String) -> Stop {
@@ -411,7 +574,7 @@ impl PairRun<'_> {
             ));
             totals[t] = loaded.total;
             work.set_loaded(side, loaded.messages);
-            work.match_loaded(side, &mut Sink(self.files))?;
+            work.match_loaded(side, &mut Sink::new(self.files, self.options.debug_sync))?;
         }
         Ok((work, totals))
     }
@@ -433,6 +596,9 @@ impl PairRun<'_> {
             .filter(|&&m| !work.removed[t][m])
             .map(|&m| work.msgs[t][m].uid)
             .collect();
+        self.planned.expunged[t] += uids.len() as u32;
+        self.report_progress();
+        let planned = uids.len() as u32;
         let removed = if self.options.dry_run {
             uids
         } else {
@@ -447,14 +613,20 @@ impl PairRun<'_> {
             .enumerate()
             .map(|(m, msg)| (msg.uid, m))
             .collect();
+        let mut count = 0;
         for uid in removed {
             if let Some(&m) = position.get(&uid)
                 && !work.removed[t][m]
             {
                 work.message_removed(side, m, &rev);
                 self.counters.expunged[t] += 1;
+                count += 1;
             }
         }
+        // Messages that were gone already are not expunged by us.
+        self.planned.expunged[t] =
+            self.planned.expunged[t].saturating_sub(planned.saturating_sub(count));
+        self.report_progress();
         Ok(())
     }
 
@@ -464,10 +636,16 @@ impl PairRun<'_> {
         if self.options.keep_journal {
             output::stdout_line(&self.files.hash_line());
         }
+        self.debug_sync(|| {
+            format!(
+                "finish: high-water marks far {} near {}",
+                work.state.newmaxuid[0], work.state.newmaxuid[1]
+            )
+        });
         work.finish_run(
             self.settings,
             self.options.journal_end,
-            &mut Sink(self.files),
+            &mut Sink::new(self.files, self.options.debug_sync),
         )?;
         if self.files.wrote_records() || work.state.replayed {
             self.files.save(&work.state, self.settings.expire_side)?;
@@ -483,6 +661,17 @@ impl PairRun<'_> {
     }
 
     fn apply_flags(&mut self, work: &mut Work) -> Result<(), Stop> {
+        // The totals first (deciding an update twice gives the same answer).
+        for index in 0..work.state.entries.len() {
+            for side in Side::BOTH {
+                if let Some((add, del)) = work.flag_update(index, side, self.settings)
+                    && (!add.is_empty() || !del.is_empty())
+                {
+                    self.planned.flagged[side.index()] += 1;
+                }
+            }
+        }
+        self.report_progress();
         for index in 0..work.state.entries.len() {
             for side in Side::BOTH {
                 let t = side.index();
@@ -491,6 +680,14 @@ impl PairRun<'_> {
                 };
                 if !add.is_empty() || !del.is_empty() {
                     let uid = work.state.entries[index].uid[t];
+                    self.debug_sync(|| {
+                        format!(
+                            "pass 4: {} UID {uid}: add '{}', remove '{}'",
+                            side.label(),
+                            add.letters(),
+                            del.letters()
+                        )
+                    });
                     let done = if self.options.dry_run {
                         true
                     } else {
@@ -498,20 +695,29 @@ impl PairRun<'_> {
                             Ok(done) => done,
                             Err(err) if err.scope == FailureScope::Message => {
                                 output::error(&err.message);
-                                self.step(side)?;
                                 false
                             }
                             Err(err) => return Err(store_failure(side, err)),
                         }
                     };
                     if !done {
+                        // Failed, or the message vanished: the operation completed without
+                        // effect, which a proxy counts like any completion (§3.4).
+                        self.step(side)?;
+                        self.planned.flagged[t] = self.planned.flagged[t].saturating_sub(1);
                         continue;
                     }
                     self.step(side)?;
                     self.counters.flagged[t] += 1;
+                    self.report_progress();
                     work.flags_applied(index, side, add, del);
                 }
-                work.finish_flags(index, side, self.settings, &mut Sink(self.files))?;
+                work.finish_flags(
+                    index,
+                    side,
+                    self.settings,
+                    &mut Sink::new(self.files, self.options.debug_sync),
+                )?;
             }
         }
         Ok(())
@@ -521,12 +727,18 @@ impl PairRun<'_> {
     fn trash_side(&mut self, work: &mut Work, side: Side) -> Result<(Vec<usize>, bool), Stop> {
         let t = side.index();
         let other = side.other();
-        let o = other.index();
         let ops = *self.settings.ops(side);
         if !(ops.expunge || ops.expunge_solo) {
             return Ok((Vec::new(), false));
         }
         let selected = work.expunge_selection(side, self.settings);
+        self.debug_sync(|| {
+            let uids: Vec<u32> = selected.iter().map(|&m| work.msgs[t][m].uid).collect();
+            format!(
+                "{} messages selected for expunging: UIDs {uids:?}",
+                side.label()
+            )
+        });
         let rev = work.reverse_links(side);
         let store = self.settings.store(side).clone();
         let other_store = self.settings.store(other).clone();
@@ -539,16 +751,29 @@ impl PairRun<'_> {
             None
         };
         let mut keep = Vec::new();
-        let mut failed = false;
+        let mut to_trash = Vec::new();
         for m in selected {
-            let Some((local, new_only)) = mode else {
-                keep.push(m);
-                continue;
-            };
-            if !work.should_trash(side, m, new_only, &rev, self.settings) {
-                keep.push(m);
-                continue;
+            match mode {
+                Some((_, new_only))
+                    if work.should_trash(side, m, new_only, &rev, self.settings) =>
+                {
+                    to_trash.push(m)
+                }
+                _ => keep.push(m),
             }
+        }
+        let Some((local, _)) = mode else {
+            return Ok((keep, false));
+        };
+        let count = to_trash.len() as u32;
+        self.planned.trashed[t] += count;
+        if local {
+            // A local trash move takes the message out of the box: it counts as expunged.
+            self.planned.expunged[t] += count;
+        }
+        self.report_progress();
+        let mut failed = false;
+        for m in to_trash {
             let uid = work.msgs[t][m].uid;
             if local {
                 let moved = if self.options.dry_run {
@@ -559,59 +784,110 @@ impl PairRun<'_> {
                 match moved {
                     Ok(true) => {
                         self.step(side)?;
-                        self.files.log(&Record::Trashed { side, uid })?;
+                        self.log_record(&Record::Trashed { side, uid })?;
                         self.counters.trashed[t] += 1;
                         work.message_removed(side, m, &rev);
                         self.counters.expunged[t] += 1;
+                        self.report_progress();
                     }
-                    Ok(false) => {}
+                    Ok(false) => {
+                        // The message vanished; the move completed without effect.
+                        self.step(side)?;
+                        self.planned.trashed[t] = self.planned.trashed[t].saturating_sub(1);
+                        self.planned.expunged[t] = self.planned.expunged[t].saturating_sub(1);
+                    }
                     Err(err) if err.scope == FailureScope::Message => {
                         output::error(&err.message);
                         self.step(side)?;
+                        self.planned.trashed[t] = self.planned.trashed[t].saturating_sub(1);
+                        self.planned.expunged[t] = self.planned.expunged[t].saturating_sub(1);
                         failed = true;
                     }
                     Err(err) => return Err(store_failure(side, err)),
                 }
             } else {
-                let copied = if self.options.dry_run {
-                    Ok(true)
-                } else {
-                    match self.stores[t].fetch(uid) {
-                        Ok(Some(msg)) => {
-                            let data = convert_line_ends(
-                                &msg.data,
-                                self.stores[t].crlf(),
-                                self.stores[o].crlf(),
-                            );
-                            self.stores[o]
-                                .store_to_trash(NewMessage {
-                                    data: &data,
-                                    flags: msg.flags,
-                                    date: None,
-                                })
-                                .map(|()| true)
-                        }
-                        Ok(None) => Ok(false),
-                        Err(err) => Err(err),
-                    }
-                };
-                match copied {
-                    Ok(true) => {
+                match self.trash_remotely(side, uid) {
+                    RemoteTrash::Stored => {
                         self.step(other)?;
-                        self.files.log(&Record::Trashed { side, uid })?;
+                        self.log_record(&Record::Trashed { side, uid })?;
                         self.counters.trashed[t] += 1;
+                        self.report_progress();
                         keep.push(m);
                     }
-                    Ok(false) => {}
-                    Err(err) if err.scope == FailureScope::Message => {
+                    RemoteTrash::Vanished => {
+                        self.planned.trashed[t] = self.planned.trashed[t].saturating_sub(1)
+                    }
+                    RemoteTrash::Failed(failing, err) if err.scope == FailureScope::Message => {
                         output::error(&err.message);
+                        if failing == other {
+                            // The store into the Trash completed (with a failure).
+                            self.step(other)?;
+                        }
+                        self.planned.trashed[t] = self.planned.trashed[t].saturating_sub(1);
                         failed = true;
                     }
-                    Err(err) => return Err(store_failure(other, err)),
+                    RemoteTrash::Failed(failing, err) => return Err(store_failure(failing, err)),
                 }
             }
         }
         Ok((keep, failed))
+    }
+
+    /// Copies a message of `side` unchanged into the Trash of the other store (§4.9).
+    fn trash_remotely(&mut self, side: Side, uid: u32) -> RemoteTrash {
+        if self.options.dry_run {
+            return RemoteTrash::Stored;
+        }
+        let t = side.index();
+        let other = side.other();
+        let o = other.index();
+        let msg = match self.stores[t].fetch(uid) {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return RemoteTrash::Vanished,
+            Err(err) => return RemoteTrash::Failed(side, err),
+        };
+        let data = convert_line_ends(&msg.data, self.stores[t].crlf(), self.stores[o].crlf());
+        match self.stores[o].store_to_trash(NewMessage {
+            data: &data,
+            flags: msg.flags,
+            date: None,
+        }) {
+            Ok(()) => RemoteTrash::Stored,
+            Err(err) => RemoteTrash::Failed(other, err),
+        }
+    }
+
+    /// §4.11: rescans the target over the range of its load, reading TUIDs from the find
+    /// threshold on. Messages that appeared are appended to the loaded list (the index of
+    /// the first one is returned); loaded messages that disappeared meanwhile are removed,
+    /// their entries get GONE (§4.12).
+    fn rescan(&mut self, work: &mut Work, target: Side) -> Result<usize, Stop> {
+        let t = target.index();
+        let from = work.state.find_threshold[t].unwrap_or(0);
+        let mut request = work.plan.loads[t].clone();
+        request.tuids_from = Some(from);
+        request.sizes_from = None;
+        request.message_ids_upto = None;
+        let rescanned = self.stores[t]
+            .load(&request)
+            .map_err(|e| store_failure(target, e))?
+            .messages;
+        let present: std::collections::HashSet<u32> = rescanned.iter().map(|m| m.uid).collect();
+        let rev = work.reverse_links(target);
+        for m in 0..work.msgs[t].len() {
+            if !work.removed[t][m] && !present.contains(&work.msgs[t][m].uid) {
+                work.message_removed(target, m, &rev);
+            }
+        }
+        let first = work.msgs[t].len();
+        let known: std::collections::HashSet<u32> = work.msgs[t].iter().map(|m| m.uid).collect();
+        for msg in rescanned {
+            if msg.uid >= from && !known.contains(&msg.uid) {
+                work.msgs[t].push(msg);
+                work.removed[t].push(false);
+            }
+        }
+        Ok(first)
     }
 
     /// §4.10–§4.11: `F` records, TUIDs, push copies, then pull copies. Returns true if a copy
@@ -635,7 +911,7 @@ impl PairRun<'_> {
             };
             fake_next[t] = hint.max(work.msgs[t].last().map_or(0, |m| m.uid));
             work.state.find_threshold[t] = Some(hint);
-            self.files.log(&Record::FindThreshold { side, uid: hint })?;
+            self.log_record(&Record::FindThreshold { side, uid: hint })?;
         }
         for index in work.pending_entries() {
             let tuid = (self.new_tuid)();
@@ -646,9 +922,13 @@ impl PairRun<'_> {
                 near: entry.uid[1],
                 tuid,
             };
-            self.files.log(&record)?;
+            self.log_record(&record)?;
         }
         self.files.flush()?;
+        for target in Side::BOTH {
+            self.planned.stored[target.index()] += work.copy_list(target).len() as u32;
+        }
+        self.report_progress();
 
         let mut failed = false;
         for target in Side::BOTH {
@@ -659,6 +939,7 @@ impl PairRun<'_> {
             for (m, index) in work.copy_list(target) {
                 let entry = &work.state.entries[index];
                 if entry.is_dead() || !entry.status.has(Status::PENDING) {
+                    self.planned.stored[t] = self.planned.stored[t].saturating_sub(1);
                     continue;
                 }
                 let (f, n) = (entry.uid[0], entry.uid[1]);
@@ -677,7 +958,8 @@ impl PairRun<'_> {
                     }
                 };
                 let Some(fetched) = fetched else {
-                    self.files.log(&Record::Dead { far: f, near: n })?;
+                    self.planned.stored[t] = self.planned.stored[t].saturating_sub(1);
+                    self.log_record(&Record::Dead { far: f, near: n })?;
                     work.state.entries[index].status.set(Status::DEAD);
                     continue;
                 };
@@ -685,7 +967,7 @@ impl PairRun<'_> {
                 let flags = if entry.status.has(Status::UPGRADE) {
                     let (add, del) = (entry.add[t], entry.del[t]);
                     if !add.is_empty() || !del.is_empty() {
-                        self.files.log(&Record::UpgradeDelta {
+                        self.log_record(&Record::UpgradeDelta {
                             far: f,
                             near: n,
                             add,
@@ -705,7 +987,7 @@ impl PairRun<'_> {
                     }
                     if !flags.is_empty() {
                         entry.pflags = flags;
-                        self.files.log(&Record::PFlags {
+                        self.log_record(&Record::PFlags {
                             far: f,
                             near: n,
                             flags,
@@ -742,11 +1024,12 @@ impl PairRun<'_> {
                     })
                 };
                 self.counters.stored[t] += 1;
+                self.report_progress();
                 match stored {
                     Ok(uid) => {
                         self.step(target)?;
                         if let Some(uid) = uid {
-                            self.files.log(&Record::Assign {
+                            self.log_record(&Record::Assign {
                                 side: target,
                                 far: f,
                                 near: n,
@@ -765,7 +1048,7 @@ impl PairRun<'_> {
                             src_uid,
                             source.label()
                         ));
-                        self.files.log(&Record::Dead { far: f, near: n })?;
+                        self.log_record(&Record::Dead { far: f, near: n })?;
                         work.state.entries[index].status.set(Status::DEAD);
                         failed = true;
                     }
@@ -773,20 +1056,13 @@ impl PairRun<'_> {
                 }
             }
             if unknown_uid {
-                let from = work.state.find_threshold[t].unwrap_or(0);
-                let found = self.stores[t]
-                    .find_new(from)
-                    .map_err(|e| store_failure(target, e))?;
-                let first = work.msgs[t].len();
-                let known: Vec<u32> = work.msgs[t].iter().map(|m| m.uid).collect();
-                for msg in found {
-                    if !known.contains(&msg.uid) {
-                        work.msgs[t].push(msg);
-                        work.removed[t].push(false);
-                    }
-                }
+                let first = self.rescan(work, target)?;
                 let candidates: Vec<usize> = (first..work.msgs[t].len()).collect();
-                let lost = work.match_tuids(target, &candidates, &mut Sink(self.files))?;
+                let lost = work.match_tuids(
+                    target,
+                    &candidates,
+                    &mut Sink::new(self.files, self.options.debug_sync),
+                )?;
                 if lost > 0 {
                     let dir = if target == Side::Far {
                         "pushed"

@@ -114,6 +114,7 @@ fn settings() -> PairSettings {
         expire_side: Side::Near,
         expire_unread: ExpireUnread::Unset,
         copy_arrival_date: false,
+        max_delete_percent: crate::config::DEFAULT_MAX_DELETE_PERCENT,
     }
 }
 
@@ -190,6 +191,7 @@ struct Outcome {
     result: PairResult,
     files: MemFiles,
     counters: Counters,
+    progress: RecordingProgress,
     settings: PairSettings,
 }
 
@@ -208,25 +210,60 @@ fn run_with(
         ..MemFiles::default()
     };
     let mut counters = Counters::default();
+    let mut planned = Counters::default();
     let mut next = 0u8;
     let mut tuids = move || {
         next += 1;
         [b'A' + (next % 26); 12]
     };
+    let mut progress = RecordingProgress::default();
     let result = PairRun {
         settings: &mut settings,
         stores: [far, near],
         files: &mut files,
         options: &options,
         counters: &mut counters,
+        planned: &mut planned,
+        progress: &mut progress,
         new_tuid: &mut tuids,
     }
     .run()?;
+    // The progress totals end equal to what was done, and never fall behind it.
+    assert_eq!(planned, counters, "progress totals at the end of the pair");
+    for (done, planned) in &progress.updates {
+        assert!(
+            within(done, planned),
+            "progress total below its done value: {done:?} / {planned:?}"
+        );
+    }
     Ok(Outcome {
         result,
         files,
         counters,
+        progress,
         settings,
+    })
+}
+
+/// Keeps every progress update of a pair run.
+#[derive(Default)]
+struct RecordingProgress {
+    updates: Vec<(Counters, Counters)>,
+}
+
+impl ProgressReport for RecordingProgress {
+    fn update(&mut self, done: &Counters, planned: &Counters) {
+        self.updates.push((*done, *planned));
+    }
+}
+
+/// Every done counter is at most its total.
+fn within(done: &Counters, planned: &Counters) -> bool {
+    (0..2).all(|t| {
+        done.stored[t] <= planned.stored[t]
+            && done.flagged[t] <= planned.flagged[t]
+            && done.trashed[t] <= planned.trashed[t]
+            && done.expunged[t] <= planned.expunged[t]
     })
 }
 
@@ -332,6 +369,32 @@ fn first_sync_copies_both_ways_in_record_order() {
     // Copies carry their TUID.
     let copy = &near.mailbox("nearbox").messages[&2].data;
     assert!(tuid_of(copy).is_some());
+}
+
+#[test]
+fn progress_totals_are_known_before_the_copies_are_made() {
+    let mut far = far_store(&[(1, "a", S), (2, "b", NO)]);
+    let mut near = near_store(&[(1, "c", F | R)]);
+    let o = run(&mut far, &mut near, settings(), None);
+    let first_done = o
+        .progress
+        .updates
+        .iter()
+        .find(|(done, _)| done.stored != [0, 0]);
+    let Some((done, planned)) = first_done else {
+        panic!(
+            "no progress update after a copy: {:?}",
+            o.progress.updates.len()
+        );
+    };
+    // The first copy (a push) is done; all three copies are already in the totals.
+    assert_eq!(done.stored, [1, 0]);
+    assert_eq!(planned.stored, [1, 2]);
+    // Every completed copy was reported.
+    let stored: Vec<[u32; 2]> = o.progress.updates.iter().map(|(d, _)| d.stored).collect();
+    for expected in [[1, 0], [1, 1], [1, 2]] {
+        assert!(stored.contains(&expected), "{stored:?} lacks {expected:?}");
+    }
 }
 
 #[test]
@@ -493,6 +556,22 @@ fn expunge_both_with_far_trash_and_remote_new() {
         Some(state([2, 2], &[(1, 1, S), (2, 2, S)])),
     );
     assert_eq!(o.counters, counters([0, 1, 2, 2], [0, 0, 1, 2]));
+    // The flag change and the trash moves are in the totals before any is done.
+    let first_done = o
+        .progress
+        .updates
+        .iter()
+        .find(|(done, _)| *done != Counters::default());
+    assert_eq!(
+        first_done.map(|(done, planned)| (done.flagged, planned.flagged)),
+        Some(([1, 0], [1, 0]))
+    );
+    let first_trash = o
+        .progress
+        .updates
+        .iter()
+        .find(|(done, _)| done.trashed != [0, 0]);
+    assert_eq!(first_trash.map(|(_, planned)| planned.trashed[0]), Some(2));
     assert_eq!(
         records(&o),
         sv(&[
@@ -1063,6 +1142,62 @@ fn new_only_copies_keep_their_real_flags() {
 }
 
 // ---- Example 25 / -Tu: finding copies without UIDs.
+
+#[test]
+fn rescan_after_withheld_uids_notices_vanished_messages() {
+    // Far 1 was deleted (T); near 1 gets T in pass 4 and is then expunged by another client
+    // while the copy of far 2 is stored. The rescan sees it gone: the entry loses its near
+    // UID at the end (§4.13), as if the store had reported the expunge.
+    let mut far = far_store(&[(1, "a", S | T), (2, "b", S)]);
+    let mut near = near_store(&[(1, "a", S)]);
+    near.withhold_uids = true;
+    near.vanish_on_store = vec![1];
+    let o = run(
+        &mut far,
+        &mut near,
+        settings(),
+        Some(state([1, 1], &[(1, 1, S)])),
+    );
+    assert!(!o.result.failed);
+    assert_eq!(render(saved(&o)), sv(&["1 0 ST", "2 2 S"]));
+    assert_eq!(o.counters, counters([0, 0, 0, 0], [1, 1, 0, 0]));
+}
+
+#[test]
+fn proxy_counts_operations_on_vanished_messages() {
+    // A flag change and a trash move on messages that vanished after the load complete
+    // without effect; with proxies each completion is a step (§3.4), without none is.
+    for proxy in [false, true] {
+        let mut far = far_store(&[(1, "a", F | S), (2, "b", S | T)]);
+        far.trash = Some("fartrash".into());
+        far.vanish_after_load = vec![2];
+        let mut near = near_store(&[(1, "a", S), (2, "b", S)]);
+        near.vanish_after_load = vec![1];
+        let mut s = settings();
+        s.stores[0].has_trash = true;
+        s.ops[0].expunge = true;
+        let mut options = boxes();
+        options.proxy = [proxy, proxy];
+        let o = match run_with(
+            &mut far,
+            &mut near,
+            s,
+            Some(state([2, 2], &[(1, 1, S), (2, 2, S)])),
+            options,
+            0,
+        ) {
+            Ok(o) => o,
+            Err(e) => panic!("pair aborted: {e}"),
+        };
+        // Far 2's T goes to near 2 (one record, one completion); near 1's F and the trash
+        // move of far 2 find nothing.
+        assert_eq!(records(&o), sv(&["* 2 2 48"]));
+        assert_eq!(o.counters, counters([0, 0, 0, 0], [0, 1, 0, 0]));
+        // Proxy steps: the record, two flag completions, the trash move, the far expunge.
+        let expected = if proxy { 1 + 2 + 1 + 1 } else { 1 };
+        assert_eq!(o.files.steps, expected, "proxy {proxy}");
+    }
+}
 
 #[test]
 fn withheld_uids_are_found_by_tuid_when_loaded_open_ended() {

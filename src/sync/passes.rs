@@ -294,6 +294,48 @@ impl Work {
         Ok(())
     }
 
+    /// The mass-deletion guard (a mailsync extension, not in mbsync): for each side whose
+    /// vanished messages would be propagated as deletions (Gone or ExpungeSolo towards the
+    /// other side), the messages the state knows on that side and how many of them are
+    /// missing now while their partner on the other side is still there. Messages whose
+    /// going is expected do not count: those the expiration of MaxMessages removes from the
+    /// expire side, those deleted (T in the baseline) at the last sync, and those an
+    /// interrupted run already trashed.
+    pub fn deletion_losses(&self, settings: &PairSettings) -> [Option<DeletionLoss>; 2] {
+        let xt = settings.expire_side;
+        Side::BOTH.map(|side| {
+            let t = side.index();
+            let other = settings.ops(side.other());
+            if !self.plan.requests[t].paired || !(other.types.gone || other.expunge_solo) {
+                return None;
+            }
+            let mut loss = DeletionLoss {
+                side,
+                lost: 0,
+                known: 0,
+            };
+            for (index, entry) in self.state.entries.iter().enumerate() {
+                if entry.is_dead() || entry.uid[t] == 0 {
+                    continue;
+                }
+                if side == xt && entry.status.has(Status::EXPIRE.with(Status::EXPIRED)) {
+                    continue;
+                }
+                loss.known += 1;
+                // Deleted at the last sync, or trashed by an interrupted run: expected to go.
+                let expected = entry.flags.contains(Flags::TRASHED)
+                    || self.state.trashed[t].contains(&entry.uid[t]);
+                if !expected
+                    && self.msg(index, side).is_none()
+                    && self.msg(index, side.other()).is_some()
+                {
+                    loss.lost += 1;
+                }
+            }
+            Some(loss)
+        })
+    }
+
     /// Pass 1 (§4.5): expunges, upgrade triggers, flag deltas of existing entries.
     pub fn pass1(
         &mut self,
@@ -928,9 +970,16 @@ impl Work {
             if self.removed[t][m] || !msg.flags.contains(Flags::TRASHED) {
                 continue;
             }
-            if solo && let Some(index) = rev[m] {
+            if let Some(index) = rev[m] {
                 let entry = &self.state.entries[index];
+                // Never while a copy of it is still to be made, in either mode: with
+                // Expunge such an entry cannot normally arise (pass 2 drops doomed copies),
+                // and expunging it would lose the message.
                 if entry.status.has(Status::PENDING) {
+                    continue;
+                }
+                if !solo {
+                    selected.push(m);
                     continue;
                 }
                 let wanted = entry.uid[o.index()] == 0
@@ -1109,6 +1158,22 @@ fn side_of(t: usize) -> Side {
     if t == 0 { Side::Far } else { Side::Near }
 }
 
+/// Messages of one side that the state knows and that vanished while their partner is
+/// still there (see [`Work::deletion_losses`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeletionLoss {
+    pub side: Side,
+    pub lost: u64,
+    pub known: u64,
+}
+
+impl DeletionLoss {
+    /// The loss is larger than `max_percent` of the known messages (never for 100).
+    pub fn exceeds(&self, max_percent: u8) -> bool {
+        max_percent < 100 && self.lost > 0 && self.lost * 100 > u64::from(max_percent) * self.known
+    }
+}
+
 /// Once-per-store notices of the run.
 #[derive(Debug, Default)]
 pub struct Notices {
@@ -1160,6 +1225,7 @@ mod tests {
             expire_side: Side::Near,
             expire_unread: ExpireUnread::Unset,
             copy_arrival_date: false,
+            max_delete_percent: crate::config::DEFAULT_MAX_DELETE_PERCENT,
         }
     }
 
@@ -1440,6 +1506,81 @@ mod tests {
         );
         // The baseline keeps S only: expiration's T is not a flag change.
         assert_eq!(w.state.entries[0].flags, S);
+    }
+
+    #[test]
+    fn deletion_losses_count_only_unexpected_vanishing() {
+        let mut s = settings(OpTypes::DEFAULT, OpTypes::DEFAULT);
+        let mut sink = VecSink::default();
+        let mut w = work(
+            vec![
+                entry(1, 1, S, Status::EMPTY),     // near vanished: lost
+                entry(2, 2, S | T, Status::EMPTY), // deleted at last sync: expected
+                entry(3, 3, S, Status::EXPIRE),    // expired on near: not counted
+                entry(4, 4, S, Status::EMPTY),     // near trashed by an interrupted run
+                entry(5, 5, S, Status::EMPTY),     // both gone: nothing to propagate
+                entry(6, 6, S, Status::EMPTY),     // still there
+            ],
+            [6, 6],
+            &mut s,
+            vec![msg(1, S), msg(2, S | T), msg(3, S), msg(4, S), msg(6, S)],
+            vec![msg(6, S)],
+            &mut sink,
+        );
+        w.state.trashed[1].push(4);
+        let losses = w.deletion_losses(&s);
+        assert_eq!(
+            losses[1],
+            Some(DeletionLoss {
+                side: Side::Near,
+                lost: 1,
+                known: 5
+            })
+        );
+        assert_eq!(losses[0].map(|l| l.lost), Some(0));
+        let near = losses[1].unwrap_or(DeletionLoss {
+            side: Side::Near,
+            lost: 0,
+            known: 0,
+        });
+        assert!(near.exceeds(19));
+        assert!(!near.exceeds(20));
+        assert!(!near.exceeds(100));
+        // Without Gone towards far (and no ExpungeSolo there) nothing would be propagated.
+        s.ops[0].types.gone = false;
+        assert_eq!(w.deletion_losses(&s)[1], None);
+        s.ops[0].expunge_solo = true;
+        assert!(w.deletion_losses(&s)[1].is_some());
+    }
+
+    #[test]
+    fn expunge_selection_never_takes_a_pending_entry() {
+        for solo in [false, true] {
+            let mut s = settings(OpTypes::DEFAULT, OpTypes::DEFAULT);
+            if solo {
+                s.ops[1].expunge_solo = true;
+            } else {
+                s.ops[1].expunge = true;
+            }
+            let mut sink = VecSink::default();
+            let w = work(
+                vec![
+                    entry(0, 1, S, Status::PENDING),
+                    entry(0, 2, S, Status::EMPTY),
+                ],
+                [0, 2],
+                &mut s,
+                vec![],
+                vec![msg(1, S | T), msg(2, S | T), msg(3, T)],
+                &mut sink,
+            );
+            // Near 1 waits for its copy; near 2 is solo; near 3 has no entry.
+            assert_eq!(
+                w.expunge_selection(Side::Near, &s),
+                vec![1, 2],
+                "solo {solo}"
+            );
+        }
     }
 
     #[test]

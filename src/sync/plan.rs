@@ -49,6 +49,8 @@ pub struct PairSettings {
     pub expire_side: Side,
     pub expire_unread: ExpireUnread,
     pub copy_arrival_date: bool,
+    /// `MaxDeletePercent` of the mass-deletion guard (100 = off).
+    pub max_delete_percent: u8,
 }
 
 impl PairSettings {
@@ -404,6 +406,7 @@ mod tests {
             expire_side: Side::Near,
             expire_unread: ExpireUnread::Unset,
             copy_arrival_date: false,
+            max_delete_percent: crate::config::DEFAULT_MAX_DELETE_PERCENT,
         }
     }
 

@@ -1,6 +1,9 @@
 //! Run statistics and their console forms (spec sync-semantics §7.2–§7.4): the per-side
 //! counters, the summary line, the `-e` exit bits, and the progress line with its erase
-//! sequence. Pure functions; printing and timing belong to the run loop.
+//! sequence, and the time-based refresh decision of the progress counter. Pure functions
+//! (the clock is passed in); printing belongs to the run loop.
+
+use std::time::{Duration, Instant};
 
 use crate::config::Side;
 
@@ -146,6 +149,39 @@ pub fn progress_erase(line: &str) -> String {
     format!("\r{}\r", " ".repeat(shown))
 }
 
+/// Minimum time between two progress lines while work is being processed (§7.3).
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(300);
+
+/// Decides when the progress line is refreshed: the first time it is asked, then at most
+/// once per [`PROGRESS_INTERVAL`]. The caller passes the current time, so the decision can
+/// be tested with any clock.
+#[derive(Clone, Debug)]
+pub struct ProgressMeter {
+    columns: usize,
+    last_refresh: Option<Instant>,
+}
+
+impl ProgressMeter {
+    /// A meter rendering lines for a terminal of `columns` columns.
+    pub fn new(columns: usize) -> ProgressMeter {
+        ProgressMeter {
+            columns,
+            last_refresh: None,
+        }
+    }
+
+    /// The progress line to show at `now`, or `None` when the last one is too recent.
+    pub fn refresh(&mut self, now: Instant, run: &RunProgress, stats: &Stats) -> Option<String> {
+        if let Some(last) = self.last_refresh
+            && now.saturating_duration_since(last) < PROGRESS_INTERVAL
+        {
+            return None;
+        }
+        self.last_refresh = Some(now);
+        Some(progress_line(run, stats, self.columns))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +280,49 @@ mod tests {
         assert_eq!(columns_from(Some("120")), 120);
         assert_eq!(columns_from(Some("0")), 80);
         assert_eq!(columns_from(Some("wide")), 80);
+    }
+
+    #[test]
+    fn meter_refreshes_first_time_then_every_300_ms() {
+        let start = Instant::now();
+        let mut meter = ProgressMeter::new(80);
+        let run = RunProgress {
+            channels_done: 0,
+            channels_total: 1,
+            boxes_done: 0,
+            boxes_total: 1,
+        };
+        let mut stats = example_stats();
+        let first = meter.refresh(start, &run, &stats);
+        assert_eq!(
+            first.as_deref(),
+            Some("\rC: 0/1  B: 0/1  F: +1/1 *0/0 #0/0 -0/0  N: +2/3 *0/0 #0/0 -0/0")
+        );
+        stats.side_mut(Side::Near).new.done = 3;
+        assert_eq!(
+            meter.refresh(start + Duration::from_millis(100), &run, &stats),
+            None
+        );
+        assert_eq!(
+            meter.refresh(start + Duration::from_millis(299), &run, &stats),
+            None
+        );
+        let later = meter.refresh(start + Duration::from_millis(300), &run, &stats);
+        assert_eq!(
+            later.as_deref(),
+            Some("\rC: 0/1  B: 0/1  F: +1/1 *0/0 #0/0 -0/0  N: +3/3 *0/0 #0/0 -0/0")
+        );
+        // The interval counts from the last refresh, not from the first one.
+        assert_eq!(
+            meter.refresh(start + Duration::from_millis(500), &run, &stats),
+            None
+        );
+        assert!(
+            meter
+                .refresh(start + Duration::from_millis(600), &run, &stats)
+                .is_some()
+        );
+        // A clock that goes backwards does not make a refresh due.
+        assert_eq!(meter.refresh(start, &run, &stats), None);
     }
 }

@@ -1,0 +1,820 @@
+//! One IMAP connection: the transport (TCP, tunnel, TLS), the protocol flow driven through
+//! imap-next's sans-I/O client, pipelined command execution with tags, timeouts, and the
+//! bookkeeping of untagged responses (capabilities, EXISTS/RECENT/EXPUNGE, codes).
+//!
+//! Reading and writing happen here only; deciding what responses mean is left to the callers
+//! (the store and the session set-up), which look at [`Outcome`]s and the collected data.
+
+use super::tls::{FailureSlot, TlsSetup};
+use crate::store::{FailureScope, StoreError, StoreResult};
+use imap_next::client::{Client, Event, Options};
+use imap_next::imap_types::auth::AuthenticateData;
+use imap_next::imap_types::command::{Command, CommandBody};
+use imap_next::imap_types::core::Tag;
+use imap_next::imap_types::response::{
+    Capability, Code, CommandContinuationRequest, Data, GreetingKind, Response, Status, StatusBody,
+    StatusKind, Tagged,
+};
+use imap_next::imap_types::secret::Secret;
+use imap_next::{Interrupt, Io, State};
+use std::borrow::Cow;
+use std::collections::{BTreeSet, VecDeque};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Above this many messages, sequence numbers are not tracked (EXPUNGE then goes unnoticed
+/// until the next load), so a bogus EXISTS cannot make us allocate without bound.
+const MAX_TRACKED_MESSAGES: u32 = 10_000_000;
+
+/// Anything we can speak IMAP over.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+
+/// The result of one tagged command.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub kind: StatusKind,
+    pub code: Option<Code<'static>>,
+    pub text: String,
+}
+
+impl Outcome {
+    pub fn is_ok(&self) -> bool {
+        self.kind == StatusKind::Ok
+    }
+}
+
+/// What the greeting said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GreetingType {
+    Ok,
+    PreAuth,
+}
+
+/// A command waiting for or in execution.
+struct Pending {
+    index: usize,
+    tag: String,
+    command: Command<'static>,
+    sent: bool,
+}
+
+/// A SASL exchange driven during an AUTHENTICATE command.
+pub trait SaslSteps {
+    fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+/// An established IMAP connection.
+pub struct Connection {
+    /// How the connection is named in messages: `host (ip:port)` or `tunnel 'cmd'`.
+    pub name: String,
+    stream: Option<Box<dyn Transport>>,
+    client: Client,
+    timeout: Option<Duration>,
+    /// TLS is active.
+    pub encrypted: bool,
+    /// The connection is a tunnel (counts as secure for LOGIN).
+    pub tunnel: bool,
+    child: Option<std::process::Child>,
+    next_tag: u32,
+    /// Capabilities (upper case) minus the disabled ones.
+    pub capabilities: Vec<String>,
+    /// A CAPABILITY list was seen since the last reset.
+    pub capabilities_known: bool,
+    disabled: Vec<String>,
+    /// Untagged data collected since the caller last took it.
+    pub data: Vec<Data<'static>>,
+    /// Response codes of untagged OK responses collected since the caller last took them.
+    pub codes: Vec<Code<'static>>,
+    /// Messages for the user (alerts, server warnings).
+    pub notes: Vec<String>,
+    /// Protocol trace lines (`-Dn`), when `trace` is on.
+    pub trace: bool,
+    pub traces: Vec<String>,
+    /// Mailbox state of the selected mailbox.
+    pub exists: u32,
+    pub recent: u32,
+    seq_uids: Vec<Option<u32>>,
+    /// UIDs reported expunged since the mailbox was selected.
+    pub expunged: BTreeSet<u32>,
+    /// The connection cannot be used any more.
+    pub broken: bool,
+    /// A BYE is expected (LOGOUT).
+    expect_bye: bool,
+    /// Text of the last unexpected BYE.
+    bye: Option<String>,
+}
+
+fn temporary(message: String) -> StoreError {
+    StoreError::new(FailureScope::Temporary, message)
+}
+
+/// The text of a capability, upper case.
+pub fn capability_name(capability: &Capability<'_>) -> String {
+    capability.to_string().to_ascii_uppercase()
+}
+
+impl Connection {
+    fn new(name: String, stream: Box<dyn Transport>, timeout: Option<Duration>) -> Connection {
+        Connection {
+            name,
+            stream: Some(stream),
+            client: Client::new(client_options(false)),
+            timeout,
+            encrypted: false,
+            tunnel: false,
+            child: None,
+            next_tag: 1,
+            capabilities: Vec::new(),
+            capabilities_known: false,
+            disabled: Vec::new(),
+            data: Vec::new(),
+            codes: Vec::new(),
+            notes: Vec::new(),
+            trace: false,
+            traces: Vec::new(),
+            exists: 0,
+            recent: 0,
+            seq_uids: Vec::new(),
+            expunged: BTreeSet::new(),
+            broken: false,
+            expect_bye: false,
+            bye: None,
+        }
+    }
+
+    /// Connects over TCP (trying each address) or through a tunnel command.
+    pub async fn open(
+        host: Option<&str>,
+        port: u16,
+        tunnel: Option<&str>,
+        timeout: Option<Duration>,
+        disabled: &[String],
+    ) -> StoreResult<Connection> {
+        let mut connection = if let Some(command) = tunnel {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+                .map_err(|e| temporary(format!("Error: cannot start tunnel '{command}': {e}")))?;
+            let theirs_out = theirs
+                .try_clone()
+                .map_err(|e| temporary(format!("Error: cannot start tunnel '{command}': {e}")))?;
+            let child = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(command)
+                .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                    theirs,
+                )))
+                .stdout(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                    theirs_out,
+                )))
+                .spawn()
+                .map_err(|e| temporary(format!("Error: cannot start tunnel '{command}': {e}")))?;
+            ours.set_nonblocking(true)
+                .map_err(|e| temporary(format!("Error: cannot start tunnel '{command}': {e}")))?;
+            let stream = tokio::net::UnixStream::from_std(ours)
+                .map_err(|e| temporary(format!("Error: cannot start tunnel '{command}': {e}")))?;
+            let mut connection =
+                Connection::new(format!("tunnel '{command}'"), Box::new(stream), timeout);
+            connection.tunnel = true;
+            connection.child = Some(child);
+            connection
+        } else {
+            let host = host.unwrap_or_default();
+            let lookup = tokio::net::lookup_host((host, port));
+            let addresses = match with_timeout(timeout, lookup).await {
+                Some(Ok(a)) => a.collect::<Vec<_>>(),
+                Some(Err(e)) => {
+                    return Err(temporary(format!(
+                        "Error: Cannot resolve server '{host}': {e}"
+                    )));
+                }
+                None => {
+                    return Err(temporary(format!(
+                        "Error: Cannot resolve server '{host}': timeout."
+                    )));
+                }
+            };
+            let mut failures = Vec::new();
+            let mut connected = None;
+            for address in addresses {
+                let shown = format!("{host} ({address})");
+                match with_timeout(timeout, tokio::net::TcpStream::connect(address)).await {
+                    Some(Ok(stream)) => {
+                        connected = Some((shown, stream));
+                        break;
+                    }
+                    Some(Err(e)) => failures.push(format!("Cannot connect to {shown}: {e}")),
+                    None => failures.push(format!("Cannot connect to {shown}: timeout.")),
+                }
+            }
+            let Some((name, stream)) = connected else {
+                failures.push(format!("No working address found for {host}"));
+                return Err(temporary(failures.join("\n")));
+            };
+            Connection::new(name, Box::new(stream), timeout)
+        };
+        connection.disabled = disabled.iter().map(|d| d.to_ascii_uppercase()).collect();
+        Ok(connection)
+    }
+
+    /// Runs the TLS handshake over the current stream.
+    pub async fn start_tls(&mut self, setup: &TlsSetup, host: Option<&str>) -> StoreResult<()> {
+        let failure: &FailureSlot = &setup.failure;
+        let stream = self.stream.take().ok_or_else(|| {
+            temporary(format!("IMAP error: connection to {} is closed", self.name))
+        })?;
+        let server_name =
+            rustls::pki_types::ServerName::try_from(host.unwrap_or("imap.invalid").to_string())
+                .map_err(|e| StoreError::store(format!("Error: invalid host name for TLS: {e}")))?;
+        let connector = tokio_rustls::TlsConnector::from(setup.config.clone());
+        match with_timeout(self.timeout, connector.connect(server_name, stream)).await {
+            Some(Ok(tls)) => {
+                self.stream = Some(Box::new(tls));
+                self.encrypted = true;
+                Ok(())
+            }
+            Some(Err(e)) => {
+                self.broken = true;
+                let message = match failure.take() {
+                    Some(why) => format!("SSL error connecting {}: {why}", self.name),
+                    None => format!("Socket error: secure connect to {}: {e}", self.name),
+                };
+                Err(StoreError::store(message))
+            }
+            None => {
+                self.broken = true;
+                Err(temporary(format!(
+                    "Socket error on {}: timeout.",
+                    self.name
+                )))
+            }
+        }
+    }
+
+    /// Reads the greeting; returns its type and whether it carried capabilities.
+    pub async fn read_greeting(&mut self) -> StoreResult<GreetingType> {
+        loop {
+            match self.client.next() {
+                Ok(Event::GreetingReceived { greeting }) => {
+                    if let Some(Code::Capability(caps)) = &greeting.code {
+                        self.set_capabilities(caps.as_ref().iter());
+                    }
+                    return match greeting.kind {
+                        GreetingKind::Ok => Ok(GreetingType::Ok),
+                        GreetingKind::PreAuth => Ok(GreetingType::PreAuth),
+                        GreetingKind::Bye => {
+                            self.broken = true;
+                            Err(temporary(format!(
+                                "IMAP error: unexpected BYE response: {}",
+                                greeting.text.as_ref()
+                            )))
+                        }
+                    };
+                }
+                Ok(_) => {}
+                Err(Interrupt::Io(Io::NeedMoreInput)) => self.read_more().await?,
+                Err(Interrupt::Io(Io::Output(bytes))) => self.write(&bytes).await?,
+                Err(Interrupt::Error(e)) => {
+                    self.broken = true;
+                    return Err(temporary(format!(
+                        "IMAP error: bogus greeting response from {}: {e}",
+                        self.name
+                    )));
+                }
+            }
+        }
+    }
+
+    fn set_capabilities<'a>(&mut self, caps: impl Iterator<Item = &'a Capability<'a>>) {
+        self.capabilities = caps
+            .map(capability_name)
+            .filter(|c| !self.disabled.contains(c))
+            .collect();
+        self.capabilities_known = true;
+    }
+
+    pub fn has(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+
+    /// Forgets the capabilities (they change with login).
+    pub fn forget_capabilities(&mut self) {
+        self.capabilities.clear();
+        self.capabilities_known = false;
+    }
+
+    async fn read_more(&mut self) -> StoreResult<()> {
+        let name = self.name.clone();
+        let timeout = self.timeout;
+        let Some(stream) = self.stream.as_mut() else {
+            self.broken = true;
+            return Err(temporary(format!(
+                "IMAP error: connection to {name} is closed"
+            )));
+        };
+        let mut buffer = vec![0u8; 65536];
+        match with_timeout(timeout, stream.read(&mut buffer)).await {
+            Some(Ok(0)) => {
+                self.broken = true;
+                Err(temporary(match self.bye.take() {
+                    Some(text) => format!("IMAP error: unexpected BYE response: {text}"),
+                    None => format!("IMAP error: unexpected EOF from {name}"),
+                }))
+            }
+            Some(Ok(n)) => {
+                let data = &mut buffer[..n];
+                // The parser refuses NUL inside literals; some servers send them in message
+                // bodies. They become 0x80 (as Dovecot itself does), with a warning.
+                if data.contains(&0) {
+                    data.iter_mut().filter(|b| **b == 0).for_each(|b| *b = 0x80);
+                    self.notes.push(format!(
+                        "IMAP warning: NUL bytes from {name} were replaced by 0x80"
+                    ));
+                }
+                self.client.enqueue_input(data);
+                Ok(())
+            }
+            Some(Err(e)) => {
+                self.broken = true;
+                Err(temporary(format!("Socket error: read from {name}: {e}")))
+            }
+            None => {
+                self.broken = true;
+                Err(temporary(format!("Socket error on {name}: timeout.")))
+            }
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> StoreResult<()> {
+        let name = self.name.clone();
+        let timeout = self.timeout;
+        let Some(stream) = self.stream.as_mut() else {
+            self.broken = true;
+            return Err(temporary(format!(
+                "IMAP error: connection to {name} is closed"
+            )));
+        };
+        let result = with_timeout(timeout, async {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        })
+        .await;
+        match result {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => {
+                self.broken = true;
+                Err(temporary(format!("Socket error: write to {name}: {e}")))
+            }
+            None => {
+                self.broken = true;
+                Err(temporary(format!("Socket error on {name}: timeout.")))
+            }
+        }
+    }
+
+    fn new_tag(&mut self) -> String {
+        let tag = self.next_tag.to_string();
+        self.next_tag += 1;
+        tag
+    }
+
+    /// Resets the sans-I/O client after the server refused a command before its literal was
+    /// sent (imap-next would otherwise wait for a continuation that never comes).
+    fn reset_client(&mut self, keep: &mut VecDeque<Pending>) {
+        self.client = Client::new(client_options(true));
+        for pending in keep.iter_mut() {
+            pending.sent = false;
+            self.client.enqueue_command(pending.command.clone());
+        }
+    }
+
+    /// Executes commands, pipelining up to `depth` at a time (`None` = unlimited), and returns
+    /// one outcome per command, in order. Untagged data is collected in `self.data`.
+    pub async fn execute(
+        &mut self,
+        bodies: Vec<CommandBody<'static>>,
+        depth: Option<u32>,
+    ) -> StoreResult<Vec<Outcome>> {
+        self.execute_with(bodies, depth, None).await
+    }
+
+    /// Like [`Connection::execute`], with a SASL responder for AUTHENTICATE.
+    pub async fn execute_with(
+        &mut self,
+        bodies: Vec<CommandBody<'static>>,
+        depth: Option<u32>,
+        mut sasl: Option<&mut dyn SaslSteps>,
+    ) -> StoreResult<Vec<Outcome>> {
+        if self.broken {
+            return Err(temporary(format!(
+                "IMAP error: connection to {} was lost",
+                self.name
+            )));
+        }
+        let total = bodies.len();
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; total];
+        let mut waiting: VecDeque<(usize, CommandBody<'static>)> =
+            bodies.into_iter().enumerate().collect();
+        let mut in_flight: VecDeque<Pending> = VecDeque::new();
+        let limit = depth.map(|d| d.max(1) as usize).unwrap_or(usize::MAX);
+        let mut done = 0;
+        while done < total {
+            while in_flight.len() < limit {
+                let Some((index, body)) = waiting.pop_front() else {
+                    break;
+                };
+                let tag = self.new_tag();
+                let Ok(tag_value) = Tag::try_from(tag.clone()) else {
+                    return Err(temporary("IMAP error: cannot make a command tag".into()));
+                };
+                let command = Command {
+                    tag: tag_value,
+                    body,
+                };
+                self.client.enqueue_command(command.clone());
+                in_flight.push_back(Pending {
+                    index,
+                    tag,
+                    command,
+                    sent: false,
+                });
+            }
+            let event = self.client.next();
+            let finished: Option<(String, Outcome)> = match event {
+                Ok(Event::CommandSent { command, .. }) => {
+                    if self.trace {
+                        let outstanding = in_flight.iter().filter(|p| p.sent).count();
+                        self.traces.push(trace_command(&command, outstanding));
+                    }
+                    if let Some(p) = in_flight.iter_mut().find(|p| p.tag == command.tag.as_ref()) {
+                        p.sent = true;
+                    }
+                    None
+                }
+                Ok(Event::AuthenticateStarted { .. }) => {
+                    if let Some(p) = in_flight.iter_mut().find(|p| is_authenticate(&p.command)) {
+                        p.sent = true;
+                        if self.trace {
+                            self.traces.push(trace_command(&p.command, 0));
+                        }
+                    }
+                    None
+                }
+                Ok(Event::AuthenticateContinuationRequestReceived {
+                    continuation_request,
+                    ..
+                }) => {
+                    let challenge = continuation_bytes(&continuation_request);
+                    let answer = match sasl.as_mut() {
+                        Some(steps) => steps.respond(&challenge),
+                        None => Err("unexpected authentication challenge".to_string()),
+                    };
+                    let data = match answer {
+                        Ok(bytes) => AuthenticateData::Continue(Secret::new(Cow::Owned(bytes))),
+                        Err(why) => {
+                            self.notes
+                                .push(format!("IMAP error: authentication: {why}"));
+                            AuthenticateData::Cancel
+                        }
+                    };
+                    if self.client.set_authenticate_data(data).is_err() {
+                        self.broken = true;
+                        return Err(temporary(
+                            "IMAP error: authentication got out of step".to_string(),
+                        ));
+                    }
+                    None
+                }
+                Ok(Event::AuthenticateStatusReceived {
+                    command_authenticate,
+                    status,
+                    ..
+                }) => {
+                    if self.trace {
+                        let traced = Response::Status(status.clone());
+                        self.traces.push(trace_response(&traced));
+                    }
+                    status_outcome(&status)
+                        .map(|o| (command_authenticate.tag.as_ref().to_string(), o))
+                }
+                Ok(Event::CommandRejected {
+                    command, status, ..
+                }) => status_outcome(&status).map(|o| (command.tag.as_ref().to_string(), o)),
+                Ok(Event::StatusReceived { status }) => {
+                    if self.trace {
+                        let traced = Response::Status(status.clone());
+                        self.traces.push(trace_response(&traced));
+                    }
+                    self.status_received(status)
+                }
+                Ok(Event::DataReceived { data }) => {
+                    if self.trace {
+                        self.traces
+                            .push(trace_response(&Response::Data(data.clone())));
+                    }
+                    self.untagged_data(data);
+                    None
+                }
+                Ok(Event::ContinuationRequestReceived { .. }) => {
+                    self.broken = true;
+                    return Err(temporary(
+                        "IMAP error: unexpected command continuation request".to_string(),
+                    ));
+                }
+                Ok(Event::GreetingReceived { .. })
+                | Ok(Event::IdleCommandSent { .. })
+                | Ok(Event::IdleAccepted { .. })
+                | Ok(Event::IdleRejected { .. })
+                | Ok(Event::IdleDoneSent { .. }) => None,
+                Err(Interrupt::Io(Io::Output(bytes))) => {
+                    self.write(&bytes).await?;
+                    None
+                }
+                Err(Interrupt::Io(Io::NeedMoreInput)) => {
+                    self.read_more().await?;
+                    None
+                }
+                Err(Interrupt::Error(e)) => {
+                    self.broken = true;
+                    return Err(temporary(format!(
+                        "IMAP error: malformed response from {}: {e}",
+                        self.name
+                    )));
+                }
+            };
+            if let Some((tag, outcome)) = finished {
+                let Some(position) = in_flight.iter().position(|p| p.tag == tag) else {
+                    self.broken = true;
+                    return Err(temporary(format!("IMAP error: unexpected tag {tag}")));
+                };
+                let Some(pending) = in_flight.remove(position) else {
+                    continue;
+                };
+                match &outcome.code {
+                    Some(Code::Alert) => {
+                        self.notes
+                            .push(format!("*** IMAP ALERT *** {}", outcome.text));
+                    }
+                    // Capabilities in a tagged OK (typically after login) replace the list.
+                    Some(Code::Capability(caps)) => {
+                        let caps: Vec<Capability> = caps.as_ref().to_vec();
+                        self.set_capabilities(caps.iter());
+                    }
+                    _ => {}
+                }
+                if !pending.sent && !is_authenticate(&pending.command) {
+                    if self.trace {
+                        let line = trace_command(&pending.command, 0);
+                        self.traces
+                            .push(format!("{line} (refused before its literal)"));
+                    }
+                    self.reset_client(&mut in_flight);
+                }
+                outcomes[pending.index] = Some(outcome);
+                done += 1;
+            }
+        }
+        let mut result = Vec::with_capacity(total);
+        for outcome in outcomes {
+            match outcome {
+                Some(o) => result.push(o),
+                None => {
+                    self.broken = true;
+                    return Err(temporary("IMAP error: a command got no answer".to_string()));
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    /// A status response: a tagged one finishes its command, others are bookkeeping.
+    fn status_received(&mut self, status: Status<'static>) -> Option<(String, Outcome)> {
+        match status {
+            Status::Tagged(Tagged { tag, body }) => {
+                Some((tag.as_ref().to_string(), body_outcome(&body)))
+            }
+            Status::Untagged(body) => {
+                self.untagged_status(body);
+                None
+            }
+            Status::Bye(bye) => {
+                if !self.expect_bye {
+                    self.bye = Some(bye.text.as_ref().to_string());
+                }
+                None
+            }
+        }
+    }
+
+    fn untagged_status(&mut self, body: StatusBody<'static>) {
+        match body.kind {
+            StatusKind::Ok => {
+                if let Some(code) = body.code {
+                    match code {
+                        Code::Alert => self
+                            .notes
+                            .push(format!("*** IMAP ALERT *** {}", body.text.as_ref())),
+                        Code::Capability(caps) => {
+                            let caps: Vec<Capability> = caps.into_iter().collect();
+                            self.set_capabilities(caps.iter());
+                        }
+                        other => self.codes.push(other),
+                    }
+                }
+            }
+            StatusKind::No => self
+                .notes
+                .push(format!("Warning from IMAP server: {}", body.text.as_ref())),
+            StatusKind::Bad => self
+                .notes
+                .push(format!("Error from IMAP server: {}", body.text.as_ref())),
+        }
+    }
+
+    fn untagged_data(&mut self, data: Data<'static>) {
+        match &data {
+            Data::Capability(caps) => {
+                let caps: Vec<Capability> = caps.as_ref().to_vec();
+                self.set_capabilities(caps.iter());
+                return;
+            }
+            Data::Exists(n) => {
+                self.exists = *n;
+                // Sequence numbers are tracked for mailboxes of sane size only.
+                if *n <= MAX_TRACKED_MESSAGES {
+                    self.seq_uids.resize(*n as usize, None);
+                } else {
+                    self.seq_uids.clear();
+                }
+                return;
+            }
+            Data::Recent(n) => {
+                self.recent = *n;
+                return;
+            }
+            Data::Expunge(seq) => {
+                let index = seq.get() as usize - 1;
+                if index < self.seq_uids.len()
+                    && let Some(uid) = self.seq_uids.remove(index)
+                {
+                    self.expunged.insert(uid);
+                }
+                self.exists = self.exists.saturating_sub(1);
+                return;
+            }
+            Data::Fetch { seq, items } => {
+                let index = seq.get() as usize - 1;
+                for item in items.as_ref() {
+                    if let imap_next::imap_types::fetch::MessageDataItem::Uid(uid) = item
+                        && let Some(slot) = self.seq_uids.get_mut(index)
+                    {
+                        *slot = Some(uid.get());
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.data.push(data);
+    }
+
+    /// Forgets the per-mailbox state (a new SELECT follows).
+    pub fn reset_mailbox_state(&mut self) {
+        self.exists = 0;
+        self.recent = 0;
+        self.seq_uids.clear();
+        self.expunged.clear();
+        self.data.clear();
+        self.codes.clear();
+    }
+
+    /// Sends LOGOUT and closes the connection (errors are ignored).
+    pub async fn logout(&mut self) {
+        if !self.broken {
+            self.expect_bye = true;
+            let _ = self.execute(vec![CommandBody::Logout], Some(1)).await;
+        }
+        if let Some(mut stream) = self.stream.take() {
+            let _ = stream.shutdown().await;
+        }
+        if let Some(child) = self.child.take() {
+            finish_tunnel(child);
+        }
+        self.broken = true;
+    }
+}
+
+/// The most of one traced line that is shown.
+const TRACE_WIDTH: usize = 300;
+
+/// A trace line for a command: credentials are never shown, literals are summarised.
+fn trace_command(command: &Command<'_>, outstanding: usize) -> String {
+    use imap_codec::encode::Encoder;
+    let prefix = if outstanding > 0 {
+        format!("({outstanding} in progress) >>> ")
+    } else {
+        ">>> ".to_string()
+    };
+    let tag = command.tag.as_ref();
+    match &command.body {
+        CommandBody::Login { .. } => return format!("{prefix}{tag} LOGIN <user> <pass>"),
+        CommandBody::Authenticate { mechanism, .. } => {
+            return format!("{prefix}{tag} AUTHENTICATE {mechanism} <authdata>");
+        }
+        _ => {}
+    }
+    let bytes = imap_codec::CommandCodec::default().encode(command).dump();
+    format!("{prefix}{}", trace_text(&bytes))
+}
+
+fn trace_response(response: &Response<'_>) -> String {
+    use imap_codec::encode::Encoder;
+    let bytes = imap_codec::ResponseCodec::default().encode(response).dump();
+    trace_text(&bytes)
+}
+
+/// The first line of an encoded message, shortened, with the size of what follows.
+fn trace_text(bytes: &[u8]) -> String {
+    let line_end = bytes
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or(bytes.len());
+    let mut text: String = String::from_utf8_lossy(&bytes[..line_end])
+        .chars()
+        .take(TRACE_WIDTH)
+        .collect();
+    let rest = bytes.len().saturating_sub(line_end + 2);
+    if rest > 0 {
+        text.push_str(&format!(" … ({rest} more bytes)"));
+    }
+    text
+}
+
+/// Options of the sans-I/O client: lines may end in LF alone (some tunnelled servers do so),
+/// responses may be as large as a literal may be.
+fn client_options(discard_greeting: bool) -> Options {
+    let mut options = Options::default();
+    options.crlf_relaxed = true;
+    // Messages may be large; mbsync accepts literals below 2 GiB.
+    options.max_response_size = i32::MAX as u32;
+    options.discard_greeting = discard_greeting;
+    options
+}
+
+fn is_authenticate(command: &Command<'_>) -> bool {
+    matches!(command.body, CommandBody::Authenticate { .. })
+}
+
+fn continuation_bytes(request: &CommandContinuationRequest<'_>) -> Vec<u8> {
+    use base64::Engine;
+    match request {
+        CommandContinuationRequest::Base64(data) => data.to_vec(),
+        CommandContinuationRequest::Basic(basic) => base64::engine::general_purpose::STANDARD
+            .decode(basic.text().as_ref().trim())
+            .unwrap_or_default(),
+    }
+}
+
+fn body_outcome(body: &StatusBody<'static>) -> Outcome {
+    Outcome {
+        kind: body.kind,
+        code: body.code.clone(),
+        text: body.text.as_ref().to_string(),
+    }
+}
+
+fn status_outcome(status: &Status<'static>) -> Option<Outcome> {
+    match status {
+        Status::Tagged(Tagged { body, .. }) => Some(body_outcome(body)),
+        _ => None,
+    }
+}
+
+async fn with_timeout<F: std::future::Future>(
+    timeout: Option<Duration>,
+    f: F,
+) -> Option<F::Output> {
+    match timeout {
+        Some(t) => tokio::time::timeout(t, f).await.ok(),
+        None => Some(f.await),
+    }
+}
+
+/// Gives a tunnel command a moment to exit after its connection closed, then kills it.
+fn finish_tunnel(mut child: std::process::Child) {
+    for _ in 0..50 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,1333 @@
+//! The IMAP4 store driver (spec config-cli-stores §5): an [`ImapStore`] serves one IMAPStore
+//! of the config over one connection, implementing the [`Store`] trait on top of a
+//! current-thread tokio runtime (each call blocks until its commands are answered; commands
+//! of one call are pipelined up to PipelineDepth).
+//!
+//! - `connection` — transport, TLS, the protocol flow (imap-next) and pipelining;
+//! - `session` — greeting, STARTTLS, authentication, capabilities, NAMESPACE;
+//! - `auth` — mechanism choice and the SASL mechanisms;
+//! - `tls`, `cert` — certificate verification with mbsync's rules;
+//! - `names` — modified UTF-7 and canonical ↔ server mailbox names;
+//! - `messages` — FETCH replies, flags and dates.
+
+mod auth;
+mod cert;
+mod connection;
+mod messages;
+mod names;
+mod session;
+mod tls;
+
+pub use auth::{cram_md5_response, oauthbearer_response, plain_response, xoauth2_response};
+pub use names::{utf7_decode, utf7_encode};
+
+use crate::config::{ImapAccountConfig, ImapStoreConfig};
+use crate::store::{
+    FailureScope, FetchedMessage, Flags, ListAreas, LoadRequest, Loaded, MessageInfo, NewMessage,
+    OpenOutcome, Reporter, Store, StoreError, StoreResult,
+};
+use connection::{Connection, Outcome};
+use imap_next::imap_types::command::CommandBody;
+use imap_next::imap_types::core::{AString, IString, Literal, LiteralMode};
+use imap_next::imap_types::extensions::binary::{Literal8, LiteralOrLiteral8};
+use imap_next::imap_types::extensions::utf8::QuotedUtf8;
+use imap_next::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
+use imap_next::imap_types::flag::{StoreResponse, StoreType};
+use imap_next::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_next::imap_types::response::{Code, Data, StatusKind};
+use imap_next::imap_types::sequence::SequenceSet;
+use names::{ListedName, NameMap};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::str::FromStr;
+
+/// Run-wide settings the store needs besides its config sections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImapOptions {
+    /// `BufferLimit`: the most message data [`ImapStore::prefetch`] reads ahead (APPENDs are
+    /// sent one per `store` call, so they never queue more than one message).
+    pub buffer_limit: u64,
+    /// `-Tu`: withhold the UIDs of stored messages (forces the X-TUID search).
+    pub withhold_uids: bool,
+    /// `-Dn`: report the protocol traffic through `Reporter::debug` (credentials masked,
+    /// message data summarised).
+    pub trace: bool,
+}
+
+impl Default for ImapOptions {
+    fn default() -> Self {
+        ImapOptions {
+            buffer_limit: 10 * 1024 * 1024,
+            withhold_uids: false,
+            trace: false,
+        }
+    }
+}
+
+/// The currently selected mailbox.
+#[derive(Clone, Debug)]
+struct Selected {
+    /// Server name as sent (encoded).
+    server: String,
+    uid_next: u32,
+    /// `$Forwarded` can be stored here.
+    forwarded_ok: bool,
+}
+
+/// An IMAP store: one connection to one account, serving one IMAPStore.
+pub struct ImapStore {
+    name: String,
+    store: ImapStoreConfig,
+    account: ImapAccountConfig,
+    options: ImapOptions,
+    reporter: Rc<dyn Reporter>,
+    runtime: tokio::runtime::Runtime,
+    connection: Option<Connection>,
+    names: NameMap,
+    /// A permanent failure of the account: no further connection attempts.
+    failed: Option<StoreError>,
+    selected: Option<Selected>,
+    /// Canonical name last passed to `open_box`.
+    wanted: Option<String>,
+    trash_known: bool,
+    /// A password typed at the prompt, kept for the run.
+    prompted_password: Option<String>,
+    /// Messages read ahead by `prefetch`, and their total size.
+    prefetched: BTreeMap<u32, Option<FetchedMessage>>,
+    prefetched_bytes: u64,
+    /// Flag changes not sent yet: UID → (add, remove), later changes merged in.
+    pending_flags: BTreeMap<u32, (Flags, Flags)>,
+    /// UIDs the last load saw (to answer "is it gone?").
+    loaded: std::collections::BTreeSet<u32>,
+}
+
+/// Most characters in one UID set (mbsync keeps command lines below ~1000 bytes).
+const MAX_SET_LEN: usize = 960;
+
+impl ImapStore {
+    /// Makes the store; the connection is opened on first use.
+    pub fn new(
+        store: &ImapStoreConfig,
+        account: &ImapAccountConfig,
+        options: ImapOptions,
+        reporter: Rc<dyn Reporter>,
+    ) -> StoreResult<ImapStore> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| StoreError::store(format!("Error: cannot start the I/O runtime: {e}")))?;
+        if account.use_keychain {
+            return Err(StoreError::store(format!(
+                "IMAP account '{}': UseKeychain is only available on macOS builds; use PassCmd or PassFile instead",
+                account.name
+            )));
+        }
+        Ok(ImapStore {
+            name: store.common.name.clone(),
+            store: store.clone(),
+            account: account.clone(),
+            options,
+            reporter,
+            runtime,
+            connection: None,
+            names: NameMap::default(),
+            failed: None,
+            selected: None,
+            wanted: None,
+            trash_known: false,
+            prompted_password: None,
+            prefetched: BTreeMap::new(),
+            prefetched_bytes: 0,
+            pending_flags: BTreeMap::new(),
+            loaded: Default::default(),
+        })
+    }
+
+    /// Connects and logs in now (otherwise done on first use).
+    pub fn connect(&mut self) -> StoreResult<()> {
+        self.ensure_connected().map(|_| ())
+    }
+
+    /// The capabilities in force (after DisableExtension), upper case.
+    pub fn capabilities(&self) -> Vec<String> {
+        self.connection
+            .as_ref()
+            .map(|c| c.capabilities.clone())
+            .unwrap_or_default()
+    }
+
+    fn report_notes(&mut self) {
+        if let Some(connection) = self.connection.as_mut() {
+            for line in connection.traces.drain(..) {
+                self.reporter.debug(&line);
+            }
+            for note in connection.notes.drain(..) {
+                self.reporter.warning(&note);
+            }
+        }
+    }
+
+    fn ensure_connected(&mut self) -> StoreResult<&mut Connection> {
+        if let Some(failure) = &self.failed {
+            return Err(failure.clone());
+        }
+        if self.connection.as_ref().is_some_and(|c| c.broken) {
+            self.connection = None;
+            self.selected = None;
+        }
+        if self.connection.is_none() {
+            let established = self.runtime.block_on(session::establish(
+                &self.account,
+                &self.store,
+                &*self.reporter,
+                &mut self.prompted_password,
+                self.options.trace,
+            ));
+            match established {
+                Ok((connection, names)) => {
+                    self.connection = Some(connection);
+                    self.names = names;
+                    self.trash_known = false;
+                }
+                Err(error) => {
+                    // Not connecting (or not logging in) fails the store for the run: a
+                    // temporary failure only means a later run may succeed.
+                    self.failed = Some(error.clone());
+                    return Err(error);
+                }
+            }
+        }
+        self.report_notes();
+        self.connection
+            .as_mut()
+            .ok_or_else(|| StoreError::store("IMAP error: no connection"))
+    }
+
+    /// Runs commands on the connection (pipelined up to PipelineDepth).
+    fn run(&mut self, commands: Vec<CommandBody<'static>>) -> StoreResult<Vec<Outcome>> {
+        let depth = self.account.pipeline_depth;
+        self.ensure_connected()?;
+        let Some(connection) = self.connection.as_mut() else {
+            return Err(StoreError::store("IMAP error: no connection"));
+        };
+        let result = self.runtime.block_on(connection.execute(commands, depth));
+        self.report_notes();
+        if result.is_err() {
+            self.selected = None;
+        }
+        result
+    }
+
+    fn run_one(&mut self, command: CommandBody<'static>) -> StoreResult<Outcome> {
+        self.run(vec![command])?
+            .pop()
+            .ok_or_else(|| StoreError::mailbox("IMAP error: a command got no answer"))
+    }
+
+    fn take_data(&mut self) -> Vec<Data<'static>> {
+        self.connection
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.data))
+            .unwrap_or_default()
+    }
+
+    fn has(&self, capability: &str) -> bool {
+        self.connection.as_ref().is_some_and(|c| c.has(capability))
+    }
+
+    /// Learns the hierarchy delimiter with `LIST "" ""` if neither the config, NAMESPACE nor
+    /// a listing told it yet and a hierarchical name needs it.
+    fn ensure_delimiter(&mut self, canonical: &str) -> StoreResult<()> {
+        if self.names.delimiter.is_some() || !canonical.contains('/') {
+            return Ok(());
+        }
+        let (Ok(reference), Ok(wildcard)) = (Mailbox::try_from(""), ListMailbox::try_from(""))
+        else {
+            return Ok(());
+        };
+        self.take_data();
+        let outcome = self.run_one(CommandBody::List {
+            reference,
+            mailbox_wildcard: wildcard,
+        })?;
+        if outcome.is_ok() {
+            for data in self.take_data() {
+                if let Data::List { delimiter, .. } = data {
+                    self.names.delimiter = delimiter.map(|d| d.inner());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn server_mailbox(&self, canonical: &str, trash: bool) -> StoreResult<String> {
+        let name = self
+            .names
+            .to_server(canonical, trash)
+            .map_err(StoreError::mailbox)?;
+        Ok(self.names.encode(&name))
+    }
+
+    fn selected(&self) -> StoreResult<&Selected> {
+        self.selected
+            .as_ref()
+            .ok_or_else(|| StoreError::mailbox("IMAP error: no mailbox is open"))
+    }
+
+    /// A failed command as the user sees it; BAD also breaks the connection.
+    fn command_error(
+        &mut self,
+        command: &str,
+        outcome: &Outcome,
+        scope: FailureScope,
+    ) -> StoreError {
+        if outcome.kind == StatusKind::Bad
+            && !matches!(outcome.code, Some(Code::TooBig))
+            && let Some(c) = self.connection.as_mut()
+        {
+            c.broken = true;
+        }
+        let mut message = format!(
+            "IMAP command '{command}' returned an error: {} {}",
+            status_word(outcome.kind),
+            outcome.text
+        );
+        if let (Some(_), Some(name)) = (&self.selected, &self.wanted) {
+            message.push_str(&format!(" (store {}, mailbox {name})", self.name));
+        }
+        StoreError::new(scope, message)
+    }
+
+    /// Sends the queued flag changes, batched by change and UID ranges.
+    fn flush_flags(&mut self) -> StoreResult<()> {
+        if self.pending_flags.is_empty() {
+            return Ok(());
+        }
+        if self.selected.is_none() {
+            let lost = std::mem::take(&mut self.pending_flags).len();
+            return Err(StoreError::mailbox(format!(
+                "IMAP error: {lost} flag change(s) could not be sent: the mailbox is no longer open"
+            )));
+        }
+        let pending = std::mem::take(&mut self.pending_flags);
+        let forwarded_ok = self.selected.as_ref().is_some_and(|s| s.forwarded_ok);
+        let mut groups: BTreeMap<(u8, u8), Vec<u32>> = BTreeMap::new();
+        for (uid, (add, remove)) in pending {
+            groups
+                .entry((add.bits(), remove.bits()))
+                .or_default()
+                .push(uid);
+        }
+        let mut commands = Vec::new();
+        let mut shown = Vec::new();
+        for ((add, remove), uids) in groups {
+            if add == 0 && remove == 0 {
+                continue;
+            }
+            for set in uid_sets(&uids) {
+                for (bits, kind) in [(add, StoreType::Add), (remove, StoreType::Remove)] {
+                    let flags = messages::imap_flags(Flags::from_bits(bits), forwarded_ok);
+                    if flags.is_empty() {
+                        continue;
+                    }
+                    let Ok(sequence_set) = SequenceSet::from_str(&set) else {
+                        continue;
+                    };
+                    shown.push(format!(
+                        "UID STORE {set} {}FLAGS.SILENT",
+                        if kind == StoreType::Add { "+" } else { "-" }
+                    ));
+                    commands.push(CommandBody::Store {
+                        sequence_set,
+                        kind,
+                        response: StoreResponse::Silent,
+                        flags,
+                        uid: true,
+                    });
+                }
+            }
+        }
+        let outcomes = self.run(commands)?;
+        let mut first_error = None;
+        for (outcome, command) in outcomes.iter().zip(shown) {
+            if !outcome.is_ok() {
+                let error = self.command_error(&command, outcome, FailureScope::Message);
+                self.reporter.warning(&error.message);
+                first_error.get_or_insert(error);
+            }
+        }
+        match first_error {
+            Some(e) if self.connection.as_ref().is_some_and(|c| c.broken) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs a command addressing the Trash; creates the Trash on `[TRYCREATE]` and retries.
+    fn run_to_trash(
+        &mut self,
+        make: &dyn Fn() -> Option<CommandBody<'static>>,
+        shown: &str,
+    ) -> StoreResult<Outcome> {
+        let Some(command) = make() else {
+            return Err(StoreError::message(format!(
+                "IMAP error: cannot build '{shown}'"
+            )));
+        };
+        let outcome = self.run_one(command)?;
+        if outcome.kind == StatusKind::No && matches!(outcome.code, Some(Code::TryCreate)) {
+            let trash = self.trash_server_name()?;
+            let Ok(create) = CommandBody::create(trash.clone()) else {
+                return Err(StoreError::mailbox(format!(
+                    "IMAP error: bad mailbox name {trash}"
+                )));
+            };
+            let created = self.run_one(create)?;
+            if !created.is_ok() {
+                return Err(self.command_error(
+                    &format!("CREATE \"{trash}\""),
+                    &created,
+                    FailureScope::Message,
+                ));
+            }
+            self.trash_known = true;
+            let Some(command) = make() else {
+                return Err(StoreError::message(format!(
+                    "IMAP error: cannot build '{shown}'"
+                )));
+            };
+            return self.run_one(command);
+        }
+        if outcome.is_ok() {
+            self.trash_known = true;
+        }
+        Ok(outcome)
+    }
+
+    fn trash_server_name(&mut self) -> StoreResult<String> {
+        let Some(trash) = &self.store.common.trash else {
+            return Err(StoreError::store(format!(
+                "IMAP error: store {} has no Trash",
+                self.name
+            )));
+        };
+        let trash = trash.clone();
+        self.ensure_delimiter(&trash)?;
+        self.server_mailbox(&trash, true)
+    }
+
+    fn append_command(
+        &self,
+        mailbox: &str,
+        message: &NewMessage<'_>,
+        sync_literal: bool,
+    ) -> StoreResult<CommandBody<'static>> {
+        let forwarded_ok = self.selected.as_ref().is_none_or(|s| s.forwarded_ok);
+        let flags = messages::imap_flags(message.flags, forwarded_ok);
+        let date = message.date.and_then(messages::to_imap_date);
+        let size = message.data.len();
+        let non_sync = !sync_literal
+            && ((self.has("LITERAL+") && size <= 102_400)
+                || (self.has("LITERAL-") && size <= 4096));
+        let mode = if non_sync {
+            LiteralMode::NonSync
+        } else {
+            LiteralMode::Sync
+        };
+        let literal = match Literal::try_from(message.data.to_vec()) {
+            Ok(mut literal) => {
+                literal.set_mode(mode);
+                LiteralOrLiteral8::Literal(literal)
+            }
+            // NUL bytes need a binary literal (RFC 3516).
+            Err(_) if self.has("BINARY") => LiteralOrLiteral8::Literal8(Literal8 {
+                data: Cow::Owned(message.data.to_vec()),
+                mode,
+            }),
+            Err(_) => {
+                return Err(StoreError::message(
+                    "IMAP error: the message contains NUL bytes and the server lacks BINARY to store it",
+                ));
+            }
+        };
+        let mailbox = mailbox_arg(mailbox, self.names.utf8)?;
+        Ok(CommandBody::Append {
+            mailbox,
+            flags,
+            date,
+            message: literal,
+        })
+    }
+
+    /// Fetches full messages with pipelined `UID FETCH <uid> (FLAGS INTERNALDATE BODY.PEEK[])`
+    /// commands; a UID maps to `None` if the message is gone.
+    fn fetch_bodies(&mut self, uids: &[u32]) -> StoreResult<BTreeMap<u32, Option<FetchedMessage>>> {
+        let items = || {
+            vec![
+                MessageDataItemName::Uid,
+                MessageDataItemName::Flags,
+                MessageDataItemName::InternalDate,
+                MessageDataItemName::BodyExt {
+                    section: None,
+                    partial: None,
+                    peek: true,
+                },
+            ]
+        };
+        let mut commands = Vec::new();
+        for uid in uids {
+            commands.push(fetch_command(&uid.to_string(), items())?);
+        }
+        self.take_data();
+        let outcomes = self.run(commands)?;
+        for (outcome, uid) in outcomes.iter().zip(uids) {
+            if !outcome.is_ok() {
+                return Err(self.command_error(
+                    &format!("UID FETCH {uid} (FLAGS INTERNALDATE BODY.PEEK[])"),
+                    outcome,
+                    FailureScope::Mailbox,
+                ));
+            }
+        }
+        let mut result: BTreeMap<u32, Option<FetchedMessage>> =
+            uids.iter().map(|u| (*u, None)).collect();
+        for data in self.take_data() {
+            let Some(fetched) = messages::parse_fetch(&data) else {
+                continue;
+            };
+            if let (Some(slot), Some(body)) = (result.get_mut(&fetched.uid), fetched.body) {
+                *slot = Some(FetchedMessage {
+                    data: body,
+                    flags: fetched.flags.map(|f| f.0).unwrap_or_default(),
+                    date: fetched.date,
+                });
+            }
+        }
+        Ok(result)
+    }
+
+    /// Reads messages ahead with pipelined FETCHes, keeping at most about BufferLimit bytes;
+    /// `fetch` then serves them without a round trip each. Messages not prefetched (over the
+    /// limit) are fetched on demand as usual.
+    pub fn prefetch(&mut self, uids: &[u32]) -> StoreResult<()> {
+        self.flush_flags()?;
+        self.selected()?;
+        let wanted: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| !self.prefetched.contains_key(u))
+            .collect();
+        // Batches of a few messages, so the buffer limit is checked as data arrives.
+        for batch in wanted.chunks(16) {
+            if self.prefetched_bytes >= self.options.buffer_limit {
+                break;
+            }
+            for (uid, message) in self.fetch_bodies(batch)? {
+                self.prefetched_bytes += message.as_ref().map_or(0, |m| m.data.len() as u64);
+                self.prefetched.insert(uid, message);
+            }
+        }
+        Ok(())
+    }
+
+    fn forget_prefetched(&mut self) {
+        self.prefetched.clear();
+        self.prefetched_bytes = 0;
+    }
+
+    fn highest_uid(&mut self) -> StoreResult<Option<u32>> {
+        let command = fetch_command("*", vec![MessageDataItemName::Uid])?;
+        let outcome = self.run_one(command)?;
+        if !outcome.is_ok() {
+            return Err(self.command_error("UID FETCH * (UID)", &outcome, FailureScope::Mailbox));
+        }
+        let highest = self
+            .take_data()
+            .iter()
+            .filter_map(|d| messages::parse_fetch(d).map(|f| f.uid))
+            .max();
+        Ok(highest)
+    }
+}
+
+fn status_word(kind: StatusKind) -> &'static str {
+    match kind {
+        StatusKind::Ok => "OK",
+        StatusKind::No => "NO",
+        StatusKind::Bad => "BAD",
+    }
+}
+
+/// A mailbox argument: in UTF-8 mode non-ASCII names go as UTF-8 quoted strings (RFC 6855),
+/// otherwise the (already modified-UTF-7) name is an atom, quoted string or literal.
+fn mailbox_arg(name: &str, utf8: bool) -> StoreResult<Mailbox<'static>> {
+    let bad = || StoreError::mailbox(format!("IMAP error: bad mailbox name {name}"));
+    if utf8 && !name.is_ascii() {
+        let quoted = QuotedUtf8::try_from(name.to_string()).map_err(|_| bad())?;
+        return Ok(Mailbox::from(AString::String(IString::QuotedUtf8(quoted))));
+    }
+    Mailbox::try_from(name.to_string()).map_err(|_| bad())
+}
+
+/// UID sets of at most [`MAX_SET_LEN`] characters, contiguous UIDs merged into `a:b`.
+fn uid_sets(uids: &[u32]) -> Vec<String> {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for uid in sorted {
+        match runs.last_mut() {
+            Some((_, end)) if end.checked_add(1) == Some(uid) => *end = uid,
+            _ => runs.push((uid, uid)),
+        }
+    }
+    let mut sets = Vec::new();
+    let mut current = String::new();
+    for (start, end) in runs {
+        let item = if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        };
+        if !current.is_empty() && current.len() + 1 + item.len() > MAX_SET_LEN {
+            sets.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(',');
+        }
+        current.push_str(&item);
+    }
+    if !current.is_empty() {
+        sets.push(current);
+    }
+    sets
+}
+
+fn fetch_command(
+    set: &str,
+    items: Vec<MessageDataItemName<'static>>,
+) -> StoreResult<CommandBody<'static>> {
+    let sequence_set = SequenceSet::from_str(set)
+        .map_err(|_| StoreError::mailbox(format!("IMAP error: bad UID set {set}")))?;
+    Ok(CommandBody::Fetch {
+        sequence_set,
+        macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(items),
+        uid: true,
+    })
+}
+
+fn header_fields(names: &[&str]) -> Option<MessageDataItemName<'static>> {
+    let fields: Vec<_> = names
+        .iter()
+        .filter_map(|n| imap_next::imap_types::core::AString::try_from(n.to_string()).ok())
+        .collect();
+    let fields = imap_next::imap_types::core::Vec1::try_from(fields).ok()?;
+    Some(MessageDataItemName::BodyExt {
+        section: Some(Section::HeaderFields(None, fields)),
+        partial: None,
+        peek: true,
+    })
+}
+
+/// A part of the load: a UID set with its item list.
+struct LoadPart {
+    set: String,
+    sizes: bool,
+    tuids: bool,
+    ids: bool,
+}
+
+impl Store for ImapStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn supported_flags(&self) -> Flags {
+        match &self.selected {
+            Some(s) if !s.forwarded_ok => Flags::ALL.minus(Flags::PASSED),
+            _ => Flags::ALL,
+        }
+    }
+
+    fn crlf(&self) -> bool {
+        true
+    }
+
+    fn selective_expunge(&self) -> bool {
+        match &self.connection {
+            Some(c) => c.has("UIDPLUS"),
+            None => !self
+                .account
+                .disable_extensions
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case("UIDPLUS")),
+        }
+    }
+
+    fn list(&mut self, areas: ListAreas) -> StoreResult<Vec<String>> {
+        self.flush_flags()?;
+        self.ensure_connected()?;
+        let want_inbox = areas.inbox;
+        let want_path = areas.path || areas.path_if_configured;
+        let prefix = self.names.prefix.clone();
+        let delimiter = self.names.delimiter;
+        let inbox_like = prefix.len() >= 5
+            && prefix[..5].eq_ignore_ascii_case("INBOX")
+            && (prefix.len() == 5 || delimiter.is_some_and(|d| prefix[5..].starts_with(d)));
+        let mut patterns = Vec::new();
+        if prefix.is_empty() {
+            patterns.push("*".to_string());
+        } else if inbox_like {
+            patterns.push("INBOX*".to_string());
+        } else {
+            if want_inbox {
+                patterns.push("INBOX*".to_string());
+            }
+            if want_path {
+                patterns.push(format!("{prefix}*"));
+            }
+        }
+        let mut commands = Vec::new();
+        for pattern in &patterns {
+            let Ok(wildcard) = ListMailbox::try_from(pattern.clone()) else {
+                return Err(StoreError::store(format!(
+                    "IMAP error: cannot list with pattern '{pattern}'"
+                )));
+            };
+            let Ok(reference) = Mailbox::try_from("") else {
+                return Err(StoreError::store("IMAP error: cannot build LIST"));
+            };
+            commands.push(if self.store.subscribed_only {
+                CommandBody::Lsub {
+                    reference,
+                    mailbox_wildcard: wildcard,
+                }
+            } else {
+                CommandBody::List {
+                    reference,
+                    mailbox_wildcard: wildcard,
+                }
+            });
+        }
+        let outcomes = self.run(commands)?;
+        for (outcome, pattern) in outcomes.iter().zip(&patterns) {
+            if !outcome.is_ok() {
+                return Err(self.command_error(
+                    &format!("LIST \"\" \"{pattern}\""),
+                    outcome,
+                    FailureScope::Store,
+                ));
+            }
+        }
+        let mut result = Vec::new();
+        for data in self.take_data() {
+            let (items, delim, mailbox) = match data {
+                Data::List {
+                    items,
+                    delimiter,
+                    mailbox,
+                }
+                | Data::Lsub {
+                    items,
+                    delimiter,
+                    mailbox,
+                } => (items, delimiter, mailbox),
+                _ => continue,
+            };
+            if items
+                .iter()
+                .any(|a| a.to_string().eq_ignore_ascii_case("\\Noselect"))
+            {
+                continue;
+            }
+            if self.names.delimiter.is_none() {
+                self.names.delimiter = delim.map(|d| d.inner());
+            }
+            let raw: Vec<u8> = match &mailbox {
+                Mailbox::Inbox => b"INBOX".to_vec(),
+                Mailbox::Other(other) => other.inner().as_ref().to_vec(),
+            };
+            match self.names.canonical_of_listed(&raw) {
+                ListedName::Name(name) => result.push(name),
+                ListedName::Skip(Some(warning)) => self.reporter.warning(&warning),
+                ListedName::Skip(None) => {}
+                ListedName::Reject(error) => {
+                    if let Some(c) = self.connection.as_mut() {
+                        c.broken = true;
+                    }
+                    return Err(StoreError::store(format!(
+                        "{error} (store {}, server {})",
+                        self.name,
+                        self.connection
+                            .as_ref()
+                            .map(|c| c.name.as_str())
+                            .unwrap_or("?")
+                    )));
+                }
+            }
+        }
+        result.sort();
+        result.dedup();
+        Ok(result)
+    }
+
+    fn open_box(&mut self, name: &str) -> StoreResult<OpenOutcome> {
+        self.flush_flags()?;
+        self.ensure_connected()?;
+        self.wanted = Some(name.to_string());
+        self.selected = None;
+        self.forget_prefetched();
+        self.loaded.clear();
+        self.ensure_delimiter(name)?;
+        let server = self.server_mailbox(name, false)?;
+        if let Some(c) = self.connection.as_mut() {
+            c.reset_mailbox_state();
+        }
+        let outcome = self.run_one(CommandBody::Select {
+            mailbox: mailbox_arg(&server, self.names.utf8)?,
+        })?;
+        if outcome.kind == StatusKind::No {
+            return Ok(OpenOutcome::Missing);
+        }
+        if !outcome.is_ok() {
+            return Err(self.command_error(
+                &format!("SELECT \"{server}\""),
+                &outcome,
+                FailureScope::Mailbox,
+            ));
+        }
+        let codes = self
+            .connection
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.codes))
+            .unwrap_or_default();
+        let mut uid_validity = None;
+        let mut uid_next = None;
+        let mut forwarded_ok = false;
+        for code in codes.iter().chain(outcome.code.iter()) {
+            match code {
+                Code::UidValidity(v) => uid_validity = Some(v.get()),
+                Code::UidNext(n) => uid_next = Some(n.get()),
+                Code::PermanentFlags(flags) => {
+                    forwarded_ok = flags.iter().any(messages::allows_forwarded);
+                }
+                _ => {}
+            }
+        }
+        self.take_data();
+        let Some(uid_validity) = uid_validity else {
+            return Err(StoreError::mailbox(format!(
+                "IMAP error: no UIDVALIDITY for mailbox {name}"
+            )));
+        };
+        let uid_next = match uid_next {
+            Some(n) => n,
+            None => {
+                let exists = self.connection.as_ref().map(|c| c.exists).unwrap_or(0);
+                match self.highest_uid()? {
+                    Some(highest) => highest.saturating_add(1),
+                    None if exists == 0 => 1,
+                    None => {
+                        return Err(StoreError::mailbox(
+                            "IMAP error: querying server for highest UID failed",
+                        ));
+                    }
+                }
+            }
+        };
+        self.selected = Some(Selected {
+            server,
+            uid_next,
+            forwarded_ok,
+        });
+        Ok(OpenOutcome::Opened { uid_validity })
+    }
+
+    fn create_box(&mut self) -> StoreResult<u32> {
+        let Some(name) = self.wanted.clone() else {
+            return Err(StoreError::mailbox("IMAP error: no mailbox to create"));
+        };
+        self.ensure_delimiter(&name)?;
+        let server = self.server_mailbox(&name, false)?;
+        let Ok(create) = CommandBody::create(server.clone()) else {
+            return Err(StoreError::mailbox(format!(
+                "IMAP error: bad mailbox name {server}"
+            )));
+        };
+        let outcome = self.run_one(create)?;
+        if !outcome.is_ok() {
+            return Err(self.command_error(
+                &format!("CREATE \"{server}\""),
+                &outcome,
+                FailureScope::Mailbox,
+            ));
+        }
+        match self.open_box(&name)? {
+            OpenOutcome::Opened { uid_validity } => Ok(uid_validity),
+            OpenOutcome::Missing => Err(StoreError::mailbox(format!(
+                "IMAP error: mailbox {name} cannot be opened after creating it"
+            ))),
+        }
+    }
+
+    fn delete_box(&mut self) -> StoreResult<()> {
+        self.flush_flags()?;
+        let server = self.selected()?.server.clone();
+        let outcome = self.run_one(CommandBody::Close)?;
+        self.selected = None;
+        if !outcome.is_ok() {
+            return Err(self.command_error("CLOSE", &outcome, FailureScope::Mailbox));
+        }
+        let Ok(delete) = CommandBody::delete(server.clone()) else {
+            return Err(StoreError::mailbox(format!(
+                "IMAP error: bad mailbox name {server}"
+            )));
+        };
+        let outcome = self.run_one(delete)?;
+        if !outcome.is_ok() {
+            return Err(self.command_error(
+                &format!("DELETE \"{server}\""),
+                &outcome,
+                FailureScope::Mailbox,
+            ));
+        }
+        Ok(())
+    }
+
+    fn is_empty(&mut self) -> StoreResult<bool> {
+        self.selected()?;
+        Ok(self.connection.as_ref().map(|c| c.exists).unwrap_or(0) == 0)
+    }
+
+    fn load(&mut self, request: &LoadRequest) -> StoreResult<Loaded> {
+        self.flush_flags()?;
+        let uid_next = self.selected()?.uid_next;
+        let (exists, recent) = self
+            .connection
+            .as_ref()
+            .map(|c| (c.exists, c.recent))
+            .unwrap_or((0, 0));
+        let mut loaded = Loaded {
+            messages: Vec::new(),
+            total: exists,
+            recent,
+        };
+        if exists == 0 {
+            return Ok(loaded);
+        }
+        let top = uid_next.saturating_sub(1);
+        let mut parts: Vec<LoadPart> = Vec::new();
+        if let Some((lo, hi)) = request.range {
+            let lo = lo.max(1);
+            let hi = hi.min(top);
+            if lo <= hi {
+                // Split points: where sizes, TUIDs and Message-IDs start or stop applying.
+                let mut cuts = vec![lo, hi + 1];
+                for cut in [
+                    request.sizes_from,
+                    request.tuids_from,
+                    request.message_ids_upto.map(|u| u.saturating_add(1)),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    if cut > lo && cut <= hi {
+                        cuts.push(cut);
+                    }
+                }
+                cuts.sort_unstable();
+                cuts.dedup();
+                for pair in cuts.windows(2) {
+                    let (start, end) = (pair[0], pair[1] - 1);
+                    parts.push(LoadPart {
+                        set: format!("{start}:{end}"),
+                        sizes: request.sizes_from.is_some_and(|s| start >= s),
+                        tuids: request.tuids_from.is_some_and(|t| start >= t),
+                        ids: request.message_ids_upto.is_some_and(|m| end <= m),
+                    });
+                }
+            }
+        }
+        let outside: Vec<u32> = request
+            .exceptions
+            .iter()
+            .copied()
+            .filter(|u| request.range.is_none_or(|(lo, hi)| *u < lo || *u > hi))
+            .collect();
+        for set in uid_sets(&outside) {
+            parts.push(LoadPart {
+                set,
+                sizes: false,
+                tuids: false,
+                ids: request.message_ids_upto.is_some(),
+            });
+        }
+        let mut commands = Vec::new();
+        for part in &parts {
+            let mut items = vec![MessageDataItemName::Uid, MessageDataItemName::Flags];
+            if part.sizes {
+                items.push(MessageDataItemName::Rfc822Size);
+            }
+            let fields: Vec<&str> = [(part.tuids, "X-TUID"), (part.ids, "MESSAGE-ID")]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, f)| *f)
+                .collect();
+            if !fields.is_empty()
+                && let Some(item) = header_fields(&fields)
+            {
+                items.push(item);
+            }
+            commands.push(fetch_command(&part.set, items)?);
+        }
+        self.take_data();
+        let outcomes = self.run(commands)?;
+        for (outcome, part) in outcomes.iter().zip(&parts) {
+            if !outcome.is_ok() {
+                return Err(self.command_error(
+                    &format!("UID FETCH {} (…)", part.set),
+                    outcome,
+                    FailureScope::Mailbox,
+                ));
+            }
+        }
+        let in_request = |uid: u32| {
+            request.range.is_some_and(|(lo, hi)| uid >= lo && uid <= hi)
+                || request.exceptions.contains(&uid)
+        };
+        let mut by_uid: BTreeMap<u32, MessageInfo> = BTreeMap::new();
+        for data in self.take_data() {
+            let Some(fetched) = messages::parse_fetch(&data) else {
+                continue;
+            };
+            if !in_request(fetched.uid) || fetched.flags.is_none() {
+                continue;
+            }
+            for warning in &fetched.warnings {
+                self.reporter.warning(warning);
+            }
+            let uid = fetched.uid;
+            let info = by_uid.entry(uid).or_insert_with(|| MessageInfo {
+                uid,
+                ..MessageInfo::default()
+            });
+            let (flags, recent) = fetched.flags.unwrap_or_default();
+            info.recent = recent;
+            if request.flags {
+                info.flags = flags;
+            }
+            if request.sizes_from.is_some_and(|s| uid >= s) {
+                info.size = fetched.size.unwrap_or(0);
+            }
+            if let Some(header) = &fetched.header {
+                if request.tuids_from.is_some_and(|t| uid >= t) {
+                    match messages::header_tuid(header) {
+                        Ok(tuid) => info.tuid = tuid,
+                        Err(()) => self.reporter.warning(&format!(
+                            "IMAP warning: malformed X-TUID header (UID {uid})"
+                        )),
+                    }
+                }
+                if request.message_ids_upto.is_some_and(|m| uid <= m) {
+                    info.message_id = messages::header_value(header, "Message-ID");
+                }
+            }
+        }
+        self.loaded = by_uid.keys().copied().collect();
+        loaded.messages = by_uid.into_values().collect();
+        if let Some(c) = self.connection.as_ref() {
+            loaded.total = c.exists;
+        }
+        Ok(loaded)
+    }
+
+    fn uid_next_hint(&mut self) -> StoreResult<u32> {
+        Ok(self.selected()?.uid_next)
+    }
+
+    fn fetch(&mut self, uid: u32) -> StoreResult<Option<FetchedMessage>> {
+        self.flush_flags()?;
+        self.selected()?;
+        if let Some(message) = self.prefetched.remove(&uid) {
+            self.prefetched_bytes -= message.as_ref().map_or(0, |m| m.data.len() as u64);
+            return Ok(message);
+        }
+        Ok(self.fetch_bodies(&[uid])?.remove(&uid).flatten())
+    }
+
+    fn store(&mut self, message: NewMessage<'_>) -> StoreResult<Option<u32>> {
+        self.flush_flags()?;
+        let server = self.selected()?.server.clone();
+        let command = self.append_command(&server, &message, false)?;
+        let outcome = self.run_one(command)?;
+        if !outcome.is_ok() {
+            return Err(self.command_error(
+                &format!("APPEND \"{server}\" {{{}}}", message.data.len()),
+                &outcome,
+                FailureScope::Message,
+            ));
+        }
+        let uid = match outcome.code {
+            Some(Code::AppendUid { uid, .. }) => Some(uid.get()),
+            _ => None,
+        };
+        if let (Some(uid), Some(selected)) = (uid, self.selected.as_mut()) {
+            selected.uid_next = selected.uid_next.max(uid.saturating_add(1));
+        }
+        if self.options.withhold_uids {
+            return Ok(None);
+        }
+        Ok(uid)
+    }
+
+    fn store_to_trash(&mut self, message: NewMessage<'_>) -> StoreResult<()> {
+        self.flush_flags()?;
+        let trash = self.trash_server_name()?;
+        let sync = !self.trash_known;
+        let command = self.append_command(&trash, &message, sync)?;
+        let outcome =
+            self.run_to_trash(&|| Some(command.clone()), &format!("APPEND \"{trash}\""))?;
+        if !outcome.is_ok() {
+            return Err(self.command_error(
+                &format!("APPEND \"{trash}\" {{{}}}", message.data.len()),
+                &outcome,
+                FailureScope::Message,
+            ));
+        }
+        Ok(())
+    }
+
+    fn set_flags(&mut self, uid: u32, add: Flags, remove: Flags) -> StoreResult<bool> {
+        self.selected()?;
+        let gone = self
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.expunged.contains(&uid));
+        if gone {
+            return Ok(false);
+        }
+        if !add.is_empty() || !remove.is_empty() {
+            // A later change to the same message wins over an earlier one.
+            let entry = self
+                .pending_flags
+                .entry(uid)
+                .or_insert((Flags::EMPTY, Flags::EMPTY));
+            *entry = (entry.0.minus(remove) | add, entry.1.minus(add) | remove);
+        }
+        Ok(true)
+    }
+
+    fn trash(&mut self, uid: u32) -> StoreResult<bool> {
+        self.flush_flags()?;
+        self.selected()?;
+        if self
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.expunged.contains(&uid))
+        {
+            return Ok(false);
+        }
+        let trash = self.trash_server_name()?;
+        let use_move = self.has("MOVE");
+        let utf8 = self.names.utf8;
+        let make = || -> Option<CommandBody<'static>> {
+            let sequence_set = SequenceSet::from_str(&uid.to_string()).ok()?;
+            let mailbox = mailbox_arg(&trash, utf8).ok()?;
+            Some(if use_move {
+                CommandBody::Move {
+                    sequence_set,
+                    mailbox,
+                    uid: true,
+                }
+            } else {
+                CommandBody::Copy {
+                    sequence_set,
+                    mailbox,
+                    uid: true,
+                }
+            })
+        };
+        let shown = format!(
+            "UID {} {uid} \"{trash}\"",
+            if use_move { "MOVE" } else { "COPY" }
+        );
+        let outcome = self.run_to_trash(&make, &shown)?;
+        if !outcome.is_ok() {
+            return Err(self.command_error(&shown, &outcome, FailureScope::Message));
+        }
+        // A UID COPY/MOVE of a vanished message succeeds without copying anything: MOVE
+        // reports the EXPUNGE of the original, COPY with UIDPLUS a COPYUID code.
+        let copied = if use_move {
+            self.connection
+                .as_ref()
+                .is_some_and(|c| c.expunged.contains(&uid))
+        } else {
+            matches!(outcome.code, Some(Code::CopyUid { .. })) || !self.has("UIDPLUS")
+        };
+        Ok(copied)
+    }
+
+    fn expunge(&mut self, uids: &[u32]) -> StoreResult<Vec<u32>> {
+        self.flush_flags()?;
+        self.selected()?;
+        if self.selective_expunge() {
+            let present: Vec<u32> = {
+                let expunged = self
+                    .connection
+                    .as_ref()
+                    .map(|c| c.expunged.clone())
+                    .unwrap_or_default();
+                uids.iter()
+                    .copied()
+                    .filter(|u| !expunged.contains(u))
+                    .collect()
+            };
+            let mut commands = Vec::new();
+            let sets = uid_sets(&present);
+            for set in &sets {
+                let Ok(sequence_set) = SequenceSet::from_str(set) else {
+                    continue;
+                };
+                commands.push(CommandBody::ExpungeUid { sequence_set });
+            }
+            let outcomes = self.run(commands)?;
+            for (outcome, set) in outcomes.iter().zip(&sets) {
+                if !outcome.is_ok() {
+                    return Err(self.command_error(
+                        &format!("UID EXPUNGE {set}"),
+                        outcome,
+                        FailureScope::Mailbox,
+                    ));
+                }
+            }
+        } else {
+            let outcome = self.run_one(CommandBody::Expunge)?;
+            if !outcome.is_ok() {
+                return Err(self.command_error("EXPUNGE", &outcome, FailureScope::Mailbox));
+            }
+        }
+        let expunged = self
+            .connection
+            .as_ref()
+            .map(|c| c.expunged.iter().copied().collect())
+            .unwrap_or_default();
+        Ok(expunged)
+    }
+
+    fn find_new(&mut self, from_uid: u32) -> StoreResult<Vec<MessageInfo>> {
+        self.flush_flags()?;
+        self.selected()?;
+        let outcome = self.run_one(CommandBody::Check)?;
+        if !outcome.is_ok() {
+            return Err(self.command_error("CHECK", &outcome, FailureScope::Mailbox));
+        }
+        self.take_data();
+        let exists = self.connection.as_ref().map(|c| c.exists).unwrap_or(0);
+        let Some(highest) = self.highest_uid()? else {
+            if exists > 0 {
+                return Err(StoreError::mailbox(
+                    "IMAP error: re-querying server for highest UID failed",
+                ));
+            }
+            return Ok(Vec::new());
+        };
+        if let Some(selected) = self.selected.as_mut() {
+            selected.uid_next = selected.uid_next.max(highest.saturating_add(1));
+        }
+        if highest < from_uid.max(1) {
+            return Ok(Vec::new());
+        }
+        let mut items = vec![MessageDataItemName::Uid, MessageDataItemName::Flags];
+        if let Some(item) = header_fields(&["X-TUID"]) {
+            items.push(item);
+        }
+        let set = format!("{}:{highest}", from_uid.max(1));
+        let outcome = self.run_one(fetch_command(&set, items)?)?;
+        if !outcome.is_ok() {
+            return Err(self.command_error(
+                &format!("UID FETCH {set} (UID FLAGS BODY.PEEK[HEADER.FIELDS (X-TUID)])"),
+                &outcome,
+                FailureScope::Mailbox,
+            ));
+        }
+        let mut found: BTreeMap<u32, MessageInfo> = BTreeMap::new();
+        for data in self.take_data() {
+            let Some(fetched) = messages::parse_fetch(&data) else {
+                continue;
+            };
+            if fetched.uid < from_uid {
+                continue;
+            }
+            let (flags, recent) = fetched.flags.unwrap_or_default();
+            let tuid = match fetched.header.as_deref().map(messages::header_tuid) {
+                Some(Ok(tuid)) => tuid,
+                Some(Err(())) => {
+                    self.reporter.warning(&format!(
+                        "IMAP warning: malformed X-TUID header (UID {})",
+                        fetched.uid
+                    ));
+                    None
+                }
+                None => None,
+            };
+            found.insert(
+                fetched.uid,
+                MessageInfo {
+                    uid: fetched.uid,
+                    flags,
+                    recent,
+                    tuid,
+                    ..MessageInfo::default()
+                },
+            );
+        }
+        Ok(found.into_values().collect())
+    }
+
+    fn close_box(&mut self) {
+        if let Err(error) = self.flush_flags() {
+            self.reporter.warning(&error.message);
+        }
+        self.forget_prefetched();
+        self.selected = None;
+    }
+}
+
+impl Drop for ImapStore {
+    fn drop(&mut self) {
+        if let Err(error) = self.flush_flags() {
+            self.reporter.warning(&error.message);
+        }
+        if let Some(mut connection) = self.connection.take() {
+            self.runtime.block_on(connection.logout());
+        }
+    }
+}
+
+/// Connects to `host:port` (with STARTTLS first if asked) and returns the server's
+/// certificate chain as PEM, without checking it (for `mailsync get-cert`).
+pub fn get_cert(host: &str, port: u16, starttls: bool) -> Result<String, StoreError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| StoreError::store(format!("Error: cannot start the I/O runtime: {e}")))?;
+    runtime.block_on(session::fetch_certificates(host, port, starttls))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_merge_runs_and_split_long_lists() {
+        assert_eq!(uid_sets(&[5, 6, 8, 1, 2, 3]), vec!["1:3,5:6,8".to_string()]);
+        let many: Vec<u32> = (1..2000).map(|i| i * 2).collect();
+        let sets = uid_sets(&many);
+        assert!(sets.len() > 1);
+        assert!(sets.iter().all(|s| s.len() <= MAX_SET_LEN));
+        let total: usize = sets.iter().map(|s| s.split(',').count()).sum();
+        assert_eq!(total, many.len());
+    }
+}
