@@ -1,0 +1,358 @@
+//! End to end: `mailsync operator` against a real kube-apiserver, with the test standing in
+//! for the kubelet (see `operator_e2e/kubelet.rs`): kubectl apply of two MailStores and a
+//! MailChannel leads to a Job, the Job's Pod (run locally with the Pod's own ServiceAccount
+//! token) syncs the mail and reports it in the channel's status; the manual trigger, the
+//! schedule, suspend, one Job at a time, Pod Security `restricted`, and deletion.
+//!
+//! The engine does not drive IMAP stores yet, so both stores are Maildirs on claims here
+//! (the far one standing for the server).
+
+mod k8s;
+#[path = "operator_e2e/kubelet.rs"]
+mod kubelet;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use kubelet::Kubelet;
+
+/// The operator process, stopped on drop.
+struct Operator {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Operator {
+    fn start(control_plane: &k8s::ControlPlane, log_dir: &Path) -> Operator {
+        let log = log_dir.join("operator.log");
+        let file = std::fs::File::create(&log).expect("operator log");
+        let child = Command::new(env!("CARGO_BIN_EXE_mailsync"))
+            .args(["operator", "--image", "mailsync:e2e"])
+            .env("KUBECONFIG", control_plane.kubeconfig())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .expect("start mailsync operator");
+        Operator { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` saying `what`.
+fn wait_for<T>(what: &str, timeout: Duration, operator: &Operator, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}\noperator log:\n{}", operator.log());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Writes a message into the `new/` folder of a Maildir mailbox.
+fn deliver(mailbox: &Path, id: &str, subject: &str) {
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(mailbox.join(sub)).expect("maildir folders");
+    }
+    let text = format!(
+        "From: sender@example.org\nTo: tester@example.org\nSubject: {subject}\nMessage-ID: <{id}@example.org>\n\nBody of {subject}.\n"
+    );
+    std::fs::write(mailbox.join("new").join(format!("1700000000.{id}.e2e")), text)
+        .expect("deliver");
+}
+
+/// The Subject lines of the messages of a Maildir mailbox, sorted.
+fn subjects(mailbox: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for sub in ["cur", "new"] {
+        let Ok(entries) = std::fs::read_dir(mailbox.join(sub)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.starts_with("Subject: ")) {
+                found.push(line.trim_start_matches("Subject: ").to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The UIDVALIDITY a Maildir mailbox has given itself.
+fn maildir_uid_validity(mailbox: &Path) -> i64 {
+    let text = std::fs::read_to_string(mailbox.join(".uidvalidity")).expect(".uidvalidity");
+    text.lines()
+        .next()
+        .and_then(|line| line.trim().parse().ok())
+        .expect("UIDVALIDITY number")
+}
+
+struct Channel<'a> {
+    control_plane: &'a k8s::ControlPlane,
+    namespace: String,
+    name: String,
+}
+
+impl Channel<'_> {
+    fn json(&self) -> Value {
+        let text = self.control_plane.kubectl_ok(&[
+            "-n",
+            &self.namespace,
+            "get",
+            "mailchannel",
+            &self.name,
+            "-o",
+            "json",
+        ]);
+        serde_json::from_str(&text).expect("JSON")
+    }
+
+    fn condition(&self, type_: &str) -> Option<(String, String, String)> {
+        let channel = self.json();
+        channel
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)?
+            .iter()
+            .find(|c| c["type"] == type_)
+            .map(|c| {
+                (
+                    c["status"].as_str().unwrap_or_default().to_string(),
+                    c["reason"].as_str().unwrap_or_default().to_string(),
+                    c["message"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+    }
+
+    fn patch(&self, patch: &str) {
+        self.control_plane.kubectl_ok(&[
+            "-n",
+            &self.namespace,
+            "patch",
+            "mailchannel",
+            &self.name,
+            "--type=merge",
+            "-p",
+            patch,
+        ]);
+    }
+}
+
+const MANIFESTS: &str = r#"
+apiVersion: mailsync.io/v1alpha1
+kind: MailStore
+metadata:
+  name: server
+spec:
+  maildir:
+    volume:
+      claimName: server-mail
+---
+apiVersion: mailsync.io/v1alpha1
+kind: MailStore
+metadata:
+  name: local
+spec:
+  maildir:
+    volume:
+      claimName: local-mail
+      subPath: alice
+---
+apiVersion: mailsync.io/v1alpha1
+kind: MailChannel
+metadata:
+  name: inbox
+spec:
+  far:
+    storeRef:
+      name: server
+  near:
+    storeRef:
+      name: local
+  trigger:
+    manual: "1"
+"#;
+
+#[test]
+fn operator_schedules_jobs_and_the_worker_reports_status() {
+    let control_plane = k8s::control_plane();
+    control_plane.install_crds();
+    let namespace = control_plane.namespace("operator-e2e");
+    let kubelet = Kubelet::new(control_plane, &namespace);
+    let operator = Operator::start(control_plane, kubelet.scratch.path());
+    let channel = Channel {
+        control_plane,
+        namespace: namespace.clone(),
+        name: "inbox".into(),
+    };
+    let far_inbox = kubelet.volume("server-mail").join("INBOX");
+    let near_inbox = kubelet.volume("local-mail").join("alice/INBOX");
+    for (id, subject) in [("a", "first"), ("b", "second"), ("c", "third")] {
+        deliver(&far_inbox, id, subject);
+    }
+
+    // kubectl apply → a Job.
+    control_plane.kubectl_ok_with_input(&["-n", &namespace, "apply", "-f", "-"], MANIFESTS);
+    let job = wait_for("the first Job", Duration::from_secs(30), &operator, || {
+        kubelet.active_jobs().into_iter().next()
+    });
+    let job_name = job["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        job["metadata"]["ownerReferences"][0]["kind"], "MailChannel",
+        "the Job is owned by its channel"
+    );
+    let (status, reason, _) = channel.condition("Synchronizing").expect("Synchronizing");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "SyncInProgress"));
+
+    // The Pod passes Pod Security `restricted`: a Pod made from the template is admitted
+    // by a namespace enforcing it.
+    let restricted = control_plane.namespace("operator-e2e-restricted");
+    control_plane.kubectl_ok(&[
+        "label",
+        "namespace",
+        &restricted,
+        "pod-security.kubernetes.io/enforce=restricted",
+    ]);
+    control_plane.kubectl_ok(&[
+        "-n",
+        &restricted,
+        "create",
+        "serviceaccount",
+        "mailsync-worker",
+    ]);
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "sync", "namespace": restricted},
+        "spec": job["spec"]["template"]["spec"].clone(),
+    });
+    control_plane.kubectl_ok_with_input(
+        &["create", "--dry-run=server", "-f", "-"],
+        &pod.to_string(),
+    );
+
+    let run = kubelet.run_job(&job);
+    assert_eq!(
+        run.exit_code, 0,
+        "worker of {} failed:\n{}\n{}\noperator log:\n{}",
+        run.job,
+        run.stdout,
+        run.stderr,
+        operator.log()
+    );
+    assert_eq!(subjects(&near_inbox), subjects(&far_inbox));
+    assert_eq!(subjects(&near_inbox), ["first", "second", "third"]);
+
+    let status = wait_for("the worker's status", Duration::from_secs(20), &operator, || {
+        let json = channel.json();
+        (json.pointer("/status/lastManualSync") == Some(&Value::from("1"))).then_some(json)
+    });
+    let mailbox = &status["status"]["mailboxes"][0];
+    assert_eq!(mailbox["name"], "INBOX");
+    assert_eq!(mailbox["state"], "InSync");
+    assert_eq!(mailbox["far"]["uidValidity"], maildir_uid_validity(&far_inbox));
+    assert_eq!(mailbox["near"]["uidValidity"], maildir_uid_validity(&near_inbox));
+    assert_eq!(mailbox["far"]["messages"], 3);
+    assert_eq!(mailbox["near"]["messages"], 3);
+    assert_eq!(status["status"]["totals"]["messagesNear"], 3);
+    assert_eq!(status["status"]["latestResult"]["result"], "Succeeded");
+    assert_eq!(status["status"]["latestResult"]["nearChanges"]["added"], 3);
+    assert!(status["status"]["lastSyncTime"].is_string());
+    wait_for("Ready=True", Duration::from_secs(20), &operator, || {
+        (channel.condition("Ready")?.0 == "True").then_some(())
+    });
+    wait_for("Synchronizing back to waiting", Duration::from_secs(20), &operator, || {
+        (channel.condition("Synchronizing")?.1 == "WaitingForManual").then_some(())
+    });
+
+    // A new trigger starts one Job; a second trigger while it runs starts no second one.
+    channel.patch(r#"{"spec":{"trigger":{"manual":"2"}}}"#);
+    let second = wait_for("the Job of trigger 2", Duration::from_secs(20), &operator, || {
+        kubelet.active_jobs().into_iter().next()
+    });
+    channel.patch(r#"{"spec":{"trigger":{"manual":"3"}}}"#);
+    std::thread::sleep(Duration::from_secs(3));
+    let active = kubelet.active_jobs();
+    assert_eq!(active.len(), 1, "two Jobs at once: {active:?}");
+    assert_eq!(active[0]["metadata"]["name"], second["metadata"]["name"]);
+    let (_, _, message) = channel.condition("Synchronizing").expect("Synchronizing");
+    assert!(message.contains("pending"), "{message}");
+    assert_eq!(kubelet.run_job(&second).exit_code, 0);
+    // The pending run follows, once.
+    let third = wait_for("the pending run", Duration::from_secs(20), &operator, || {
+        kubelet.active_jobs().into_iter().next()
+    });
+    assert_eq!(kubelet.run_job(&third).exit_code, 0);
+
+    // A new message arrives in the Maildir with the next scheduled run.
+    deliver(&far_inbox, "d", "fourth");
+    channel.patch(r#"{"spec":{"trigger":{"schedule":"* * * * *","timeZone":"Europe/Berlin"}}}"#);
+    wait_for("nextSyncTime", Duration::from_secs(20), &operator, || {
+        channel.json().pointer("/status/nextSyncTime").cloned()
+    });
+    let scheduled = wait_for("the scheduled Job", Duration::from_secs(80), &operator, || {
+        kubelet.active_jobs().into_iter().next()
+    });
+    assert_eq!(scheduled["metadata"]["annotations"]["mailsync.io/run"], "schedule");
+    assert_eq!(kubelet.run_job(&scheduled).exit_code, 0);
+    assert_eq!(subjects(&near_inbox), ["first", "fourth", "second", "third"]);
+    wait_for("4 messages in the status", Duration::from_secs(20), &operator, || {
+        (channel.json().pointer("/status/totals/messagesNear") == Some(&Value::from(4)))
+            .then_some(())
+    });
+
+    // History: at most one finished successful Job is kept.
+    wait_for("history cleanup", Duration::from_secs(20), &operator, || {
+        (kubelet.jobs().len() == 1).then_some(())
+    });
+
+    // Suspend: no new Jobs, neither scheduled nor manual.
+    channel.patch(r#"{"spec":{"suspend":true,"trigger":{"manual":"4"}}}"#);
+    wait_for("Suspended", Duration::from_secs(20), &operator, || {
+        (channel.condition("Synchronizing")?.1 == "Suspended").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(kubelet.active_jobs().is_empty(), "a Job started while suspended");
+
+    // Events tell of starts and successes.
+    let events = control_plane.kubectl_ok(&["-n", &namespace, "get", "events", "-o", "json"]);
+    assert!(events.contains("SyncStarted"), "{events}");
+    assert!(events.contains("SyncSucceeded"), "{events}");
+    let _ = job_name;
+
+    // Deleting the channel removes its Jobs and ConfigMap and keeps the mail.
+    control_plane.kubectl_ok(&["-n", &namespace, "delete", "mailchannel", "inbox", "--wait=false"]);
+    wait_for("the channel to go", Duration::from_secs(30), &operator, || {
+        let output = control_plane.kubectl(&["-n", &namespace, "get", "mailchannel", "inbox"]);
+        (!output.status.success()).then_some(())
+    });
+    assert!(kubelet.jobs().is_empty(), "Jobs left behind");
+    let config_maps = control_plane.kubectl_ok(&[
+        "-n",
+        &namespace,
+        "get",
+        "configmaps",
+        "-l",
+        "mailsync.io/channel=inbox",
+        "-o",
+        "name",
+    ]);
+    assert!(config_maps.trim().is_empty(), "ConfigMap left behind: {config_maps}");
+    assert_eq!(subjects(&near_inbox), ["first", "fourth", "second", "third"]);
+}
