@@ -227,7 +227,9 @@ pub fn sync_job(
             ..VolumeMount::default()
         });
     }
-    for (index, claim) in rendered.claims.iter().enumerate() {
+    let claims: std::collections::BTreeSet<&String> =
+        rendered.claims.iter().map(|(claim, _)| claim).collect();
+    for (index, claim) in claims.into_iter().enumerate() {
         let volume = volume_name("claim", index);
         volumes.push(Volume {
             name: volume.clone(),
@@ -237,11 +239,19 @@ pub fn sync_job(
             }),
             ..Volume::default()
         });
-        mounts.push(VolumeMount {
-            name: volume,
-            mount_path: format!("/{}/{claim}", super::render::VOLUMES_DIR),
-            ..VolumeMount::default()
-        });
+        for (_, sub_path) in rendered.claims.iter().filter(|(c, _)| c == claim) {
+            let mount_path = if sub_path.is_empty() {
+                format!("/{}/{claim}", super::render::VOLUMES_DIR)
+            } else {
+                format!("/{}/{claim}/{sub_path}", super::render::VOLUMES_DIR)
+            };
+            mounts.push(VolumeMount {
+                name: volume.clone(),
+                mount_path,
+                sub_path: (!sub_path.is_empty()).then(|| sub_path.clone()),
+                ..VolumeMount::default()
+            });
+        }
     }
 
     let mut env = vec![

@@ -40,8 +40,10 @@ pub struct RenderedChannel {
     pub config: String,
     /// The channel's name in the config (the MailChannel's name).
     pub channel_name: String,
-    /// PersistentVolumeClaims to mount under [`VOLUMES_DIR`].
-    pub claims: BTreeSet<String>,
+    /// Folders of PersistentVolumeClaims to mount under [`VOLUMES_DIR`]: (claim, sub-path;
+    /// empty for the volume's root). Each is mounted with the volume's `subPath`, so the
+    /// kubelet creates a missing folder, and the Maildir root exists.
+    pub claims: BTreeSet<(String, String)>,
     /// Secret keys the config reads; their Secrets are mounted under [`SECRETS_DIR`].
     pub secret_keys: BTreeSet<(String, String)>,
     /// ConfigMaps to mount under [`CONFIG_MAPS_DIR`] (with the keys read).
@@ -167,12 +169,20 @@ pub fn quantity_bytes(quantity: &Quantity) -> Option<u64> {
 
 /// A folder on a mounted claim, relative to the config's folder, ending in `/`.
 fn volume_folder(volume: &VolumeRef, rendered: &mut RenderedChannel) -> String {
-    rendered.claims.insert(volume.claim_name.clone());
+    let sub_path = volume
+        .sub_path
+        .as_deref()
+        .unwrap_or("")
+        .trim_end_matches('/')
+        .to_string();
     let mut folder = format!("../volumes/{}/", volume.claim_name);
-    if let Some(sub_path) = volume.sub_path.as_deref().filter(|s| !s.is_empty()) {
-        folder.push_str(sub_path.trim_end_matches('/'));
+    if !sub_path.is_empty() {
+        folder.push_str(&sub_path);
         folder.push('/');
     }
+    rendered
+        .claims
+        .insert((volume.claim_name.clone(), sub_path));
     folder
 }
 
@@ -548,7 +558,10 @@ mod tests {
             rendered.secret_keys,
             BTreeSet::from([("mail-pass".to_string(), "password".to_string())])
         );
-        assert_eq!(rendered.claims, BTreeSet::from(["mail-pvc".to_string()]));
+        assert_eq!(
+            rendered.claims,
+            BTreeSet::from([("mail-pvc".to_string(), "mail".to_string())])
+        );
         assert_eq!(rendered.imap_stores, BTreeSet::from(["server".to_string()]));
 
         let dir = tempfile::tempdir().expect("temp dir");

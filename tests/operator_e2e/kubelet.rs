@@ -119,7 +119,7 @@ impl<'a> Kubelet<'a> {
         for mount in container["volumeMounts"].as_array().into_iter().flatten() {
             let volume = volumes[str_at(mount, "/name").expect("mount name")];
             let target = inside(&root, str_at(mount, "/mountPath").expect("mountPath"));
-            self.lay_out(volume, &target);
+            self.lay_out(volume, str_at(mount, "/subPath").unwrap_or(""), &target);
         }
         // The ServiceAccount token, as the kubelet projects it.
         let account = str_at(pod, "/serviceAccountName").unwrap_or("default");
@@ -170,7 +170,7 @@ impl<'a> Kubelet<'a> {
         }
     }
 
-    fn lay_out(&self, volume: &Value, target: &Path) {
+    fn lay_out(&self, volume: &Value, sub_path: &str, target: &Path) {
         if let Some(name) = str_at(volume, "/configMap/name") {
             let config_map = self.get_json(&["get", "configmap", name]);
             std::fs::create_dir_all(target).expect("configMap folder");
@@ -188,8 +188,11 @@ impl<'a> Kubelet<'a> {
                 std::fs::write(target.join(key), bytes).expect("secret key");
             }
         } else if let Some(claim) = str_at(volume, "/persistentVolumeClaim/claimName") {
+            // Like the kubelet, a missing subPath folder is created on the volume.
+            let source = self.volume(claim).join(sub_path);
+            std::fs::create_dir_all(&source).expect("subPath folder");
             std::fs::create_dir_all(target.parent().expect("parent")).expect("mount parent");
-            std::os::unix::fs::symlink(self.volume(claim), target).expect("claim symlink");
+            std::os::unix::fs::symlink(source, target).expect("claim symlink");
         } else if volume.get("emptyDir").is_some() {
             std::fs::create_dir_all(target).expect("emptyDir");
         } else {
