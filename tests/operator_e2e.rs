@@ -330,6 +330,10 @@ fn operator_schedules_jobs_and_the_worker_reports_status() {
     std::thread::sleep(Duration::from_secs(3));
     assert!(kubelet.active_jobs().is_empty(), "a Job started while suspended");
 
+    // Credentials are checked before a Job is made, a failed sync is reported clearly and
+    // loses nothing, and a fixed Secret recovers.
+    check_credentials(control_plane, &kubelet, &operator, &namespace);
+
     // Events tell of starts and successes.
     let events = control_plane.kubectl_ok(&["-n", &namespace, "get", "events", "-o", "json"]);
     assert!(events.contains("SyncStarted"), "{events}");
@@ -355,4 +359,138 @@ fn operator_schedules_jobs_and_the_worker_reports_status() {
     ]);
     assert!(config_maps.trim().is_empty(), "ConfigMap left behind: {config_maps}");
     assert_eq!(subjects(&near_inbox), ["first", "fourth", "second", "third"]);
+}
+
+const REMOTE_MANIFESTS: &str = r#"
+apiVersion: mailsync.io/v1alpha1
+kind: MailStore
+metadata:
+  name: imap-server
+spec:
+  imap:
+    host: 127.0.0.1
+    port: 9
+    tls:
+      mode: None
+      allowInsecure: true
+    auth:
+      username: tester
+      passwordSecretRef:
+        name: mail-pass
+        key: password
+---
+apiVersion: mailsync.io/v1alpha1
+kind: MailStore
+metadata:
+  name: remote-local
+spec:
+  maildir:
+    volume:
+      claimName: local-mail
+      subPath: remote
+---
+apiVersion: mailsync.io/v1alpha1
+kind: MailChannel
+metadata:
+  name: remote
+spec:
+  far:
+    storeRef:
+      name: imap-server
+  near:
+    storeRef:
+      name: remote-local
+  trigger:
+    manual: "1"
+"#;
+
+/// The Jobs of channel `name`.
+fn jobs_of(kubelet: &Kubelet, name: &str) -> Vec<Value> {
+    kubelet
+        .active_jobs()
+        .into_iter()
+        .filter(|job| job["metadata"]["annotations"]["mailsync.io/channel"] == name)
+        .collect()
+}
+
+fn check_credentials(
+    control_plane: &k8s::ControlPlane,
+    kubelet: &Kubelet,
+    operator: &Operator,
+    namespace: &str,
+) {
+    let channel = Channel {
+        control_plane,
+        namespace: namespace.to_string(),
+        name: "remote".into(),
+    };
+    let near_inbox = kubelet.volume("local-mail").join("remote/INBOX");
+    deliver(&near_inbox, "local", "kept locally");
+    control_plane.kubectl_ok_with_input(&["-n", namespace, "apply", "-f", "-"], REMOTE_MANIFESTS);
+    let message = wait_for("CredentialsInvalid", Duration::from_secs(20), operator, || {
+        let (status, _, message) = channel.condition("CredentialsInvalid")?;
+        (status == "True").then_some(message)
+    });
+    assert!(
+        message.contains("Secret") && message.contains("mail-pass") && message.contains("does not exist"),
+        "{message}"
+    );
+    // A Secret without the key named by the store is refused too.
+    control_plane.kubectl_ok(&[
+        "-n",
+        namespace,
+        "create",
+        "secret",
+        "generic",
+        "mail-pass",
+        "--from-literal=pw=wrong",
+    ]);
+    let message = wait_for("the missing key", Duration::from_secs(20), operator, || {
+        let (status, _, message) = channel.condition("CredentialsInvalid")?;
+        (status == "True" && message.contains("has no key")).then_some(message)
+    });
+    assert!(message.contains("\"password\""), "{message}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(jobs_of(kubelet, "remote").is_empty(), "a Job despite missing credentials");
+
+    // With the key there, a Job runs; the sync fails (the server does not answer), the
+    // status says so clearly, and the local mail is untouched.
+    control_plane.kubectl_ok(&[
+        "-n",
+        namespace,
+        "patch",
+        "secret",
+        "mail-pass",
+        "--type=merge",
+        "-p",
+        r#"{"stringData":{"password":"wrong password"}}"#,
+    ]);
+    let job = wait_for("the remote Job", Duration::from_secs(20), operator, || {
+        jobs_of(kubelet, "remote").into_iter().next()
+    });
+    let credentials = channel.condition("CredentialsInvalid").expect("condition");
+    assert_eq!(credentials.0, "False");
+    let run = kubelet.run_job(&job);
+    assert_ne!(run.exit_code, 0, "the sync cannot succeed: {run:?}");
+    let (_, _, degraded) = wait_for("Degraded", Duration::from_secs(20), operator, || {
+        channel.condition("Degraded").filter(|c| c.0 == "True")
+    });
+    assert!(!degraded.is_empty(), "Degraded without a message");
+    assert!(
+        run.stderr.contains(degraded.trim_end()) || degraded.contains("imap-server"),
+        "the status message {degraded:?} is not the engine's error:\n{}",
+        run.stderr
+    );
+    let json = channel.json();
+    assert_eq!(json["status"]["latestResult"]["result"], "Failed");
+    assert_ne!(json["status"]["latestResult"]["exitCode"], 0);
+    wait_for("Synchronizing=Error", Duration::from_secs(20), operator, || {
+        let (_, reason, message) = channel.condition("Synchronizing")?;
+        (reason == "Error" && message.contains("failed")).then_some(())
+    });
+    assert_eq!(subjects(&near_inbox), ["kept locally"], "local mail lost");
+    let events = control_plane.kubectl_ok(&["-n", namespace, "get", "events", "-o", "json"]);
+    assert!(events.contains("SyncFailed"), "{events}");
+    assert!(events.contains("CredentialsInvalid"), "{events}");
+    control_plane.kubectl_ok(&["-n", namespace, "delete", "mailchannel", "remote"]);
 }
