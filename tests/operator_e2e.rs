@@ -53,14 +53,22 @@ impl Drop for Operator {
 }
 
 /// Polls `check` until it returns `Some`, or panics after `timeout` saying `what`.
-fn wait_for<T>(what: &str, timeout: Duration, operator: &Operator, mut check: impl FnMut() -> Option<T>) -> T {
+fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    operator: &Operator,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = check() {
             return value;
         }
         if Instant::now() > deadline {
-            panic!("timed out waiting for {what}\noperator log:\n{}", operator.log());
+            panic!(
+                "timed out waiting for {what}\noperator log:\n{}",
+                operator.log()
+            );
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -74,8 +82,11 @@ fn deliver(mailbox: &Path, id: &str, subject: &str) {
     let text = format!(
         "From: sender@example.org\nTo: tester@example.org\nSubject: {subject}\nMessage-ID: <{id}@example.org>\n\nBody of {subject}.\n"
     );
-    std::fs::write(mailbox.join("new").join(format!("1700000000.{id}.e2e")), text)
-        .expect("deliver");
+    std::fs::write(
+        mailbox.join("new").join(format!("1700000000.{id}.e2e")),
+        text,
+    )
+    .expect("deliver");
 }
 
 /// The Subject lines of the messages of a Maildir mailbox, sorted.
@@ -213,13 +224,19 @@ fn operator_schedules_jobs_and_the_worker_reports_status() {
     let job = wait_for("the first Job", Duration::from_secs(30), &operator, || {
         kubelet.active_jobs().into_iter().next()
     });
-    let job_name = job["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let job_name = job["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert_eq!(
         job["metadata"]["ownerReferences"][0]["kind"], "MailChannel",
         "the Job is owned by its channel"
     );
     let (status, reason, _) = channel.condition("Synchronizing").expect("Synchronizing");
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "SyncInProgress"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "SyncInProgress")
+    );
 
     // The Pod passes Pod Security `restricted`: a Pod made from the template is admitted
     // by a namespace enforcing it.
@@ -242,14 +259,13 @@ fn operator_schedules_jobs_and_the_worker_reports_status() {
         "metadata": {"name": "sync", "namespace": restricted},
         "spec": job["spec"]["template"]["spec"].clone(),
     });
-    control_plane.kubectl_ok_with_input(
-        &["create", "--dry-run=server", "-f", "-"],
-        &pod.to_string(),
-    );
+    control_plane
+        .kubectl_ok_with_input(&["create", "--dry-run=server", "-f", "-"], &pod.to_string());
 
     let run = kubelet.run_job(&job);
     assert_eq!(
-        run.exit_code, 0,
+        run.exit_code,
+        0,
         "worker of {} failed:\n{}\n{}\noperator log:\n{}",
         run.job,
         run.stdout,
@@ -259,15 +275,26 @@ fn operator_schedules_jobs_and_the_worker_reports_status() {
     assert_eq!(subjects(&near_inbox), subjects(&far_inbox));
     assert_eq!(subjects(&near_inbox), ["first", "second", "third"]);
 
-    let status = wait_for("the worker's status", Duration::from_secs(20), &operator, || {
-        let json = channel.json();
-        (json.pointer("/status/lastManualSync") == Some(&Value::from("1"))).then_some(json)
-    });
+    let status = wait_for(
+        "the worker's status",
+        Duration::from_secs(20),
+        &operator,
+        || {
+            let json = channel.json();
+            (json.pointer("/status/lastManualSync") == Some(&Value::from("1"))).then_some(json)
+        },
+    );
     let mailbox = &status["status"]["mailboxes"][0];
     assert_eq!(mailbox["name"], "INBOX");
     assert_eq!(mailbox["state"], "InSync");
-    assert_eq!(mailbox["far"]["uidValidity"], maildir_uid_validity(&far_inbox));
-    assert_eq!(mailbox["near"]["uidValidity"], maildir_uid_validity(&near_inbox));
+    assert_eq!(
+        mailbox["far"]["uidValidity"],
+        maildir_uid_validity(&far_inbox)
+    );
+    assert_eq!(
+        mailbox["near"]["uidValidity"],
+        maildir_uid_validity(&near_inbox)
+    );
     assert_eq!(mailbox["far"]["messages"], 3);
     assert_eq!(mailbox["near"]["messages"], 3);
     assert_eq!(status["status"]["totals"]["messagesNear"], 3);
@@ -277,15 +304,21 @@ fn operator_schedules_jobs_and_the_worker_reports_status() {
     wait_for("Ready=True", Duration::from_secs(20), &operator, || {
         (channel.condition("Ready")?.0 == "True").then_some(())
     });
-    wait_for("Synchronizing back to waiting", Duration::from_secs(20), &operator, || {
-        (channel.condition("Synchronizing")?.1 == "WaitingForManual").then_some(())
-    });
+    wait_for(
+        "Synchronizing back to waiting",
+        Duration::from_secs(20),
+        &operator,
+        || (channel.condition("Synchronizing")?.1 == "WaitingForManual").then_some(()),
+    );
 
     // A new trigger starts one Job; a second trigger while it runs starts no second one.
     channel.patch(r#"{"spec":{"trigger":{"manual":"2"}}}"#);
-    let second = wait_for("the Job of trigger 2", Duration::from_secs(20), &operator, || {
-        kubelet.active_jobs().into_iter().next()
-    });
+    let second = wait_for(
+        "the Job of trigger 2",
+        Duration::from_secs(20),
+        &operator,
+        || kubelet.active_jobs().into_iter().next(),
+    );
     channel.patch(r#"{"spec":{"trigger":{"manual":"3"}}}"#);
     std::thread::sleep(Duration::from_secs(3));
     let active = kubelet.active_jobs();
@@ -295,9 +328,12 @@ fn operator_schedules_jobs_and_the_worker_reports_status() {
     assert!(message.contains("pending"), "{message}");
     assert_eq!(kubelet.run_job(&second).exit_code, 0);
     // The pending run follows, once.
-    let third = wait_for("the pending run", Duration::from_secs(20), &operator, || {
-        kubelet.active_jobs().into_iter().next()
-    });
+    let third = wait_for(
+        "the pending run",
+        Duration::from_secs(20),
+        &operator,
+        || kubelet.active_jobs().into_iter().next(),
+    );
     assert_eq!(kubelet.run_job(&third).exit_code, 0);
 
     // A new message arrives in the Maildir with the next scheduled run.
@@ -306,21 +342,38 @@ fn operator_schedules_jobs_and_the_worker_reports_status() {
     wait_for("nextSyncTime", Duration::from_secs(20), &operator, || {
         channel.json().pointer("/status/nextSyncTime").cloned()
     });
-    let scheduled = wait_for("the scheduled Job", Duration::from_secs(80), &operator, || {
-        kubelet.active_jobs().into_iter().next()
-    });
-    assert_eq!(scheduled["metadata"]["annotations"]["mailsync.io/run"], "schedule");
+    let scheduled = wait_for(
+        "the scheduled Job",
+        Duration::from_secs(80),
+        &operator,
+        || kubelet.active_jobs().into_iter().next(),
+    );
+    assert_eq!(
+        scheduled["metadata"]["annotations"]["mailsync.io/run"],
+        "schedule"
+    );
     assert_eq!(kubelet.run_job(&scheduled).exit_code, 0);
-    assert_eq!(subjects(&near_inbox), ["first", "fourth", "second", "third"]);
-    wait_for("4 messages in the status", Duration::from_secs(20), &operator, || {
-        (channel.json().pointer("/status/totals/messagesNear") == Some(&Value::from(4)))
-            .then_some(())
-    });
+    assert_eq!(
+        subjects(&near_inbox),
+        ["first", "fourth", "second", "third"]
+    );
+    wait_for(
+        "4 messages in the status",
+        Duration::from_secs(20),
+        &operator,
+        || {
+            (channel.json().pointer("/status/totals/messagesNear") == Some(&Value::from(4)))
+                .then_some(())
+        },
+    );
 
     // History: at most one finished successful Job is kept.
-    wait_for("history cleanup", Duration::from_secs(20), &operator, || {
-        (kubelet.jobs().len() == 1).then_some(())
-    });
+    wait_for(
+        "history cleanup",
+        Duration::from_secs(20),
+        &operator,
+        || (kubelet.jobs().len() == 1).then_some(()),
+    );
 
     // Suspend: no new Jobs, neither scheduled nor manual.
     channel.patch(r#"{"spec":{"suspend":true,"trigger":{"manual":"4"}}}"#);
@@ -328,7 +381,10 @@ fn operator_schedules_jobs_and_the_worker_reports_status() {
         (channel.condition("Synchronizing")?.1 == "Suspended").then_some(())
     });
     std::thread::sleep(Duration::from_secs(3));
-    assert!(kubelet.active_jobs().is_empty(), "a Job started while suspended");
+    assert!(
+        kubelet.active_jobs().is_empty(),
+        "a Job started while suspended"
+    );
 
     // Credentials are checked before a Job is made, a failed sync is reported clearly and
     // loses nothing, and a fixed Secret recovers.
@@ -341,11 +397,23 @@ fn operator_schedules_jobs_and_the_worker_reports_status() {
     let _ = job_name;
 
     // Deleting the channel removes its Jobs and ConfigMap and keeps the mail.
-    control_plane.kubectl_ok(&["-n", &namespace, "delete", "mailchannel", "inbox", "--wait=false"]);
-    wait_for("the channel to go", Duration::from_secs(30), &operator, || {
-        let output = control_plane.kubectl(&["-n", &namespace, "get", "mailchannel", "inbox"]);
-        (!output.status.success()).then_some(())
-    });
+    control_plane.kubectl_ok(&[
+        "-n",
+        &namespace,
+        "delete",
+        "mailchannel",
+        "inbox",
+        "--wait=false",
+    ]);
+    wait_for(
+        "the channel to go",
+        Duration::from_secs(30),
+        &operator,
+        || {
+            let output = control_plane.kubectl(&["-n", &namespace, "get", "mailchannel", "inbox"]);
+            (!output.status.success()).then_some(())
+        },
+    );
     assert!(kubelet.jobs().is_empty(), "Jobs left behind");
     let config_maps = control_plane.kubectl_ok(&[
         "-n",
@@ -357,8 +425,14 @@ fn operator_schedules_jobs_and_the_worker_reports_status() {
         "-o",
         "name",
     ]);
-    assert!(config_maps.trim().is_empty(), "ConfigMap left behind: {config_maps}");
-    assert_eq!(subjects(&near_inbox), ["first", "fourth", "second", "third"]);
+    assert!(
+        config_maps.trim().is_empty(),
+        "ConfigMap left behind: {config_maps}"
+    );
+    assert_eq!(
+        subjects(&near_inbox),
+        ["first", "fourth", "second", "third"]
+    );
 }
 
 const REMOTE_MANIFESTS: &str = r#"
@@ -427,12 +501,19 @@ fn check_credentials(
     let near_inbox = kubelet.volume("local-mail").join("remote/INBOX");
     deliver(&near_inbox, "local", "kept locally");
     control_plane.kubectl_ok_with_input(&["-n", namespace, "apply", "-f", "-"], REMOTE_MANIFESTS);
-    let message = wait_for("CredentialsInvalid", Duration::from_secs(20), operator, || {
-        let (status, _, message) = channel.condition("CredentialsInvalid")?;
-        (status == "True").then_some(message)
-    });
+    let message = wait_for(
+        "CredentialsInvalid",
+        Duration::from_secs(20),
+        operator,
+        || {
+            let (status, _, message) = channel.condition("CredentialsInvalid")?;
+            (status == "True").then_some(message)
+        },
+    );
     assert!(
-        message.contains("Secret") && message.contains("mail-pass") && message.contains("does not exist"),
+        message.contains("Secret")
+            && message.contains("mail-pass")
+            && message.contains("does not exist"),
         "{message}"
     );
     // A Secret without the key named by the store is refused too.
@@ -451,7 +532,10 @@ fn check_credentials(
     });
     assert!(message.contains("\"password\""), "{message}");
     std::thread::sleep(Duration::from_secs(2));
-    assert!(jobs_of(kubelet, "remote").is_empty(), "a Job despite missing credentials");
+    assert!(
+        jobs_of(kubelet, "remote").is_empty(),
+        "a Job despite missing credentials"
+    );
 
     // With the key there, a Job runs; the sync fails (the server does not answer), the
     // status says so clearly, and the local mail is untouched.
@@ -484,10 +568,15 @@ fn check_credentials(
     let json = channel.json();
     assert_eq!(json["status"]["latestResult"]["result"], "Failed");
     assert_ne!(json["status"]["latestResult"]["exitCode"], 0);
-    wait_for("Synchronizing=Error", Duration::from_secs(20), operator, || {
-        let (_, reason, message) = channel.condition("Synchronizing")?;
-        (reason == "Error" && message.contains("failed")).then_some(())
-    });
+    wait_for(
+        "Synchronizing=Error",
+        Duration::from_secs(20),
+        operator,
+        || {
+            let (_, reason, message) = channel.condition("Synchronizing")?;
+            (reason == "Error" && message.contains("failed")).then_some(())
+        },
+    );
     assert_eq!(subjects(&near_inbox), ["kept locally"], "local mail lost");
     let events = control_plane.kubectl_ok(&["-n", namespace, "get", "events", "-o", "json"]);
     assert!(events.contains("SyncFailed"), "{events}");

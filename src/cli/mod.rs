@@ -256,10 +256,15 @@ pub fn run_mailsync(argv: &[String]) -> i32 {
 
 /// `mailsync operator`: runs the controller until the process is stopped.
 fn run_operator(image: String) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
-            output::error(&format!("mailsync operator: cannot start the runtime: {error}"));
+            output::error(&format!(
+                "mailsync operator: cannot start the runtime: {error}"
+            ));
             return 1;
         }
     };

@@ -142,7 +142,11 @@ fn channel_key(channel: &MailChannel) -> String {
     )
 }
 
-fn error_policy(channel: Arc<MailChannel>, error: &ControllerError, context: Arc<Context>) -> Action {
+fn error_policy(
+    channel: Arc<MailChannel>,
+    error: &ControllerError,
+    context: Arc<Context>,
+) -> Action {
     let attempts = match context.failures.lock() {
         Ok(mut failures) => {
             let count = failures.entry(channel_key(&channel)).or_insert(0);
@@ -160,7 +164,10 @@ fn error_policy(channel: Arc<MailChannel>, error: &ControllerError, context: Arc
     Action::requeue(Duration::from_secs(seconds.min(300)))
 }
 
-async fn reconcile(channel: Arc<MailChannel>, context: Arc<Context>) -> Result<Action, ControllerError> {
+async fn reconcile(
+    channel: Arc<MailChannel>,
+    context: Arc<Context>,
+) -> Result<Action, ControllerError> {
     let namespace = channel.namespace().unwrap_or_default();
     let api = Api::<MailChannel>::namespaced(context.client.clone(), &namespace);
     let result = finalizer(&api, FINALIZER, channel.clone(), |event| async {
@@ -190,13 +197,14 @@ async fn observe_and_plan(
     client: &Client,
     namespace: &str,
 ) -> Result<Actions, kube::Error> {
-    let stores: BTreeMap<String, MailStore> = Api::<MailStore>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .map(|store| (store.name_any(), store))
-        .collect();
+    let stores: BTreeMap<String, MailStore> =
+        Api::<MailStore>::namespaced(client.clone(), namespace)
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .map(|store| (store.name_any(), store))
+            .collect();
     let secrets: BTreeMap<String, BTreeSet<String>> =
         Api::<Secret>::namespaced(client.clone(), namespace)
             .list(&ListParams::default())
@@ -204,8 +212,12 @@ async fn observe_and_plan(
             .items
             .into_iter()
             .map(|secret| {
-                let mut keys: BTreeSet<String> =
-                    secret.data.iter().flatten().map(|(k, _)| k.clone()).collect();
+                let mut keys: BTreeSet<String> = secret
+                    .data
+                    .iter()
+                    .flatten()
+                    .map(|(k, _)| k.clone())
+                    .collect();
                 keys.extend(secret.string_data.iter().flatten().map(|(k, _)| k.clone()));
                 (secret.name_any(), keys)
             })
@@ -302,7 +314,9 @@ async fn publish(
         secondary: None,
     };
     if let Err(error) = context.recorder.publish(&event, reference).await {
-        crate::output::warning(&format!("mailsync operator: cannot publish an Event: {error}"));
+        crate::output::warning(&format!(
+            "mailsync operator: cannot publish an Event: {error}"
+        ));
     }
 }
 
@@ -314,7 +328,10 @@ async fn write_status(
 ) -> Result<(), kube::Error> {
     let status = &actions.status;
     let mut body = serde_json::Map::new();
-    body.insert("observedGeneration".into(), json!(status.observed_generation));
+    body.insert(
+        "observedGeneration".into(),
+        json!(status.observed_generation),
+    );
     body.insert("conditions".into(), json!(status.conditions));
     for (key, value) in [
         ("lastSyncStartTime", &status.last_sync_start_time),
@@ -361,7 +378,11 @@ async fn ensure_worker_access(client: &Client, namespace: &str) -> Result<(), ku
         ..ServiceAccount::default()
     };
     Api::<ServiceAccount>::namespaced(client.clone(), namespace)
-        .patch(WORKER_SERVICE_ACCOUNT, &params, &Patch::Apply(&typed(&account, "v1", "ServiceAccount")))
+        .patch(
+            WORKER_SERVICE_ACCOUNT,
+            &params,
+            &Patch::Apply(&typed(&account, "v1", "ServiceAccount")),
+        )
         .await?;
     let role = Role {
         metadata: meta(WORKER_ROLE),
@@ -381,7 +402,11 @@ async fn ensure_worker_access(client: &Client, namespace: &str) -> Result<(), ku
         ]),
     };
     Api::<Role>::namespaced(client.clone(), namespace)
-        .patch(WORKER_ROLE, &params, &Patch::Apply(&typed(&role, "rbac.authorization.k8s.io/v1", "Role")))
+        .patch(
+            WORKER_ROLE,
+            &params,
+            &Patch::Apply(&typed(&role, "rbac.authorization.k8s.io/v1", "Role")),
+        )
         .await?;
     let binding = RoleBinding {
         metadata: meta(WORKER_ROLE),
@@ -401,7 +426,11 @@ async fn ensure_worker_access(client: &Client, namespace: &str) -> Result<(), ku
         .patch(
             WORKER_ROLE,
             &params,
-            &Patch::Apply(&typed(&binding, "rbac.authorization.k8s.io/v1", "RoleBinding")),
+            &Patch::Apply(&typed(
+                &binding,
+                "rbac.authorization.k8s.io/v1",
+                "RoleBinding",
+            )),
         )
         .await?;
     Ok(())

@@ -55,7 +55,10 @@ pub struct RenderedChannel {
 impl RenderedChannel {
     /// Names of the Secrets to mount.
     pub fn secrets(&self) -> BTreeSet<String> {
-        self.secret_keys.iter().map(|(name, _)| name.clone()).collect()
+        self.secret_keys
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect()
     }
     /// Names of the ConfigMaps to mount.
     pub fn config_maps(&self) -> BTreeSet<String> {
@@ -95,13 +98,20 @@ pub fn render(
     } else {
         vec![far, near]
     };
-    if stores
-        .iter()
-        .any(|store| store.spec.maildir.as_ref().is_some_and(|m| m.fsync == Some(false)))
-    {
+    if stores.iter().any(|store| {
+        store
+            .spec
+            .maildir
+            .as_ref()
+            .is_some_and(|m| m.fsync == Some(false))
+    }) {
         text.push_str("FSync no\n");
     }
-    if let Some(delimiter) = spec.sync_state.as_ref().and_then(|s| s.field_delimiter.as_ref()) {
+    if let Some(delimiter) = spec
+        .sync_state
+        .as_ref()
+        .and_then(|s| s.field_delimiter.as_ref())
+    {
         let _ = writeln!(text, "FieldDelimiter {}", quote(delimiter));
     }
     if let Some(limit) = &spec.buffer_limit {
@@ -552,7 +562,11 @@ mod tests {
         let far = imap_store("server");
         let near = maildir_store("local", "mail-pvc");
         let rendered = render(&channel("server", "local"), &far, &near).expect("renders");
-        assert!(rendered.config.contains("PassFile \"../secrets/mail-pass/password\""));
+        assert!(
+            rendered
+                .config
+                .contains("PassFile \"../secrets/mail-pass/password\"")
+        );
         assert!(!rendered.config.to_lowercase().contains("pass \""));
         assert_eq!(
             rendered.secret_keys,
@@ -577,7 +591,10 @@ mod tests {
         let channel = loaded.config.channel("inbox").expect("channel inbox");
         assert_eq!(channel.sides[0].store, "server");
         assert_eq!(channel.sides[1].store, "local");
-        assert_eq!(channel.patterns, vec!["*".to_string(), "!Trash".to_string()]);
+        assert_eq!(
+            channel.patterns,
+            vec!["*".to_string(), "!Trash".to_string()]
+        );
     }
 
     #[test]
@@ -590,7 +607,10 @@ mod tests {
 
     #[test]
     fn quantities_become_bytes() {
-        assert_eq!(quantity_bytes(&Quantity("10Mi".into())), Some(10 * 1024 * 1024));
+        assert_eq!(
+            quantity_bytes(&Quantity("10Mi".into())),
+            Some(10 * 1024 * 1024)
+        );
         assert_eq!(quantity_bytes(&Quantity("500k".into())), Some(500_000));
         assert_eq!(quantity_bytes(&Quantity("1048576".into())), Some(1_048_576));
         assert_eq!(quantity_bytes(&Quantity("lots".into())), None);

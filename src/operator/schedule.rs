@@ -149,8 +149,9 @@ mod tests {
     #[test]
     fn jitter_is_stable_bounded_and_spread() {
         assert_eq!(jitter("ns/a"), jitter("ns/a"));
-        let distinct: std::collections::BTreeSet<Duration> =
-            (0..50).map(|i| jitter(&format!("ns/channel-{i}"))).collect();
+        let distinct: std::collections::BTreeSet<Duration> = (0..50)
+            .map(|i| jitter(&format!("ns/channel-{i}")))
+            .collect();
         assert!(distinct.len() > 40, "{distinct:?}");
         assert!(distinct.iter().all(|d| *d < MAX_JITTER));
     }

@@ -85,7 +85,9 @@ pub fn main(args: &WorkerArgs) -> i32 {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            output::error(&format!("mailsync worker: cannot start the runtime: {error}"));
+            output::error(&format!(
+                "mailsync worker: cannot start the runtime: {error}"
+            ));
             return 1;
         }
     };
@@ -106,7 +108,11 @@ pub fn main(args: &WorkerArgs) -> i32 {
         Ok(()) => report.exit_code,
         Err(error) => {
             output::error(&format!("mailsync worker: {error}"));
-            if report.exit_code == 0 { 1 } else { report.exit_code }
+            if report.exit_code == 0 {
+                1
+            } else {
+                report.exit_code
+            }
         }
     }
 }
@@ -205,10 +211,9 @@ pub fn status_from_report(
         .cloned();
     let message = match (&first_error, outcome) {
         (Some(error), _) => error.clone(),
-        (None, SyncOutcome::Succeeded) => format!(
-            "synchronized {} mailbox(es)",
-            report.mailboxes.len()
-        ),
+        (None, SyncOutcome::Succeeded) => {
+            format!("synchronized {} mailbox(es)", report.mailboxes.len())
+        }
         (None, _) => format!("the sync failed with exit code {}", report.exit_code),
     };
     let previous_boxes: Vec<MailboxStatus> = previous.mailboxes.clone().unwrap_or_default();
@@ -321,13 +326,21 @@ pub fn status_from_report(
         condition(
             condition::READY,
             succeeded,
-            if succeeded { "SyncSucceeded" } else { "SyncFailed" },
+            if succeeded {
+                "SyncSucceeded"
+            } else {
+                "SyncFailed"
+            },
             &message,
         ),
         condition(
             condition::DEGRADED,
             !succeeded,
-            if succeeded { "SyncSucceeded" } else { "SyncFailed" },
+            if succeeded {
+                "SyncSucceeded"
+            } else {
+                "SyncFailed"
+            },
             &message,
         ),
     ];
@@ -441,7 +454,10 @@ mod tests {
             Some(3),
         );
         let mailbox = &status.mailboxes.as_ref().expect("mailboxes")[0];
-        assert_eq!(mailbox.far.as_ref().and_then(|s| s.uid_validity), Some(1_700_000_001));
+        assert_eq!(
+            mailbox.far.as_ref().and_then(|s| s.uid_validity),
+            Some(1_700_000_001)
+        );
         assert_eq!(mailbox.near.as_ref().and_then(|s| s.messages), Some(3));
         assert_eq!(status.totals.as_ref().map(|t| t.messages_far), Some(3));
         assert_eq!(status.last_manual_sync.as_deref(), Some("t1"));

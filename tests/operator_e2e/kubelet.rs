@@ -123,13 +123,9 @@ impl<'a> Kubelet<'a> {
         }
         // The ServiceAccount token, as the kubelet projects it.
         let account = str_at(pod, "/serviceAccountName").unwrap_or("default");
-        let token = self.control_plane.kubectl_ok(&[
-            "-n",
-            &self.namespace,
-            "create",
-            "token",
-            account,
-        ]);
+        let token =
+            self.control_plane
+                .kubectl_ok(&["-n", &self.namespace, "create", "token", account]);
         let account_dir = inside(&root, "/var/run/secrets/kubernetes.io/serviceaccount");
         std::fs::create_dir_all(&account_dir).expect("token folder");
         std::fs::write(account_dir.join("token"), token.trim()).expect("token");
@@ -154,7 +150,10 @@ impl<'a> Kubelet<'a> {
             .env_clear()
             .env("KUBERNETES_SERVICE_HOST", host)
             .env("KUBERNETES_SERVICE_PORT", port)
-            .current_dir(inside(&root, str_at(container, "/workingDir").unwrap_or("/")));
+            .current_dir(inside(
+                &root,
+                str_at(container, "/workingDir").unwrap_or("/"),
+            ));
         for variable in container["env"].as_array().into_iter().flatten() {
             process.env(
                 str_at(variable, "/name").expect("env name"),

@@ -92,12 +92,7 @@ fn manual(token: &str) -> Trigger {
 
 /// The Job the controller would make for `run`, in `state`, created at `created`.
 fn job(channel: &MailChannel, run: RunKind, state: Option<&str>, created: &str) -> Job {
-    let rendered = render(
-        channel,
-        &stores()["server"],
-        &stores()["local"],
-    )
-    .expect("renders");
+    let rendered = render(channel, &stores()["server"], &stores()["local"]).expect("renders");
     let mut job = sync_job(
         channel,
         &rendered,
@@ -155,7 +150,11 @@ fn a_scheduled_slot_starts_one_run_and_missed_slots_are_not_replayed() {
         actions.status.last_schedule_time,
         Some(Time(at("2026-01-01T05:30:00Z")))
     );
-    assert!(actions.requeue_after <= Duration::from_secs(41), "{:?}", actions.requeue_after);
+    assert!(
+        actions.requeue_after <= Duration::from_secs(41),
+        "{:?}",
+        actions.requeue_after
+    );
     // With that slot recorded, nothing more until the next one.
     let mut done = channel.clone();
     done.status = Some(crate::operator::MailChannelStatus {
@@ -164,18 +163,29 @@ fn a_scheduled_slot_starts_one_run_and_missed_slots_are_not_replayed() {
     });
     let again = plan_at(&done, &[], "2026-01-01T05:30:40Z");
     assert_eq!(again.start, None);
-    assert_eq!(synchronizing(&again).1, condition::REASON_WAITING_FOR_SCHEDULE);
+    assert_eq!(
+        synchronizing(&again).1,
+        condition::REASON_WAITING_FOR_SCHEDULE
+    );
 }
 
 #[test]
 fn a_running_job_blocks_a_second_run() {
     let channel = channel("inbox", manual("2"));
-    let running = job(&channel, RunKind::Manual("1".into()), None, "2026-01-01T01:00:00Z");
+    let running = job(
+        &channel,
+        RunKind::Manual("1".into()),
+        None,
+        "2026-01-01T01:00:00Z",
+    );
     let actions = plan_at(&channel, &[running], "2026-01-01T01:00:05Z");
     assert_eq!(actions.start, None);
     assert_eq!(
         synchronizing(&actions),
-        ("True".to_string(), condition::REASON_SYNC_IN_PROGRESS.to_string())
+        (
+            "True".to_string(),
+            condition::REASON_SYNC_IN_PROGRESS.to_string()
+        )
     );
 }
 
@@ -227,14 +237,22 @@ fn a_missing_secret_key_stops_before_a_job() {
         .find(|c| c.type_ == condition::CREDENTIALS_INVALID)
         .expect("CredentialsInvalid");
     assert_eq!(credentials.status, "True");
-    assert!(credentials.message.contains("has no key \"password\""), "{credentials:?}");
+    assert!(
+        credentials.message.contains("has no key \"password\""),
+        "{credentials:?}"
+    );
 }
 
 #[test]
 fn the_store_connection_limit_holds_other_channels_back() {
     let first = channel("first", manual("1"));
     let second = channel("second", manual("1"));
-    let running = job(&first, RunKind::Manual("1".into()), None, "2026-01-01T01:00:00Z");
+    let running = job(
+        &first,
+        RunKind::Manual("1".into()),
+        None,
+        "2026-01-01T01:00:00Z",
+    );
     let actions = plan_at(&second, &[running], "2026-01-01T01:00:01Z");
     assert_eq!(actions.start, None);
     assert_eq!(synchronizing(&actions).1, REASON_WAITING_FOR_CONNECTION);
@@ -245,13 +263,31 @@ fn the_store_connection_limit_holds_other_channels_back() {
 fn finished_jobs_beyond_the_history_are_deleted_oldest_first() {
     let channel = channel("inbox", manual("9"));
     let jobs = vec![
-        job(&channel, RunKind::Manual("1".into()), Some("Complete"), "2026-01-01T01:00:00Z"),
-        job(&channel, RunKind::Manual("2".into()), Some("Complete"), "2026-01-01T02:00:00Z"),
-        job(&channel, RunKind::Manual("3".into()), Some("Failed"), "2026-01-01T03:00:00Z"),
+        job(
+            &channel,
+            RunKind::Manual("1".into()),
+            Some("Complete"),
+            "2026-01-01T01:00:00Z",
+        ),
+        job(
+            &channel,
+            RunKind::Manual("2".into()),
+            Some("Complete"),
+            "2026-01-01T02:00:00Z",
+        ),
+        job(
+            &channel,
+            RunKind::Manual("3".into()),
+            Some("Failed"),
+            "2026-01-01T03:00:00Z",
+        ),
     ];
     let actions = plan_at(&channel, &jobs, "2026-01-01T04:00:00Z");
     assert_eq!(
         actions.delete_jobs,
-        vec![crate::operator::job::job_name("inbox", &RunKind::Manual("1".into()))]
+        vec![crate::operator::job::job_name(
+            "inbox",
+            &RunKind::Manual("1".into())
+        )]
     );
 }
