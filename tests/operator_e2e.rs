@@ -26,12 +26,38 @@ struct Operator {
 }
 
 impl Operator {
+    /// Starts the operator with the ServiceAccount and ClusterRole of
+    /// `config/operator/rbac.yaml`, so that the permissions it ships with are the ones tested.
     fn start(control_plane: &k8s::ControlPlane, log_dir: &Path) -> Operator {
+        control_plane.kubectl_ok(&["create", "namespace", "mailsync-system"]);
+        let rbac = k8s::repo_root().join("config/operator/rbac.yaml");
+        control_plane.kubectl_ok(&["apply", "-f", &rbac.to_string_lossy()]);
+        let token = control_plane.kubectl_ok(&[
+            "-n",
+            "mailsync-system",
+            "create",
+            "token",
+            "mailsync-operator",
+            "--duration=1h",
+        ]);
+        let kubeconfig = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "e2e", "cluster": {
+                "server": control_plane.env("K8S_API_SERVER").expect("K8S_API_SERVER"),
+                "certificate-authority": control_plane.env("K8S_CA_FILE").expect("K8S_CA_FILE"),
+            }}],
+            "users": [{"name": "operator", "user": {"token": token.trim()}}],
+            "contexts": [{"name": "operator", "context": {"cluster": "e2e", "user": "operator"}}],
+            "current-context": "operator",
+        });
+        let kubeconfig_file = log_dir.join("operator.kubeconfig");
+        std::fs::write(&kubeconfig_file, kubeconfig.to_string()).expect("kubeconfig");
         let log = log_dir.join("operator.log");
         let file = std::fs::File::create(&log).expect("operator log");
         let child = Command::new(env!("CARGO_BIN_EXE_mailsync"))
             .args(["operator", "--image", "mailsync:e2e"])
-            .env("KUBECONFIG", control_plane.kubeconfig())
+            .env("KUBECONFIG", &kubeconfig_file)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
