@@ -4,8 +4,9 @@
 //! token) syncs the mail and reports it in the channel's status; the manual trigger, the
 //! schedule, suspend, one Job at a time, Pod Security `restricted`, and deletion.
 //!
-//! The engine does not drive IMAP stores yet, so both stores are Maildirs on claims here
-//! (the far one standing for the server).
+//! The engine does not drive IMAP stores yet, so the syncing channel has Maildirs on claims
+//! on both sides (the far one standing for the server); an IMAP channel shows the Secret
+//! checks and how a failed sync is reported.
 
 mod k8s;
 #[path = "operator_e2e/kubelet.rs"]
@@ -420,7 +421,10 @@ fn operator_schedules_jobs_and_the_worker_reports_status() {
     let events = control_plane.kubectl_ok(&["-n", &namespace, "get", "events", "-o", "json"]);
     assert!(events.contains("SyncStarted"), "{events}");
     assert!(events.contains("SyncSucceeded"), "{events}");
-    let _ = job_name;
+    assert!(
+        events.contains(&format!("Started sync Job {job_name}")),
+        "{events}"
+    );
 
     // Deleting the channel removes its Jobs and ConfigMap and keeps the mail.
     control_plane.kubectl_ok(&[
