@@ -291,3 +291,50 @@ fn finished_jobs_beyond_the_history_are_deleted_oldest_first() {
         )]
     );
 }
+
+#[test]
+fn a_deleted_job_does_not_leave_the_channel_synchronizing() {
+    let mut channel = channel("inbox", manual("1"));
+    // The status still says a sync runs, but its Job is gone (deleted, or its run was
+    // recorded and the Job cleaned up).
+    channel.status = Some(crate::operator::MailChannelStatus {
+        last_manual_sync: Some("1".into()),
+        conditions: Some(vec![Condition {
+            type_: condition::SYNCHRONIZING.into(),
+            status: "True".into(),
+            reason: condition::REASON_SYNC_IN_PROGRESS.into(),
+            message: "Job inbox-m1 is running".into(),
+            observed_generation: Some(1),
+            last_transition_time: Time(at("2026-01-01T00:00:00Z")),
+        }]),
+        last_sync_start_time: Some(Time(at("2026-01-01T00:00:00Z"))),
+        ..Default::default()
+    });
+    let actions = plan_at(&channel, &[], "2026-01-01T01:00:00Z");
+    assert_eq!(actions.start, None);
+    assert_eq!(
+        synchronizing(&actions),
+        (
+            "False".to_string(),
+            condition::REASON_WAITING_FOR_MANUAL.to_string()
+        )
+    );
+    assert_eq!(actions.status.last_sync_start_time, None);
+}
+
+#[test]
+fn a_channel_without_triggers_syncs_once_per_spec_change() {
+    let mut channel = channel("inbox", Trigger::default());
+    let actions = plan_at(&channel, &[], "2026-01-01T01:00:00Z");
+    assert_eq!(actions.start, Some(RunKind::Spec(1)));
+    channel.status = Some(crate::operator::MailChannelStatus {
+        last_run_generation: actions.status.last_run_generation,
+        ..Default::default()
+    });
+    assert_eq!(plan_at(&channel, &[], "2026-01-01T01:00:10Z").start, None);
+    channel.metadata.generation = Some(2);
+    assert_eq!(
+        plan_at(&channel, &[], "2026-01-01T01:00:20Z").start,
+        Some(RunKind::Spec(2))
+    );
+}
