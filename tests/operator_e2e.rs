@@ -371,7 +371,7 @@ fn operator_schedules_jobs_and_the_worker_reports_status() {
     });
     let scheduled = wait_for(
         "the scheduled Job",
-        Duration::from_secs(80),
+        Duration::from_secs(100),
         &operator,
         || kubelet.active_jobs().into_iter().next(),
     );
