@@ -7,7 +7,8 @@
 //! - [`sync`] is the sync core (planner, executor, state file and journal);
 //! - [`operator`] holds the Kubernetes custom resources, their CRDs and the controller;
 //! - [`worker`] runs a sync inside a Job and reports it in the channel's status;
-//! - [`output`] prints with mbsync's verbosity rules.
+//! - [`output`] prints with mbsync's verbosity rules;
+//! - [`telemetry`] sets up logs and traces (JSON logs, OTLP export, trace context for Jobs).
 
 pub mod cli;
 pub mod config;
@@ -15,4 +16,5 @@ pub mod operator;
 pub mod output;
 pub mod store;
 pub mod sync;
+pub mod telemetry;
 pub mod worker;

@@ -6,6 +6,8 @@
 //! - [`channel`]: `MailChannel`, what to sync between two stores and when;
 //! - [`status`]: the channel's status;
 //! - [`common`]: references and condition names shared by both;
+//! - [`metrics`]: the controller's Prometheus metrics and `/metrics`, `/healthz`, `/readyz`;
+//! - [`leader`]: leader election on a Lease among controller replicas;
 //!
 //! and the controller (`mailsync operator`) that runs the syncs as Jobs:
 //!
@@ -41,6 +43,8 @@ pub mod channel;
 pub mod common;
 pub mod controller;
 pub mod job;
+pub mod leader;
+pub mod metrics;
 pub mod reconcile;
 pub mod render;
 pub mod schedule;

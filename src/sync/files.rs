@@ -239,13 +239,18 @@ pub fn save_state(
         path: shown(&paths.new),
         source,
     })?;
-    file.write_all(&bytes)
-        .map_err(|source| StateError::Write { source })?;
+    let write_error = |source| StateError::Write {
+        path: shown(&paths.new),
+        source,
+    };
+    file.write_all(&bytes).map_err(write_error)?;
     if fsync {
-        file.sync_data()
-            .map_err(|source| StateError::Write { source })?;
+        file.sync_data().map_err(write_error)?;
     }
-    close_checked(file).map_err(|source| StateError::Close { source })?;
+    close_checked(file).map_err(|source| StateError::Close {
+        path: shown(&paths.new),
+        source,
+    })?;
     if keep_journal {
         return Ok(());
     }
@@ -556,7 +561,10 @@ mod tests {
         assert!(matches!(err, SyncError::Fatal(_)));
         assert_eq!(
             message(err),
-            "Error: cannot write file: No space left on device"
+            format!(
+                "Error: cannot write file {}: No space left on device",
+                paths.new.display()
+            )
         );
         // The journal writer: `.new` is fine to truncate, the journal cannot be written.
         fs::remove_file(&paths.new).unwrap();
@@ -566,7 +574,10 @@ mod tests {
         let err = journal.log(&Record::New { far: 1, near: 0 }).unwrap_err();
         assert_eq!(
             message(err),
-            "Error: cannot write file: No space left on device"
+            format!(
+                "Error: cannot write file {}: No space left on device",
+                paths.journal.display()
+            )
         );
     }
 

@@ -482,9 +482,10 @@ impl Journal {
             if !self.options.dry_run {
                 let mut line = record.to_bytes();
                 line.push(b'\n');
+                let path = pair.paths.journal.display().to_string();
                 let file = open_pair_journal(pair)?;
                 file.write_all(&line)
-                    .map_err(|source| SyncError::from(StateError::Write { source }))?;
+                    .map_err(|source| SyncError::from(StateError::Write { path, source }))?;
             }
         } else if !self.options.dry_run {
             return Err(SyncError::Fatal(format!(
@@ -509,9 +510,15 @@ impl Journal {
         if !self.options.fsync {
             return Ok(());
         }
-        if let Some(file) = self.pair.as_mut().and_then(|pair| pair.file.as_mut()) {
-            file.sync_data()
-                .map_err(|source| SyncError::from(StateError::Write { source }))?;
+        if let Some(pair) = self.pair.as_mut()
+            && let Some(file) = pair.file.as_mut()
+        {
+            file.sync_data().map_err(|source| {
+                SyncError::from(StateError::Write {
+                    path: pair.paths.journal.display().to_string(),
+                    source,
+                })
+            })?;
         }
         Ok(())
     }
@@ -564,7 +571,10 @@ fn open_pair_journal(pair: &mut PairJournal) -> Result<&mut File, SyncError> {
         } else {
             let mut file = File::create(&pair.paths.journal).map_err(create_error)?;
             file.write_all(format!("{JOURNAL_VERSION}\n").as_bytes())
-                .map_err(|source| StateError::Write { source })?;
+                .map_err(|source| StateError::Write {
+                    path: pair.paths.journal.display().to_string(),
+                    source,
+                })?;
             file
         };
         pair.file = Some(file);

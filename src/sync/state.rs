@@ -52,10 +52,12 @@ pub enum StateError {
     CreateNew { path: String, source: io::Error },
     #[error("Error: cannot create journal {path}: {}", os_error_text(.source))]
     CreateJournal { path: String, source: io::Error },
-    #[error("Error: cannot write file: {}", os_error_text(.source))]
-    Write { source: io::Error },
-    #[error("Error: cannot close file: {}", os_error_text(.source))]
-    Close { source: io::Error },
+    /// mbsync prints no file name here (`Error: cannot write file: …`); naming it tells the
+    /// user which file system is full.
+    #[error("Error: cannot write file {path}: {}", os_error_text(.source))]
+    Write { path: String, source: io::Error },
+    #[error("Error: cannot close file {path}: {}", os_error_text(.source))]
+    Close { path: String, source: io::Error },
 }
 
 impl StateError {

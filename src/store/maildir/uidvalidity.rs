@@ -39,6 +39,8 @@ pub struct OpenedUidFile {
 impl UidFile {
     /// Opens (creating it empty, mode 0600, if absent), locks and reads the file; an empty
     /// file is initialised with `now_secs` and 0. The lock stays held; call `unlock`.
+    /// A file that cannot be opened for writing (read-only file system, …) is reported as
+    /// mbsync 1.4.4 does: `Maildir error: cannot write <file>: <reason>`.
     pub fn open(
         box_dir: &str,
         now_secs: u64,
@@ -53,7 +55,12 @@ impl UidFile {
             .truncate(false)
             .mode(0o600)
             .open(&path)
-            .map_err(|_| read_error(box_dir))?;
+            .map_err(|error| {
+                StoreError::mailbox(format!(
+                    "Maildir error: cannot write {path}: {}",
+                    super::strerror(&error)
+                ))
+            })?;
         let mut uid_file = UidFile {
             file,
             box_dir: box_dir.to_string(),
@@ -322,6 +329,20 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap(),
             "hello\n"
+        );
+    }
+
+    #[test]
+    fn open_failure_names_the_file_and_the_reason() {
+        // A read-only file system gives EROFS; a directory in the file's place gives EISDIR
+        // even for root.
+        let dir = tempfile::tempdir().unwrap();
+        let box_dir = dir_string(&dir);
+        std::fs::create_dir(dir.path().join(FILE_NAME)).unwrap();
+        let error = UidFile::open(&box_dir, 5, false, &SilentReporter).unwrap_err();
+        assert_eq!(
+            error.message,
+            format!("Maildir error: cannot write {box_dir}/{FILE_NAME}: Is a directory")
         );
     }
 
