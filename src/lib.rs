@@ -5,7 +5,8 @@
 //! - [`cli`] is the mbsync-compatible command line and the subcommands;
 //! - [`store`] holds the `Store` trait and its drivers;
 //! - [`sync`] is the sync core (planner, executor, state file and journal);
-//! - [`operator`] holds the Kubernetes custom resources and their CRDs;
+//! - [`operator`] holds the Kubernetes custom resources, their CRDs and the controller;
+//! - [`worker`] runs a sync inside a Job and reports it in the channel's status;
 //! - [`output`] prints with mbsync's verbosity rules;
 //! - [`telemetry`] sets up logs and traces (JSON logs, OTLP export, trace context for Jobs).
 
@@ -16,3 +17,4 @@ pub mod output;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod worker;

@@ -32,6 +32,24 @@ pub fn verbosity() -> Verbosity {
     }
 }
 
+/// Error lines kept for a caller that reports them elsewhere (see [`record_errors`]).
+static RECORDED_ERRORS: Mutex<Option<Vec<String>>> = Mutex::new(None);
+
+/// Starts (or stops) keeping a copy of every error line, for [`take_recorded_errors`].
+pub fn record_errors(enabled: bool) {
+    if let Ok(mut recorded) = RECORDED_ERRORS.lock() {
+        *recorded = enabled.then(Vec::new);
+    }
+}
+
+/// The error lines kept since the last call (empty when not recording).
+pub fn take_recorded_errors() -> Vec<String> {
+    match RECORDED_ERRORS.lock() {
+        Ok(mut recorded) => recorded.as_mut().map(std::mem::take).unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// The sequence that erases the progress line on screen, if one is shown.
 static PROGRESS_ERASE: Mutex<String> = Mutex::new(String::new());
 
@@ -65,6 +83,11 @@ pub fn erase_progress() {
 pub fn error(text: &str) {
     erase_progress();
     let _ = writeln!(std::io::stderr(), "{text}");
+    if let Ok(mut recorded) = RECORDED_ERRORS.lock()
+        && let Some(lines) = recorded.as_mut()
+    {
+        lines.push(text.to_string());
+    }
 }
 
 /// A warning line (quiet and above, stderr).

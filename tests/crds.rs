@@ -688,6 +688,8 @@ fn sample_status() -> MailChannelStatus {
         last_sync_time: Some(time("2026-11-25T10:00:00Z")),
         last_sync_duration: Some("1m30.5s".into()),
         next_sync_time: Some(time("2026-11-25T10:15:00Z")),
+        last_schedule_time: Some(time("2026-11-25T09:59:55Z")),
+        last_run_generation: None,
         last_manual_sync: Some("initial".into()),
         latest_result: Some(SyncResult {
             result: SyncOutcome::Succeeded,

@@ -218,6 +218,21 @@ enum MailsyncCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
     },
+    /// Run the Kubernetes controller for MailChannels (kubeconfig or in-cluster credentials).
+    Operator {
+        /// Container image of the sync Jobs (with `mailsync` on its PATH).
+        #[arg(long, default_value = concat!("mailsync:", env!("CARGO_PKG_VERSION")))]
+        image: String,
+    },
+    /// Run one sync inside a Job and write the result into the MailChannel's status.
+    Worker {
+        /// The rendered config file.
+        #[arg(long, value_name = "FILE")]
+        config: std::path::PathBuf,
+        /// Folder with the ServiceAccount's token and ca.crt.
+        #[arg(long, value_name = "DIR", default_value = crate::worker::SERVICE_ACCOUNT_DIR)]
+        service_account_dir: std::path::PathBuf,
+    },
 }
 
 /// Runs `mailsync` with its arguments (`argv` includes the program name) and returns the exit
@@ -233,6 +248,14 @@ pub fn run_mailsync(argv: &[String]) -> i32 {
             MailsyncCommand::Sync { args } => run_mbsync(&args, Program::MailsyncSync),
             MailsyncCommand::Crds { dir } => print_crds(dir.as_deref()),
             MailsyncCommand::GetCert { server, starttls } => print_cert(&server, starttls),
+            MailsyncCommand::Operator { image } => run_operator(image),
+            MailsyncCommand::Worker {
+                config,
+                service_account_dir,
+            } => crate::worker::main(&crate::worker::WorkerArgs {
+                config,
+                service_account_dir,
+            }),
         },
         Err(error) => {
             let _ = error.print();
@@ -291,6 +314,35 @@ fn print_cert(server: &str, starttls: bool) -> i32 {
             1
         }
     }
+}
+
+/// `mailsync operator`: runs the controller until the process is stopped.
+fn run_operator(image: String) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            output::error(&format!(
+                "mailsync operator: cannot start the runtime: {error}"
+            ));
+            return 1;
+        }
+    };
+    runtime.block_on(async {
+        match kube::Client::try_default().await {
+            Ok(client) => {
+                let settings = crate::operator::controller::OperatorSettings { image };
+                crate::operator::controller::run(client, settings).await;
+                0
+            }
+            Err(error) => {
+                output::error(&format!("mailsync operator: no Kubernetes API: {error}"));
+                1
+            }
+        }
+    })
 }
 
 /// `mailsync crds [--dir DIR]`: prints every CRD, or writes them as `crds/` holds them.

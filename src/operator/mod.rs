@@ -7,7 +7,22 @@
 //! - [`status`]: the channel's status;
 //! - [`common`]: references and condition names shared by both;
 //! - [`metrics`]: the controller's Prometheus metrics and `/metrics`, `/healthz`, `/readyz`;
-//! - [`leader`]: leader election on a Lease among controller replicas.
+//! - [`leader`]: leader election on a Lease among controller replicas;
+//!
+//! and the controller (`mailsync operator`) that runs the syncs as Jobs:
+//!
+//! - [`render`]: a channel and its stores as an mbsyncrc, plus what the Pod mounts;
+//! - [`schedule`]: cron schedules in a time zone, and the per-channel jitter;
+//! - [`job`]: the ConfigMap and the hardened sync Job of a run;
+//! - [`reconcile`]: the controller's decisions as a pure function;
+//! - [`controller`]: the kube runtime controller applying them.
+//!
+//! The Job's container runs `mailsync worker` ([`crate::worker`]), which writes the sync's
+//! result into the status. Status fields have one writer each: the controller owns
+//! `observedGeneration`, `Synchronizing`, `CredentialsInvalid`, `lastSyncStartTime`,
+//! `nextSyncTime`, `lastScheduleTime` and `lastRunGeneration`; the worker owns `Ready`,
+//! `Degraded`, `latestResult`, `lastSyncTime`, `lastSyncDuration`, `totals`, `mailboxes`
+//! and `lastManualSync`.
 //!
 //! Schema rules the types follow, because of how kube and schemars turn Rust into a
 //! structural schema the API server accepts:
@@ -26,8 +41,13 @@
 
 pub mod channel;
 pub mod common;
+pub mod controller;
+pub mod job;
 pub mod leader;
 pub mod metrics;
+pub mod reconcile;
+pub mod render;
+pub mod schedule;
 pub mod status;
 pub mod store;
 

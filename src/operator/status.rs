@@ -50,6 +50,13 @@ pub struct MailChannelStatus {
     /// When the next scheduled sync starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_sync_time: Option<Time>,
+    /// The scheduled time of the last run the controller started for the schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// Without schedule and manual trigger: the `metadata.generation` of the last run the
+    /// controller started (one run per spec change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_generation: Option<i64>,
     /// The `spec.trigger.manual` value of the last manual sync that finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]

@@ -27,7 +27,7 @@ use crate::sync::files::{
     save_state,
 };
 use crate::sync::journal::{Journal, JournalOptions};
-use crate::sync::pair::{Counters, PairOptions, PairRun, ProgressReport, StateFiles};
+use crate::sync::pair::{BoxesSeen, Counters, PairOptions, PairRun, ProgressReport, StateFiles};
 use crate::sync::plan::{PairSettings, StoreTraits};
 use crate::sync::stats::{
     ProgressMeter, RunProgress, ext_exit_bits, progress_erase, summary_line, terminal_columns,
@@ -362,6 +362,51 @@ fn debug_store<'s>(
     }
 }
 
+/// What a run saw: its exit code, each mailbox pair, and the counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// The process exit code [`run_channels`] returns.
+    pub exit_code: i32,
+    /// One entry per mailbox pair that was attempted, in order.
+    pub mailboxes: Vec<MailboxReport>,
+    /// Error lines not printed for a particular pair (stores that cannot be opened or
+    /// listed, fatal errors); only while `output::record_errors` is on.
+    pub errors: Vec<String>,
+    /// The summary counters of the whole run.
+    pub stats: crate::sync::stats::Stats,
+    pub(crate) counters: Counters,
+}
+
+/// One mailbox pair of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MailboxReport {
+    pub channel: String,
+    /// Canonical names [far, near] (with the channel's prefixes).
+    pub names: [String; 2],
+    /// UIDVALIDITYs and message counts once the pair completed.
+    pub boxes: Option<BoxesSeen>,
+    /// Something in the pair failed.
+    pub failed: bool,
+    /// The error lines printed for this pair (only while `output::record_errors` is on).
+    pub errors: Vec<String>,
+}
+
+/// Files a pair's report when the pair's iteration ends, however it ends, with the error
+/// lines printed meanwhile.
+struct PairReportGuard<'a> {
+    report: &'a mut MailboxReport,
+    reports: &'a mut Vec<MailboxReport>,
+}
+
+impl Drop for PairReportGuard<'_> {
+    fn drop(&mut self) {
+        let mut report = std::mem::take(self.report);
+        report.errors = output::take_recorded_errors();
+        report.failed |= !report.errors.is_empty() && report.boxes.is_none();
+        self.reports.push(report);
+    }
+}
+
 /// One mailbox pair to run: canonical names [far, near] and whether each was listed.
 struct BoxPair {
     names: [String; 2],
@@ -370,6 +415,29 @@ struct BoxPair {
 
 /// The whole run over the selected channels; returns the exit code.
 pub fn run_channels(config: &Config, selection: &[ChannelRef], options: &RunOptions) -> i32 {
+    run_channels_with_report(config, selection, options).exit_code
+}
+
+/// The whole run over the selected channels; returns the exit code with what was seen of
+/// each mailbox pair. Error lines are attributed to the pair they were printed for only
+/// while `output::record_errors` is on.
+pub fn run_channels_with_report(
+    config: &Config,
+    selection: &[ChannelRef],
+    options: &RunOptions,
+) -> RunReport {
+    let mut report = RunReport::default();
+    report.exit_code = run_channels_into(config, selection, options, &mut report);
+    report.stats = report.counters.to_stats();
+    report
+}
+
+fn run_channels_into(
+    config: &Config,
+    selection: &[ChannelRef],
+    options: &RunOptions,
+    report: &mut RunReport,
+) -> i32 {
     let hooks = &options.hooks;
     let mut journal = Journal::new(JournalOptions {
         dry_run: options.dry_run,
@@ -383,7 +451,7 @@ pub fn run_channels(config: &Config, selection: &[ChannelRef], options: &RunOpti
         options.dry_run || driver_debug || hooks.async_far || hooks.async_both,
         options.dry_run || driver_debug || hooks.async_both,
     ];
-    let mut counters = Counters::default();
+    let counters = &mut report.counters;
     let mut planned = Counters::default();
     let mut channels_done = 0u32;
     let mut boxes_done = 0u32;
@@ -411,20 +479,23 @@ pub fn run_channels(config: &Config, selection: &[ChannelRef], options: &RunOpti
             options,
             proxy,
             &mut journal,
-            &mut counters,
+            counters,
             &mut planned,
             &mut progress,
             &mut boxes_done,
             &mut failed_stores,
             &mut racy_noticed,
             &mut upgrade_dropped,
+            &mut report.mailboxes,
         );
+        report.errors.extend(output::take_recorded_errors());
         progress.channel_done();
         match outcome {
             Ok(ok) => failed |= !ok,
             Err(SyncError::Interrupted) => return 100,
             Err(SyncError::Fatal(text)) | Err(SyncError::Pair(text)) => {
                 output::error(&text);
+                report.errors.extend(output::take_recorded_errors());
                 return 1;
             }
         }
@@ -458,6 +529,7 @@ fn run_channel(
     failed_stores: &mut HashMap<String, FailureScope>,
     racy_noticed: &mut HashSet<String>,
     upgrade_dropped: &mut HashMap<String, [bool; 2]>,
+    reports: &mut Vec<MailboxReport>,
 ) -> Result<bool, SyncError> {
     let mut store_configs = Vec::with_capacity(2);
     for side in Side::BOTH {
@@ -583,6 +655,15 @@ fn run_channel(
     progress.boxes_found(pairs.len() as u32);
     for pair in pairs {
         *boxes_done += 1;
+        let mut pair_report = MailboxReport {
+            channel: channel.name.clone(),
+            names: pair.names.clone(),
+            ..MailboxReport::default()
+        };
+        let pair_report = PairReportGuard {
+            report: &mut pair_report,
+            reports: &mut *reports,
+        };
         let mut store_boxes = [String::new(), String::new()];
         let mut bad_name = false;
         for t in 0..2 {
@@ -742,6 +823,8 @@ fn run_channel(
             }
         }
         ops = settings.ops;
+        pair_report.report.failed = result.failed;
+        pair_report.report.boxes = result.boxes;
         if result.failed {
             all_ok = false;
         }

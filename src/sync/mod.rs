@@ -1,6 +1,7 @@
 //! The sync core: mbsync 1.5 semantics between two stores, with the state file and journal.
 //!
 //! [`run`] synchronizes the selected channels; the command line fills [`RunOptions`].
+//! [`run_with_report`] also returns what each mailbox pair saw ([`channels::RunReport`]).
 
 pub mod channels;
 pub mod convert;
@@ -88,4 +89,19 @@ pub struct RunOptions {
 /// (0, 1, +32/+64 with `ext_exit`, 100 when the step limit was reached).
 pub fn run(config: &Config, selection: &[ChannelRef], options: &RunOptions) -> i32 {
     channels::run_channels(config, selection, options)
+}
+
+/// Like [`run`], and also reports what the run saw of each mailbox pair (UIDVALIDITYs,
+/// message counts, the error lines printed for it) for callers that publish it, such as the
+/// Kubernetes worker. Error lines are still printed as usual.
+pub fn run_with_report(
+    config: &Config,
+    selection: &[ChannelRef],
+    options: &RunOptions,
+) -> channels::RunReport {
+    crate::output::record_errors(true);
+    let _ = crate::output::take_recorded_errors();
+    let report = channels::run_channels_with_report(config, selection, options);
+    crate::output::record_errors(false);
+    report
 }

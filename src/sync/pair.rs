@@ -182,6 +182,18 @@ pub struct PairResult {
     pub failed: bool,
     /// A store failed in a way that affects later channels: (side, scope).
     pub store_failure: Option<(Side, FailureScope)>,
+    /// What the pair saw of its two boxes; `None` when it ended before loading them.
+    pub boxes: Option<BoxesSeen>,
+}
+
+/// The two boxes of a pair as a run left them: UIDVALIDITY as the stores reported it and
+/// the message count (the count at load, plus messages stored, minus messages expunged).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BoxesSeen {
+    /// [far, near].
+    pub uid_validity: [u32; 2],
+    /// [far, near].
+    pub messages: [u64; 2],
 }
 
 /// Source of fresh TUIDs.
@@ -236,10 +248,14 @@ impl PairRun<'_> {
     /// Runs the pair. `Err` is returned only for `Interrupted` and `Fatal`, which end the
     /// process; pair failures are printed here and reported in the result.
     pub fn run(mut self) -> Result<PairResult, SyncError> {
-        let outcome = self.run_inner();
+        let mut boxes = None;
+        let outcome = self.run_inner(&mut boxes);
         let mut result = PairResult::default();
         match outcome {
-            Ok(failed) => result.failed = failed,
+            Ok(failed) => {
+                result.failed = failed;
+                result.boxes = boxes;
+            }
             Err(Stop::Sync(SyncError::Interrupted)) => return Err(SyncError::Interrupted),
             Err(Stop::Sync(SyncError::Fatal(text))) => return Err(SyncError::Fatal(text)),
             Err(Stop::Sync(SyncError::Pair(text))) => {
@@ -300,14 +316,16 @@ impl PairRun<'_> {
 
     /// Runs the phases of §4.1; `Ok(true)` when the pair completed but something in it
     /// failed (a copy or a trash move).
-    fn run_inner(&mut self) -> Result<bool, Stop> {
+    /// `boxes` receives what was seen of the boxes once the pair completed.
+    fn run_inner(&mut self, boxes: &mut Option<BoxesSeen>) -> Result<bool, Stop> {
         let xt = self.settings.expire_side;
         let state = self.files.load(xt)?;
         let Some(opened) = self.open_boxes(&state)? else {
             return Ok(false);
         };
         self.files.lock()?;
-        let mut work = self.load_boxes(state, &opened)?;
+        let counted_before = (self.counters.stored, self.counters.expunged);
+        let (mut work, totals) = self.load_boxes(state, &opened)?;
         output::info("Synchronizing...");
         self.guard_mass_deletion(&work)?;
 
@@ -374,6 +392,16 @@ impl PairRun<'_> {
             store.close_box();
         }
         self.finish(&mut work)?;
+        let mut messages = [0u64; 2];
+        for (t, count) in messages.iter_mut().enumerate() {
+            let stored = self.counters.stored[t].saturating_sub(counted_before.0[t]);
+            let expunged = self.counters.expunged[t].saturating_sub(counted_before.1[t]);
+            *count = (u64::from(totals[t]) + u64::from(stored)).saturating_sub(u64::from(expunged));
+        }
+        *boxes = Some(BoxesSeen {
+            uid_validity: opened.uid_validity,
+            messages,
+        });
         Ok(failed)
     }
 
@@ -541,12 +569,18 @@ impl PairRun<'_> {
 
     /// Phases 4–5: plans the loads and loads the keep side, then the expire side, matching
     /// each to the entries.
-    fn load_boxes(&mut self, state: PairState, opened: &OpenedBoxes) -> Result<Work, Stop> {
+    /// Also returns the message counts the stores reported, [far, near].
+    fn load_boxes(
+        &mut self,
+        state: PairState,
+        opened: &OpenedBoxes,
+    ) -> Result<(Work, [u32; 2]), Stop> {
         let plan = plan_load(&state, self.settings, opened.uid_validity);
         let mut work = Work::new(state);
         work.plan = plan;
         work.virtual_box = opened.virtual_empty;
         let xt = self.settings.expire_side;
+        let mut totals = [0u32; 2];
         for side in [xt.other(), xt] {
             let t = side.index();
             output::info(&format!("Loading {} box...", side.label()));
@@ -563,10 +597,11 @@ impl PairRun<'_> {
                 loaded.total,
                 loaded.recent
             ));
+            totals[t] = loaded.total;
             work.set_loaded(side, loaded.messages);
             work.match_loaded(side, &mut Sink::new(self.files, self.options.debug_sync))?;
         }
-        Ok(work)
+        Ok((work, totals))
     }
 
     /// §4.12: removes the selected messages of a side that are still there.

@@ -124,6 +124,11 @@ impl ControlPlane {
         &self.kubeconfig
     }
 
+    /// A value of the control plane's `env` file (`K8S_API_SERVER`, `K8S_CA_FILE`, …).
+    pub fn env(&self, key: &str) -> Option<String> {
+        env_value(&self.dir, key)
+    }
+
     /// Runs kubectl with `args`.
     pub fn kubectl(&self, args: &[&str]) -> Output {
         self.kubectl_with_input(args, None)
