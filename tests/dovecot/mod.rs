@@ -181,72 +181,48 @@ pub fn make_unrelated_ca(dir: &Path) -> PathBuf {
     cert
 }
 
-impl Dovecot {
-    pub fn start() -> Dovecot {
-        Dovecot::start_with(Options::default())
-    }
-
-    pub fn start_with(options: Options) -> Dovecot {
-        let dir = tempfile::Builder::new()
-            .prefix("mailsync-dovecot")
-            .tempdir()
-            .expect("temp dir");
-        let base = dir.path();
-        // Dovecot's processes (running as other users) must be able to reach the folder.
-        set_mode(base, 0o755);
-        make_certificates(base);
-        let mail_root = base.join("mail");
-        std::fs::create_dir(&mail_root).expect("mail dir");
-        chown(&mail_root, MAIL_UID);
-        let passwd = base.join("passwd");
-        std::fs::write(
-            &passwd,
-            format!(
-                "{USER}:{{PLAIN}}{PASS}:{MAIL_UID}:{MAIL_UID}::{home}::\nother:{{PLAIN}}other:{MAIL_UID}:{MAIL_UID}::{home2}::\n",
-                home = mail_root.join(USER).display(),
-                home2 = mail_root.join("other").display()
-            ),
-        )
-        .expect("passwd file");
-        for d in ["run", "state"] {
-            std::fs::create_dir(base.join(d)).expect("dir");
-            set_mode(&base.join(d), 0o755);
-        }
-        let port = free_port();
-        let imaps_port = free_port();
-        let capabilities =
-            if options.remove_capabilities.is_empty() && options.add_capabilities.is_empty() {
-                String::new()
-            } else {
-                let mut kept: Vec<&str> = FULL_CAPABILITIES
-                    .split_whitespace()
-                    .filter(|c| {
-                        !options
-                            .remove_capabilities
-                            .iter()
-                            .any(|r| r.eq_ignore_ascii_case(c))
-                    })
-                    .collect();
-                kept.extend(options.add_capabilities.iter().map(String::as_str));
-                format!("imap_capability = {}\n", kept.join(" "))
-            };
-        let client_cert = if options.require_client_cert {
-            format!(
-                "ssl_ca = <{base}/ca.pem\nssl_verify_client_cert = yes\nssl_require_crl = no\nauth_ssl_require_client_cert = yes\n",
-                base = base.display()
-            )
-        } else {
+/// Writes `dovecot.conf` for a server on the given ports and returns its path.
+fn write_config(
+    base: &Path,
+    mail_root: &Path,
+    passwd: &Path,
+    options: &Options,
+    port: u16,
+    imaps_port: u16,
+) -> PathBuf {
+    let capabilities =
+        if options.remove_capabilities.is_empty() && options.add_capabilities.is_empty() {
             String::new()
+        } else {
+            let mut kept: Vec<&str> = FULL_CAPABILITIES
+                .split_whitespace()
+                .filter(|c| {
+                    !options
+                        .remove_capabilities
+                        .iter()
+                        .any(|r| r.eq_ignore_ascii_case(c))
+                })
+                .collect();
+            kept.extend(options.add_capabilities.iter().map(String::as_str));
+            format!("imap_capability = {}\n", kept.join(" "))
         };
-        let separator = options.separator.unwrap_or('/');
-        let prefix = options.prefix.clone().unwrap_or_default();
-        let instance = base
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "mailsync".into());
-        let conf = base.join("dovecot.conf");
-        let text = format!(
-            r#"instance_name = {instance}
+    let client_cert = if options.require_client_cert {
+        format!(
+            "ssl_ca = <{base}/ca.pem\nssl_verify_client_cert = yes\nssl_require_crl = no\nauth_ssl_require_client_cert = yes\n",
+            base = base.display()
+        )
+    } else {
+        String::new()
+    };
+    let separator = options.separator.unwrap_or('/');
+    let prefix = options.prefix.clone().unwrap_or_default();
+    let instance = base
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "mailsync".into());
+    let conf = base.join("dovecot.conf");
+    let text = format!(
+        r#"instance_name = {instance}
 base_dir = {base}/run
 state_dir = {base}/state
 log_path = {base}/dovecot.log
@@ -293,21 +269,86 @@ service imap-login {{
   chroot =
 }}
 "#,
-            base = base.display(),
-            mail = mail_root.display(),
-            passwd = passwd.display(),
-        );
-        std::fs::write(&conf, text).expect("write dovecot.conf");
-        // The daemon keeps its standard streams: give it none, so nothing waits on them.
-        let status = Command::new("/usr/sbin/dovecot")
-            .arg("-c")
-            .arg(&conf)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("start dovecot");
-        assert!(status.success(), "dovecot failed to start");
+        base = base.display(),
+        mail = mail_root.display(),
+        passwd = passwd.display(),
+    );
+    std::fs::write(&conf, text).expect("write dovecot.conf");
+    conf
+}
+
+/// Starts the daemon; on failure returns what it printed and logged.
+fn start_daemon(base: &Path, conf: &Path) -> Result<(), String> {
+    // The daemon keeps its standard streams: give it files, so nothing waits on a pipe.
+    let stderr_path = base.join("dovecot.stderr");
+    let stderr = std::fs::File::create(&stderr_path).expect("create dovecot.stderr");
+    let status = Command::new("/usr/sbin/dovecot")
+        .arg("-c")
+        .arg(conf)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .status()
+        .expect("start dovecot");
+    if status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{status}: {}{}",
+        std::fs::read_to_string(&stderr_path).unwrap_or_default(),
+        std::fs::read_to_string(base.join("dovecot.log")).unwrap_or_default()
+    ))
+}
+
+impl Dovecot {
+    pub fn start() -> Dovecot {
+        Dovecot::start_with(Options::default())
+    }
+
+    pub fn start_with(options: Options) -> Dovecot {
+        let dir = tempfile::Builder::new()
+            .prefix("mailsync-dovecot")
+            .tempdir()
+            .expect("temp dir");
+        let base = dir.path();
+        // Dovecot's processes (running as other users) must be able to reach the folder.
+        set_mode(base, 0o755);
+        make_certificates(base);
+        let mail_root = base.join("mail");
+        std::fs::create_dir(&mail_root).expect("mail dir");
+        chown(&mail_root, MAIL_UID);
+        let passwd = base.join("passwd");
+        std::fs::write(
+            &passwd,
+            format!(
+                "{USER}:{{PLAIN}}{PASS}:{MAIL_UID}:{MAIL_UID}::{home}::\nother:{{PLAIN}}other:{MAIL_UID}:{MAIL_UID}::{home2}::\n",
+                home = mail_root.join(USER).display(),
+                home2 = mail_root.join("other").display()
+            ),
+        )
+        .expect("passwd file");
+        for d in ["run", "state"] {
+            std::fs::create_dir(base.join(d)).expect("dir");
+            set_mode(&base.join(d), 0o755);
+        }
+        // The ports are free when chosen but another test may take one before Dovecot binds
+        // it: a start that fails is retried with new ports.
+        let mut attempt = 0;
+        let (conf, port, imaps_port) = loop {
+            attempt += 1;
+            let port = free_port();
+            let imaps_port = free_port();
+            let conf = write_config(base, &mail_root, &passwd, &options, port, imaps_port);
+            let failure = match start_daemon(base, &conf) {
+                Ok(()) => break (conf, port, imaps_port),
+                Err(failure) => failure,
+            };
+            assert!(
+                attempt < 5,
+                "dovecot failed to start {attempt} times; last: {failure}"
+            );
+            thread::sleep(Duration::from_millis(100));
+        };
         let pid_file = base.join("run/master.pid");
         let mut dovecot = Dovecot {
             ca_file: base.join("ca.pem"),
