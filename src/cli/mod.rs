@@ -220,9 +220,11 @@ enum MailsyncCommand {
     },
     /// Run the Kubernetes controller for MailChannels (kubeconfig or in-cluster credentials).
     Operator {
-        /// Container image of the sync Jobs (with `mailsync` on its PATH).
-        #[arg(long, default_value = concat!("mailsync:", env!("CARGO_PKG_VERSION")))]
-        image: String,
+        /// Container image of the sync Jobs (with `mailsync` on its PATH); default:
+        /// `MAILSYNC_WORKER_IMAGE`, else `mailsync:VERSION`. The other settings come from the
+        /// environment the chart sets (see `mailsync::operator::settings`).
+        #[arg(long)]
+        image: Option<String>,
     },
     /// Run one sync inside a Job and write the result into the MailChannel's status.
     Worker {
@@ -248,7 +250,7 @@ pub fn run_mailsync(argv: &[String]) -> i32 {
             MailsyncCommand::Sync { args } => run_mbsync(&args, Program::MailsyncSync),
             MailsyncCommand::Crds { dir } => print_crds(dir.as_deref()),
             MailsyncCommand::GetCert { server, starttls } => print_cert(&server, starttls),
-            MailsyncCommand::Operator { image } => run_operator(image),
+            MailsyncCommand::Operator { image } => crate::operator::serve::main(image.as_deref()),
             MailsyncCommand::Worker {
                 config,
                 service_account_dir,
@@ -314,35 +316,6 @@ fn print_cert(server: &str, starttls: bool) -> i32 {
             1
         }
     }
-}
-
-/// `mailsync operator`: runs the controller until the process is stopped.
-fn run_operator(image: String) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            output::error(&format!(
-                "mailsync operator: cannot start the runtime: {error}"
-            ));
-            return 1;
-        }
-    };
-    runtime.block_on(async {
-        match kube::Client::try_default().await {
-            Ok(client) => {
-                let settings = crate::operator::controller::OperatorSettings { image };
-                crate::operator::controller::run(client, settings).await;
-                0
-            }
-            Err(error) => {
-                output::error(&format!("mailsync operator: no Kubernetes API: {error}"));
-                1
-            }
-        }
-    })
 }
 
 /// `mailsync crds [--dir DIR]`: prints every CRD, or writes them as `crds/` holds them.

@@ -1,10 +1,16 @@
 //! `mailsync operator`: the kube runtime controller for MailChannels. It watches the channels,
-//! their Jobs, and the MailStores and Secrets they depend on; each reconcile reads what it
-//! needs, asks [`super::reconcile::plan`] what to do and does it: the worker's ServiceAccount
-//! and Role, the ConfigMap with the rendered config, the run's Job (created under a lock so
-//! concurrent reconciles respect the stores' connection limits), history cleanup, Events, and
-//! the controller's part of the status (server-side apply, field manager
-//! [`FIELD_MANAGER`]).
+//! their Jobs, and the MailStores and Secrets they depend on (Secrets as metadata only: a
+//! change triggers the channels of its namespace, the watch carries no Secret data); each
+//! reconcile reads what it needs, asks [`super::reconcile::plan`] what to do and does it: the
+//! worker's ServiceAccount and Role, the ConfigMap with the rendered config, the run's Job
+//! (created under a lock so concurrent reconciles respect the stores' connection limits, with
+//! the reconcile's trace context in its environment), history cleanup, Events, and the
+//! controller's part of the status (server-side apply, field manager [`FIELD_MANAGER`]).
+//!
+//! Cluster-wide, or one set of namespaced watches per namespace of
+//! [`WatchScope::Namespaces`]. Every reconcile runs in a `reconcile` span and updates the
+//! metrics (reconciles, errors, durations, Jobs started / succeeded / failed, the per-channel
+//! series from the status the worker wrote).
 //!
 //! Deleting a MailChannel: a finalizer deletes its Jobs and ConfigMap before the channel goes.
 //! ownerReferences are set as well, but garbage collection needs a controller-manager, and
@@ -12,56 +18,97 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use futures::future::{BoxFuture, Shared};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::finalizer::{Error as FinalizerError, Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
+use tracing::Instrument;
 
 use super::job::{
-    CHANNEL_ANNOTATION, JobTemplate, MANAGED_BY, MANAGED_BY_LABEL, REPORTED_ANNOTATION,
-    WORKER_SERVICE_ACCOUNT, config_map, config_map_name, sync_job,
+    CHANNEL_ANNOTATION, JobTemplate, MANAGED_BY, MANAGED_BY_LABEL, REPORTED_ANNOTATION, config_map,
+    config_map_name, sync_job, with_job_defaults,
 };
+use super::metrics::{ChannelSnapshot, Metrics};
 use super::reconcile::{Actions, EventNote, Observed, plan};
+use super::settings::{OperatorSettings, WatchScope};
 use super::{MailChannel, MailStore};
 
 /// Field manager of the controller's status writes.
 pub const FIELD_MANAGER: &str = "mailsync-controller";
 /// Finalizer that removes a channel's Jobs and ConfigMap.
 pub const FINALIZER: &str = "mailsync.io/cleanup";
-/// Name of the worker's Role and RoleBinding in each namespace with channels.
-pub const WORKER_ROLE: &str = "mailsync-worker";
+/// The `kind` label of the controller's reconcile metrics.
+const KIND: &str = "MailChannel";
 
 /// A failure of one reconcile; the channel is retried with backoff.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
     #[error("Kubernetes API: {0}")]
     Api(#[from] kube::Error),
-    #[error("finalizer: {0}")]
-    Finalizer(String),
+    #[error("finalizer: {message}")]
+    Finalizer {
+        /// A short, fixed class of the error for the metrics.
+        class: &'static str,
+        message: String,
+    },
 }
 
-/// The controller's settings.
-#[derive(Clone, Debug)]
-pub struct OperatorSettings {
-    /// Image of the sync Jobs.
-    pub image: String,
+impl ControllerError {
+    /// A short, fixed name of the kind of error (a metrics label: never the message).
+    pub fn class(&self) -> &'static str {
+        match self {
+            ControllerError::Api(error) => api_error_class(error),
+            ControllerError::Finalizer { class, .. } => class,
+        }
+    }
 }
+
+fn api_error_class(error: &kube::Error) -> &'static str {
+    match error {
+        kube::Error::Api(status) if status.code == 403 => "Forbidden",
+        kube::Error::Api(status) if status.code == 404 => "NotFound",
+        kube::Error::Api(status) if status.code == 409 => "Conflict",
+        kube::Error::Api(status) if status.code == 422 => "Invalid",
+        kube::Error::Api(_) => "ApiError",
+        _ => "ClientError",
+    }
+}
+
+fn finalizer_error(error: FinalizerError<ControllerError>) -> ControllerError {
+    let class = match &error {
+        FinalizerError::ApplyFailed(inner) | FinalizerError::CleanupFailed(inner) => inner.class(),
+        FinalizerError::AddFinalizer(_) | FinalizerError::RemoveFinalizer(_) => "FinalizerError",
+        FinalizerError::UnnamedObject | FinalizerError::InvalidFinalizer => "InvalidObject",
+    };
+    ControllerError::Finalizer {
+        class,
+        message: error.to_string(),
+    }
+}
+
+/// A future that completes when the controller is to stop (shutdown, or lost leadership);
+/// cloned for each namespace's controller.
+pub type StopSignal = Shared<BoxFuture<'static, ()>>;
 
 struct Context {
     client: Client,
     recorder: Recorder,
     template: JobTemplate,
+    metrics: Arc<Metrics>,
     /// Held while deciding and creating a Job, so concurrent reconciles see each other's Jobs
     /// (connection limits of shared stores).
     start_lock: tokio::sync::Mutex<()>,
@@ -69,13 +116,27 @@ struct Context {
     failures: std::sync::Mutex<BTreeMap<String, u32>>,
 }
 
-/// Runs the controller until the process ends.
-pub async fn run(client: Client, settings: OperatorSettings) {
-    let channels = Api::<MailChannel>::all(client.clone());
-    let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-    let controller = Controller::new(channels, watcher::Config::default());
-    let for_stores = controller.store();
-    let for_secrets = controller.store();
+/// An `Api` for the scope: all namespaces, or one.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controller until `stop` completes, then lets the reconciles in flight finish.
+/// With [`WatchScope::Namespaces`] it watches each namespace on its own (namespaced requests
+/// only, as the namespace-scoped RBAC of the chart allows), else the whole cluster.
+pub async fn run(
+    client: Client,
+    settings: &OperatorSettings,
+    metrics: Arc<Metrics>,
+    stop: StopSignal,
+) {
     let context = Arc::new(Context {
         recorder: Recorder::new(
             client.clone(),
@@ -85,17 +146,56 @@ pub async fn run(client: Client, settings: OperatorSettings) {
             },
         ),
         client: client.clone(),
-        template: JobTemplate {
-            image: settings.image,
-        },
+        template: settings.template.clone(),
+        metrics,
         start_lock: tokio::sync::Mutex::new(()),
         failures: std::sync::Mutex::new(BTreeMap::new()),
     });
+    let namespaces: Vec<Option<String>> = match &settings.scope {
+        WatchScope::AllNamespaces => vec![None],
+        WatchScope::Namespaces(namespaces) => namespaces.iter().cloned().map(Some).collect(),
+    };
+    tracing::info!(
+        scope = ?settings.scope,
+        image = %settings.template.image,
+        "watching MailChannels"
+    );
+    let controllers = namespaces.into_iter().map(|namespace| {
+        run_scope(
+            client.clone(),
+            namespace,
+            Arc::clone(&context),
+            stop.clone(),
+        )
+    });
+    futures::future::join_all(controllers).await;
+}
+
+/// One kube runtime controller over one namespace, or over all (`None`).
+async fn run_scope(
+    client: Client,
+    namespace: Option<String>,
+    context: Arc<Context>,
+    stop: StopSignal,
+) {
+    let namespace = namespace.as_deref();
+    let channels = scoped::<MailChannel>(&client, namespace);
+    let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    let controller = Controller::new(channels, watcher::Config::default());
+    let for_stores = controller.store();
+    let for_secrets = controller.store();
+    // Secrets only as metadata: a change (or a new Secret) triggers the channels of its
+    // namespace; the watch never carries Secret data.
+    let secret_changes = watcher(
+        scoped::<PartialObjectMeta<Secret>>(&client, namespace),
+        watcher::Config::default(),
+    )
+    .touched_objects();
     controller
-        .owns(Api::<Job>::all(client.clone()), managed.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), managed)
+        .owns(scoped::<Job>(&client, namespace), managed.clone())
+        .owns(scoped::<ConfigMap>(&client, namespace), managed)
         .watches(
-            Api::<MailStore>::all(client.clone()),
+            scoped::<MailStore>(&client, namespace),
             watcher::Config::default(),
             move |store: MailStore| {
                 let namespace = store.namespace();
@@ -112,26 +212,24 @@ pub async fn run(client: Client, settings: OperatorSettings) {
                     .collect::<Vec<_>>()
             },
         )
-        .watches(
-            Api::<Secret>::all(client.clone()),
-            watcher::Config::default(),
-            move |secret: Secret| {
-                let namespace = secret.namespace();
-                for_secrets
-                    .state()
-                    .into_iter()
-                    .filter(|channel| channel.namespace() == namespace)
-                    .map(|channel| ObjectRef::from_obj(&*channel))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(secret_changes, move |secret| {
+            let namespace = secret.namespace();
+            for_secrets
+                .state()
+                .into_iter()
+                .filter(|channel| channel.namespace() == namespace)
+                .map(|channel| ObjectRef::from_obj(&*channel))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
-                crate::output::warning(&format!("mailsync operator: {error}"));
+                tracing::warn!(%error, "controller");
             }
         })
         .await;
+    tracing::info!(namespace = namespace.unwrap_or("*"), "controller stopped");
 }
 
 fn channel_key(channel: &MailChannel) -> String {
@@ -155,10 +253,12 @@ fn error_policy(
         }
         Err(_) => 1,
     };
-    crate::output::warning(&format!(
-        "mailsync operator: reconciling {} failed (attempt {attempts}): {error}",
-        channel_key(&channel)
-    ));
+    tracing::warn!(
+        channel = %channel_key(&channel),
+        attempt = attempts,
+        %error,
+        "reconcile failed"
+    );
     // 1 s, 2 s, 4 s … up to 5 minutes.
     let seconds = 1u64 << attempts.saturating_sub(1).min(8);
     Action::requeue(Duration::from_secs(seconds.min(300)))
@@ -169,21 +269,44 @@ async fn reconcile(
     context: Arc<Context>,
 ) -> Result<Action, ControllerError> {
     let namespace = channel.namespace().unwrap_or_default();
-    let api = Api::<MailChannel>::namespaced(context.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, channel.clone(), |event| async {
-        match event {
-            FinalizerEvent::Apply(channel) => apply(&channel, &context).await,
-            FinalizerEvent::Cleanup(channel) => cleanup(&channel, &context).await,
-        }
-    })
-    .await
-    .map_err(|error| ControllerError::Finalizer(error.to_string()));
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = KIND,
+        namespace = %namespace,
+        channel = %channel.name_any(),
+        generation = channel.metadata.generation.unwrap_or_default(),
+    );
+    let started = Instant::now();
+    let result = reconcile_channel(channel.clone(), &context, &namespace)
+        .instrument(span)
+        .await;
+    context.metrics.observe_reconcile(
+        KIND,
+        started.elapsed(),
+        result.as_ref().err().map(ControllerError::class),
+    );
     if result.is_ok()
         && let Ok(mut failures) = context.failures.lock()
     {
         failures.remove(&channel_key(&channel));
     }
     result
+}
+
+async fn reconcile_channel(
+    channel: Arc<MailChannel>,
+    context: &Context,
+    namespace: &str,
+) -> Result<Action, ControllerError> {
+    let api = Api::<MailChannel>::namespaced(context.client.clone(), namespace);
+    finalizer(&api, FINALIZER, channel, |event| async {
+        match event {
+            FinalizerEvent::Apply(channel) => apply(&channel, context).await,
+            FinalizerEvent::Cleanup(channel) => cleanup(&channel, context).await,
+        }
+    })
+    .await
+    .map_err(finalizer_error)
 }
 
 async fn list_jobs(client: &Client, namespace: &str) -> Result<Vec<Job>, kube::Error> {
@@ -232,15 +355,23 @@ async fn observe_and_plan(
     }))
 }
 
-async fn apply(channel: &MailChannel, context: &Context) -> Result<Action, ControllerError> {
+async fn apply(stored: &MailChannel, context: &Context) -> Result<Action, ControllerError> {
     let client = &context.client;
-    let namespace = channel.namespace().unwrap_or_default();
-    let name = channel.name_any();
+    let namespace = stored.namespace().unwrap_or_default();
+    let name = stored.name_any();
     let apply_params = PatchParams::apply(FIELD_MANAGER).force();
+    if let Some(status) = &stored.status {
+        context
+            .metrics
+            .set_channel(&namespace, &name, &ChannelSnapshot::from_status(status));
+    }
+    // The chart's Job defaults fill what spec.job leaves out (history limits included).
+    let completed = with_job_defaults(stored, &context.template.defaults);
+    let channel = &completed;
 
     let mut actions = observe_and_plan(channel, client, &namespace).await?;
     if let Some(rendered) = &actions.rendered {
-        ensure_worker_access(client, &namespace).await?;
+        ensure_worker_access(client, &namespace, &context.template.service_account).await?;
         let config_map = config_map(channel, rendered);
         Api::<ConfigMap>::namespaced(client.clone(), &namespace)
             .patch(
@@ -255,10 +386,15 @@ async fn apply(channel: &MailChannel, context: &Context) -> Result<Action, Contr
         let _guard = context.start_lock.lock().await;
         actions = observe_and_plan(channel, client, &namespace).await?;
         if let (Some(run), Some(rendered)) = (&actions.start, &actions.rendered) {
-            let job = sync_job(channel, rendered, run, &context.template);
+            // The Job's spans continue this reconcile's trace.
+            let trace_env = crate::telemetry::trace_context_env(&tracing::Span::current());
+            let job = sync_job(channel, rendered, run, &context.template, &trace_env);
             let jobs = Api::<Job>::namespaced(client.clone(), &namespace);
             match jobs.create(&PostParams::default(), &job).await {
-                Ok(_) => {}
+                Ok(created) => {
+                    context.metrics.job_started(&namespace);
+                    tracing::info!(job = %created.name_any(), "started a sync Job");
+                }
                 // The run's Job exists already: adopt it.
                 Err(kube::Error::Api(status)) if status.code == 409 => {}
                 Err(error) => return Err(error.into()),
@@ -285,7 +421,9 @@ async fn apply(channel: &MailChannel, context: &Context) -> Result<Action, Contr
             .patch(job_name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => {}
+            // Counted once: a reported Job is not reported again.
+            Ok(_) if note.warning => context.metrics.job_failed(&namespace),
+            Ok(_) => context.metrics.job_succeeded(&namespace),
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(error) => return Err(error.into()),
         }
@@ -314,9 +452,7 @@ async fn publish(
         secondary: None,
     };
     if let Err(error) = context.recorder.publish(&event, reference).await {
-        crate::output::warning(&format!(
-            "mailsync operator: cannot publish an Event: {error}"
-        ));
+        tracing::warn!(%error, reason = %note.reason, "cannot publish an Event");
     }
 }
 
@@ -360,8 +496,13 @@ async fn write_status(
     Ok(())
 }
 
-/// The worker's ServiceAccount, and a Role letting it read its channel and write the status.
-async fn ensure_worker_access(client: &Client, namespace: &str) -> Result<(), kube::Error> {
+/// The worker's ServiceAccount `account`, and a Role and RoleBinding of the same name letting
+/// it read its channel and write the status.
+async fn ensure_worker_access(
+    client: &Client,
+    namespace: &str,
+    account: &str,
+) -> Result<(), kube::Error> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let labels = Some(BTreeMap::from([(
         MANAGED_BY_LABEL.to_string(),
@@ -373,19 +514,19 @@ async fn ensure_worker_access(client: &Client, namespace: &str) -> Result<(), ku
         labels: labels.clone(),
         ..ObjectMeta::default()
     };
-    let account = ServiceAccount {
-        metadata: meta(WORKER_SERVICE_ACCOUNT),
+    let service_account = ServiceAccount {
+        metadata: meta(account),
         ..ServiceAccount::default()
     };
     Api::<ServiceAccount>::namespaced(client.clone(), namespace)
         .patch(
-            WORKER_SERVICE_ACCOUNT,
+            account,
             &params,
-            &Patch::Apply(&typed(&account, "v1", "ServiceAccount")),
+            &Patch::Apply(&typed(&service_account, "v1", "ServiceAccount")),
         )
         .await?;
     let role = Role {
-        metadata: meta(WORKER_ROLE),
+        metadata: meta(account),
         rules: Some(vec![
             PolicyRule {
                 api_groups: Some(vec![super::API_GROUP.into()]),
@@ -403,28 +544,28 @@ async fn ensure_worker_access(client: &Client, namespace: &str) -> Result<(), ku
     };
     Api::<Role>::namespaced(client.clone(), namespace)
         .patch(
-            WORKER_ROLE,
+            account,
             &params,
             &Patch::Apply(&typed(&role, "rbac.authorization.k8s.io/v1", "Role")),
         )
         .await?;
     let binding = RoleBinding {
-        metadata: meta(WORKER_ROLE),
+        metadata: meta(account),
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "Role".into(),
-            name: WORKER_ROLE.into(),
+            name: account.into(),
         },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
-            name: WORKER_SERVICE_ACCOUNT.into(),
+            name: account.into(),
             namespace: Some(namespace.to_string()),
             ..Subject::default()
         }]),
     };
     Api::<RoleBinding>::namespaced(client.clone(), namespace)
         .patch(
-            WORKER_ROLE,
+            account,
             &params,
             &Patch::Apply(&typed(
                 &binding,
@@ -451,6 +592,7 @@ async fn cleanup(channel: &MailChannel, context: &Context) -> Result<Action, Con
     let client = &context.client;
     let namespace = channel.namespace().unwrap_or_default();
     let name = channel.name_any();
+    context.metrics.forget_channel(&namespace, &name);
     let jobs = Api::<Job>::namespaced(client.clone(), &namespace);
     let params = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),

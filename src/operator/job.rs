@@ -8,13 +8,14 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar,
-    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    LocalObjectReference, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
+    PodTemplateSpec, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 
 use super::MailChannel;
+use super::channel::JobSettings;
 use super::render::{CONFIG_FILE, CONFIG_KEY, RenderedChannel};
 
 /// Label on every object the operator makes.
@@ -78,11 +79,76 @@ impl RunKind {
     }
 }
 
-/// Settings of the controller that shape the Jobs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Settings of the controller that shape the Jobs (from the chart's `MAILSYNC_WORKER_*`,
+/// `MAILSYNC_JOB_DEFAULTS` and telemetry variables, see [`super::settings`]).
+#[derive(Clone, Debug, PartialEq)]
 pub struct JobTemplate {
     /// Container image with the `mailsync` binary.
     pub image: String,
+    /// `imagePullPolicy` of the sync container; `None`: the cluster's default.
+    pub image_pull_policy: Option<String>,
+    /// Secrets with registry credentials for the sync Pods.
+    pub image_pull_secrets: Vec<String>,
+    /// ServiceAccount of the sync Pods (also the name of its Role and RoleBinding).
+    pub service_account: String,
+    /// Defaults for every field a channel leaves unset in `spec.job`.
+    pub defaults: JobSettings,
+    /// Environment variables every sync container gets (log level and format, OTLP export
+    /// settings). Never credentials: these are visible to anyone who can read Jobs.
+    pub env: Vec<(String, String)>,
+}
+
+impl JobTemplate {
+    /// A template with `image` and nothing else set: the ServiceAccount
+    /// [`WORKER_SERVICE_ACCOUNT`], no defaults, no extra environment.
+    pub fn new(image: &str) -> Self {
+        JobTemplate {
+            image: image.to_string(),
+            image_pull_policy: None,
+            image_pull_secrets: Vec::new(),
+            service_account: WORKER_SERVICE_ACCOUNT.to_string(),
+            defaults: JobSettings::default(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// `settings` with every unset field taken from `defaults` (field by field, not merged
+/// inside a field: a channel's `resources` replace the default `resources` whole).
+pub fn job_settings_with_defaults(
+    settings: Option<&JobSettings>,
+    defaults: &JobSettings,
+) -> JobSettings {
+    let own = settings.cloned().unwrap_or_default();
+    JobSettings {
+        resources: own.resources.or_else(|| defaults.resources.clone()),
+        node_selector: own.node_selector.or_else(|| defaults.node_selector.clone()),
+        tolerations: own.tolerations.or_else(|| defaults.tolerations.clone()),
+        affinity: own.affinity.or_else(|| defaults.affinity.clone()),
+        active_deadline_seconds: own
+            .active_deadline_seconds
+            .or(defaults.active_deadline_seconds),
+        backoff_limit: own.backoff_limit.or(defaults.backoff_limit),
+        successful_jobs_history_limit: own
+            .successful_jobs_history_limit
+            .or(defaults.successful_jobs_history_limit),
+        failed_jobs_history_limit: own
+            .failed_jobs_history_limit
+            .or(defaults.failed_jobs_history_limit),
+    }
+}
+
+/// `channel` with its `spec.job` completed from `defaults`, as the controller plans and
+/// renders it (the stored object is not changed).
+pub fn with_job_defaults(channel: &MailChannel, defaults: &JobSettings) -> MailChannel {
+    let mut channel = channel.clone();
+    if *defaults != JobSettings::default() {
+        channel.spec.job = Some(job_settings_with_defaults(
+            channel.spec.job.as_ref(),
+            defaults,
+        ));
+    }
+    channel
 }
 
 fn fnv32(text: &str) -> u32 {
@@ -152,17 +218,20 @@ fn volume_name(prefix: &str, index: usize) -> String {
     format!("{prefix}-{index}")
 }
 
-/// The sync Job of one run of `channel`.
+/// The sync Job of one run of `channel`. `trace_env` carries the trace context of the
+/// reconcile that starts it (`TRACEPARENT`, see [`crate::telemetry::trace_context_env`]), so
+/// that the sync's spans join that trace.
 pub fn sync_job(
     channel: &MailChannel,
     rendered: &RenderedChannel,
     run: &RunKind,
     template: &JobTemplate,
+    trace_env: &[(String, String)],
 ) -> Job {
     let name = channel.metadata.name.clone().unwrap_or_default();
     let namespace = channel.metadata.namespace.clone().unwrap_or_default();
     let job_name = job_name(&name, run);
-    let settings = channel.spec.job.clone().unwrap_or_default();
+    let settings = job_settings_with_defaults(channel.spec.job.as_ref(), &template.defaults);
 
     let mut volumes = vec![
         Volume {
@@ -276,6 +345,16 @@ pub fn sync_job(
             ..EnvVar::default()
         },
     ];
+    for (variable, value) in template.env.iter().chain(trace_env) {
+        if env.iter().any(|existing| existing.name == *variable) {
+            continue;
+        }
+        env.push(EnvVar {
+            name: variable.clone(),
+            value: Some(value.clone()),
+            ..EnvVar::default()
+        });
+    }
     let mut annotations = BTreeMap::from([
         (CHANNEL_ANNOTATION.to_string(), name.clone()),
         (RUN_KIND_ANNOTATION.to_string(), run.label().to_string()),
@@ -296,6 +375,7 @@ pub fn sync_job(
     let container = Container {
         name: "sync".into(),
         image: Some(template.image.clone()),
+        image_pull_policy: template.image_pull_policy.clone(),
         command: Some(vec!["mailsync".into(), "worker".into()]),
         args: Some(vec!["--config".into(), CONFIG_FILE.into()]),
         working_dir: Some("/".into()),
@@ -340,7 +420,14 @@ pub fn sync_job(
                 }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
-                    service_account_name: Some(WORKER_SERVICE_ACCOUNT.into()),
+                    service_account_name: Some(template.service_account.clone()),
+                    image_pull_secrets: (!template.image_pull_secrets.is_empty()).then(|| {
+                        template
+                            .image_pull_secrets
+                            .iter()
+                            .map(|name| LocalObjectReference { name: name.clone() })
+                            .collect()
+                    }),
                     automount_service_account_token: Some(true),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),

@@ -8,6 +8,8 @@
 //! - [`common`]: references and condition names shared by both;
 //! - [`metrics`]: the controller's Prometheus metrics and `/metrics`, `/healthz`, `/readyz`;
 //! - [`leader`]: leader election on a Lease among controller replicas;
+//! - [`settings`]: the controller's settings from the chart's environment variables;
+//! - [`serve`]: the `mailsync operator` process (telemetry, metrics server, election, shutdown);
 //!
 //! and the controller (`mailsync operator`) that runs the syncs as Jobs:
 //!
@@ -48,6 +50,8 @@ pub mod metrics;
 pub mod reconcile;
 pub mod render;
 pub mod schedule;
+pub mod serve;
+pub mod settings;
 pub mod status;
 pub mod store;
 

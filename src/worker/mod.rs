@@ -18,6 +18,7 @@ use kube::api::{Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, Resource};
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::config::{self, ChannelRef, Environment};
 use crate::operator::MailChannel;
@@ -63,8 +64,30 @@ fn required_env(name: &'static str) -> Result<String, WorkerError> {
         .ok_or(WorkerError::MissingEnv(name))
 }
 
-/// Runs the worker and returns the process exit code.
+/// Runs the worker and returns the process exit code. Logs and traces follow the
+/// environment the controller gives the Job (`RUST_LOG`, `MAILSYNC_LOG_FORMAT`, `OTEL_*`); the
+/// sync's span continues the trace of the reconcile that started the Job (`TRACEPARENT`).
 pub fn main(args: &WorkerArgs) -> i32 {
+    let telemetry = match crate::telemetry::TelemetryConfig::from_env("mailsync-worker")
+        .and_then(|config| crate::telemetry::init(&config))
+    {
+        Ok(telemetry) => Some(telemetry),
+        Err(error) => {
+            output::warning(&format!(
+                "mailsync worker: no logs or traces through tracing: {error}"
+            ));
+            None
+        }
+    };
+    let code = run(args);
+    if let Some(telemetry) = telemetry {
+        // Sends the spans still buffered before the Pod ends.
+        telemetry.shutdown();
+    }
+    code
+}
+
+fn run(args: &WorkerArgs) -> i32 {
     let (channel, namespace) = match (required_env(env::CHANNEL), required_env(env::NAMESPACE)) {
         (Ok(channel), Ok(namespace)) => (channel, namespace),
         (Err(error), _) | (_, Err(error)) => {
@@ -72,13 +95,31 @@ pub fn main(args: &WorkerArgs) -> i32 {
             return 1;
         }
     };
+    let job = std::env::var(env::JOB).unwrap_or_default();
+    let span = tracing::info_span!(
+        "sync_job",
+        namespace = %namespace,
+        channel = %channel,
+        job = %job,
+        exit_code = tracing::field::Empty,
+    );
+    if crate::telemetry::continue_trace_from_env(&span) {
+        tracing::debug!("continuing the trace of the reconcile that started the Job");
+    }
+    let _entered = span.enter();
     let manual = std::env::var(env::MANUAL_TRIGGER)
         .ok()
         .filter(|v| !v.is_empty());
     let started = Timestamp::now();
     let clock = Instant::now();
-    let report = run_engine(args, &channel);
+    let report = tracing::info_span!("sync").in_scope(|| run_engine(args, &channel));
     let elapsed = clock.elapsed();
+    tracing::info!(
+        exit_code = report.exit_code,
+        mailboxes = report.mailboxes.len(),
+        seconds = elapsed.as_secs_f64(),
+        "sync finished"
+    );
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -91,20 +132,23 @@ pub fn main(args: &WorkerArgs) -> i32 {
             return 1;
         }
     };
-    let written = runtime.block_on(async {
-        let client = client(&args.service_account_dir).await?;
-        write_status(
-            &client,
-            &namespace,
-            &channel,
-            &report,
-            manual.as_deref(),
-            started,
-            elapsed,
-        )
-        .await
-    });
-    match written {
+    let written = runtime.block_on(
+        async {
+            let client = client(&args.service_account_dir).await?;
+            write_status(
+                &client,
+                &namespace,
+                &channel,
+                &report,
+                manual.as_deref(),
+                started,
+                elapsed,
+            )
+            .await
+        }
+        .instrument(tracing::info_span!("write_status")),
+    );
+    let code = match written {
         Ok(()) => report.exit_code,
         Err(error) => {
             output::error(&format!("mailsync worker: {error}"));
@@ -114,7 +158,9 @@ pub fn main(args: &WorkerArgs) -> i32 {
                 report.exit_code
             }
         }
-    }
+    };
+    span.record("exit_code", code);
+    code
 }
 
 /// Loads the config and syncs the channel; a config that cannot be read is a failed run.

@@ -93,14 +93,7 @@ fn manual(token: &str) -> Trigger {
 /// The Job the controller would make for `run`, in `state`, created at `created`.
 fn job(channel: &MailChannel, run: RunKind, state: Option<&str>, created: &str) -> Job {
     let rendered = render(channel, &stores()["server"], &stores()["local"]).expect("renders");
-    let mut job = sync_job(
-        channel,
-        &rendered,
-        &run,
-        &JobTemplate {
-            image: "mailsync".into(),
-        },
-    );
+    let mut job = sync_job(channel, &rendered, &run, &JobTemplate::new("mailsync"), &[]);
     job.metadata.creation_timestamp = Some(Time(at(created)));
     if let Some(state) = state {
         job.status = Some(JobStatus {
@@ -337,4 +330,103 @@ fn a_channel_without_triggers_syncs_once_per_spec_change() {
         plan_at(&channel, &[], "2026-01-01T01:00:20Z").start,
         Some(RunKind::Spec(2))
     );
+}
+
+#[test]
+fn the_charts_job_template_and_defaults_shape_the_job() {
+    use crate::operator::channel::JobSettings;
+    use crate::operator::job::with_job_defaults;
+
+    let mut template = JobTemplate::new("registry/mailsync:2");
+    template.service_account = "sync-pods".into();
+    template.image_pull_policy = Some("Always".into());
+    template.image_pull_secrets = vec!["regcred".into()];
+    template.env = vec![
+        ("RUST_LOG".into(), "debug".into()),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+            "http://collector:4318".into(),
+        ),
+        // A template variable cannot replace one the worker depends on.
+        ("MAILSYNC_CHANNEL".into(), "other".into()),
+    ];
+    template.defaults = JobSettings {
+        backoff_limit: Some(5),
+        active_deadline_seconds: Some(600),
+        successful_jobs_history_limit: Some(0),
+        ..JobSettings::default()
+    };
+    let mut own = channel("inbox", manual("1"));
+    own.spec.job = Some(JobSettings {
+        backoff_limit: Some(1),
+        ..JobSettings::default()
+    });
+    let rendered = render(&own, &stores()["server"], &stores()["local"]).expect("renders");
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let made = sync_job(
+        &own,
+        &rendered,
+        &RunKind::Manual("1".into()),
+        &template,
+        &[("TRACEPARENT".into(), traceparent.into())],
+    );
+    let spec = made.spec.as_ref().expect("a Job spec");
+    assert_eq!(
+        spec.backoff_limit,
+        Some(1),
+        "the channel's own setting wins"
+    );
+    assert_eq!(spec.active_deadline_seconds, Some(600), "from the defaults");
+    let pod = spec.template.spec.as_ref().expect("a Pod spec");
+    assert_eq!(pod.service_account_name.as_deref(), Some("sync-pods"));
+    let pull_secrets: Vec<&str> = pod
+        .image_pull_secrets
+        .iter()
+        .flatten()
+        .map(|secret| secret.name.as_str())
+        .collect();
+    assert_eq!(pull_secrets, ["regcred"]);
+    let container = &pod.containers[0];
+    assert_eq!(container.image.as_deref(), Some("registry/mailsync:2"));
+    assert_eq!(container.image_pull_policy.as_deref(), Some("Always"));
+    let env: BTreeMap<&str, &str> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|variable| {
+            (
+                variable.name.as_str(),
+                variable.value.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(env["MAILSYNC_CHANNEL"], "inbox");
+    assert_eq!(env["RUST_LOG"], "debug");
+    assert_eq!(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://collector:4318");
+    assert_eq!(env["TRACEPARENT"], traceparent);
+    assert!(
+        container
+            .env
+            .iter()
+            .flatten()
+            .all(|variable| variable.value_from.is_none()),
+        "literal values only"
+    );
+
+    // The history limit of the defaults applies to a channel that sets none.
+    let plain = channel("inbox", manual("2"));
+    let finished = job(
+        &plain,
+        RunKind::Manual("1".into()),
+        Some("Complete"),
+        "2026-01-01T00:01:00Z",
+    );
+    let completed = with_job_defaults(&plain, &template.defaults);
+    let actions = plan_at(&completed, &[finished.clone()], "2026-01-01T00:02:00Z");
+    assert_eq!(
+        actions.delete_jobs,
+        [finished.metadata.name.clone().expect("a name")]
+    );
+    let actions = plan_at(&plain, &[finished], "2026-01-01T00:02:00Z");
+    assert!(actions.delete_jobs.is_empty(), "{:?}", actions.delete_jobs);
 }
