@@ -6,6 +6,8 @@
 //! message arrives with the next manual run; a wrong password gives Degraded with a clear
 //! message and loses nothing; the fixed Secret recovers on the next run.
 
+#[path = "chart_support/mod.rs"]
+mod chart_support;
 mod dovecot;
 mod k8s;
 #[path = "operator_e2e/kubelet.rs"]
@@ -135,7 +137,7 @@ fn imap_channel_syncs_from_dovecot_and_reports_its_uidvalidity() {
     control_plane.install_crds();
     let namespace = control_plane.namespace("operator-dovecot");
     let kubelet = Kubelet::new(control_plane, &namespace);
-    let operator = Operator::start(control_plane, kubelet.scratch.path());
+    let operator = Operator::start(control_plane, kubelet.scratch.path(), &[&namespace]);
     let channel = Channel {
         control_plane,
         namespace: namespace.clone(),

@@ -8,6 +8,8 @@
 //! on both sides (the far one standing for the server); an IMAP channel shows the Secret
 //! checks and how a failed sync is reported.
 
+#[path = "chart_support/mod.rs"]
+mod chart_support;
 mod k8s;
 #[path = "operator_e2e/kubelet.rs"]
 mod kubelet;
@@ -62,7 +64,7 @@ fn operator_schedules_jobs_and_the_worker_reports_status() {
     control_plane.install_crds();
     let namespace = control_plane.namespace("operator-e2e");
     let kubelet = Kubelet::new(control_plane, &namespace);
-    let operator = Operator::start(control_plane, kubelet.scratch.path());
+    let operator = Operator::start(control_plane, kubelet.scratch.path(), &[&namespace]);
     let channel = Channel {
         control_plane,
         namespace: namespace.clone(),

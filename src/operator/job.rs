@@ -346,7 +346,9 @@ pub fn sync_job(
         },
     ];
     for (variable, value) in template.env.iter().chain(trace_env) {
-        if env.iter().any(|existing| existing.name == *variable) {
+        // An empty value (e.g. an empty TRACESTATE) says nothing; the API server would
+        // store the variable without a value.
+        if value.is_empty() || env.iter().any(|existing| existing.name == *variable) {
             continue;
         }
         env.push(EnvVar {

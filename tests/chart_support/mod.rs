@@ -122,3 +122,37 @@ pub fn service_account_kubeconfig(
     std::fs::write(&path, kubeconfig.to_string()).expect("kubeconfig written");
     path
 }
+
+/// The controller Deployment of a rendered chart: its container's arguments, and its
+/// environment with the literal values (the `fieldRef` variables, POD_NAME and POD_NAMESPACE,
+/// are left out: the caller plays the kubelet and sets them).
+pub fn controller_command(yaml: &str) -> (Vec<String>, Vec<(String, String)>) {
+    let documents: Vec<Value> = serde_saphyr::from_multiple(yaml)
+        .unwrap_or_else(|e| panic!("the rendered chart is not valid YAML: {e}"));
+    let deployment = documents
+        .iter()
+        .find(|document| document["kind"] == "Deployment")
+        .expect("the chart renders a Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args = container["args"]
+        .as_array()
+        .expect("controller args")
+        .iter()
+        .map(|arg| arg.as_str().expect("string argument").to_string())
+        .collect();
+    let env = container["env"]
+        .as_array()
+        .expect("controller env")
+        .iter()
+        .filter_map(|variable| {
+            let name = variable["name"].as_str()?;
+            let value = variable.get("value")?;
+            let value = match value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            Some((name.to_string(), value))
+        })
+        .collect();
+    (args, env)
+}

@@ -1,67 +1,123 @@
-//! What the operator end-to-end tests share: the operator process (run with the
-//! ServiceAccount of `config/operator/rbac.yaml`), polling, Maildir helpers and a handle on
-//! one MailChannel.
+//! What the operator end-to-end tests share: the operator process (run as the chart's
+//! Deployment runs it: its arguments, environment and controller ServiceAccount), polling,
+//! Maildir helpers and a handle on one MailChannel.
 
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::k8s;
+use crate::{chart_support, k8s};
 
 /// The operator process, stopped on drop.
 pub struct Operator {
     child: Child,
     log: PathBuf,
+    /// Namespace of the controller (its ServiceAccount and Lease).
+    pub namespace: String,
+    /// The Lease of the leader election.
+    pub lease: String,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics_address: String,
 }
 
+static RELEASES: AtomicUsize = AtomicUsize::new(0);
+
 impl Operator {
-    /// Starts the operator with the ServiceAccount and ClusterRole of
-    /// `config/operator/rbac.yaml`, so that the permissions it ships with are the ones tested.
-    pub fn start(control_plane: &k8s::ControlPlane, log_dir: &Path) -> Operator {
-        control_plane.kubectl_ok(&["create", "namespace", "mailsync-system"]);
-        let rbac = k8s::repo_root().join("config/operator/rbac.yaml");
-        control_plane.kubectl_ok(&["apply", "-f", &rbac.to_string_lossy()]);
-        let token = control_plane.kubectl_ok(&[
-            "-n",
-            "mailsync-system",
-            "create",
-            "token",
-            "mailsync-operator",
-            "--duration=1h",
-        ]);
-        let kubeconfig = serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "e2e", "cluster": {
-                "server": control_plane.env("K8S_API_SERVER").expect("K8S_API_SERVER"),
-                "certificate-authority": control_plane.env("K8S_CA_FILE").expect("K8S_CA_FILE"),
-            }}],
-            "users": [{"name": "operator", "user": {"token": token.trim()}}],
-            "contexts": [{"name": "operator", "context": {"cluster": "e2e", "user": "operator"}}],
-            "current-context": "operator",
-        });
-        let kubeconfig_file = log_dir.join("operator.kubeconfig");
-        std::fs::write(&kubeconfig_file, kubeconfig.to_string()).expect("kubeconfig");
-        let log = log_dir.join("operator.log");
+    /// Installs the chart (a release of its own, with the worker ServiceAccount, Role and
+    /// RoleBinding in each of `worker_namespaces`) and starts `mailsync operator` as its
+    /// Deployment would: the container's arguments and environment from the rendered chart,
+    /// authenticated with a token of the chart's controller ServiceAccount, so that the chart's
+    /// RBAC and settings are the ones tested. The metrics server listens on a free port of
+    /// 127.0.0.1.
+    pub fn start(
+        control_plane: &k8s::ControlPlane,
+        log_dir: &Path,
+        worker_namespaces: &[&str],
+    ) -> Operator {
+        Self::start_with(control_plane, log_dir, worker_namespaces, &[], &[])
+    }
+
+    /// [`Operator::start`] with more `helm template` arguments and environment variables.
+    pub fn start_with(
+        control_plane: &k8s::ControlPlane,
+        log_dir: &Path,
+        worker_namespaces: &[&str],
+        chart_args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Operator {
+        let namespace = control_plane.namespace("mailsync-system");
+        let release = format!("e2e{}", RELEASES.fetch_add(1, Ordering::SeqCst));
+        let workers = format!("worker.namespaces={{{}}}", worker_namespaces.join(","));
+        let mut args = vec!["--set", &workers];
+        args.extend_from_slice(chart_args);
+        chart_support::install_chart(control_plane, &release, &namespace, &args);
+        let yaml = chart_support::render_without_crds(&release, &namespace, &args);
+        let (command, env) = chart_support::controller_command(&yaml);
+        let kubeconfig = chart_support::service_account_kubeconfig(
+            control_plane,
+            &namespace,
+            &chart_support::controller_account(&release),
+            log_dir,
+        );
+        let metrics_address = free_local_address();
+        let log = log_dir.join(format!("operator-{release}.log"));
         let file = std::fs::File::create(&log).expect("operator log");
-        let child = Command::new(env!("CARGO_BIN_EXE_mailsync"))
-            .args(["operator", "--image", "mailsync:e2e"])
-            .env("KUBECONFIG", &kubeconfig_file)
+        let mut process = Command::new(env!("CARGO_BIN_EXE_mailsync"));
+        process
+            .args(&command)
+            .env_clear()
+            .envs(env)
+            .env("POD_NAME", format!("{release}-controller-0"))
+            .env("POD_NAMESPACE", &namespace)
+            .env("MAILSYNC_METRICS_ADDRESS", &metrics_address)
+            .env("KUBECONFIG", &kubeconfig)
+            .envs(extra_env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("start mailsync operator");
-        Operator { child, log }
+            .stderr(file);
+        let child = process.spawn().expect("start mailsync operator");
+        Operator {
+            child,
+            log,
+            namespace,
+            lease: chart_support::lease_name(&release),
+            metrics_address,
+        }
     }
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit; its exit code.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill(2) with the pid of our own child process and a valid signal number.
+        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(sent, 0, "cannot send SIGTERM to the operator");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("operator status") {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// `127.0.0.1:PORT` with a port that was free a moment ago.
+fn free_local_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds 127.0.0.1");
+    let address = listener.local_addr().expect("an address");
+    address.to_string()
 }
 
 impl Drop for Operator {
