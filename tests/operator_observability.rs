@@ -545,3 +545,76 @@ fn namespace_scoped_operator_works_with_only_the_roles_of_the_watched_namespace(
         "requests outside the watched namespace:\n{log}"
     );
 }
+
+#[test]
+fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_stops() {
+    let _serial = one_operator_at_a_time();
+    let control_plane = k8s::control_plane();
+    control_plane.install_crds();
+    let namespace = control_plane.namespace("standby");
+    let kubelet = Kubelet::new(control_plane, &namespace);
+    let mut leader = Operator::start(control_plane, kubelet.scratch.path(), &[&namespace]);
+    wait_for("the first leader", Duration::from_secs(30), &leader, || {
+        let (status, body) = http_get(&leader.metrics_address, "/metrics")?;
+        (status == 200 && series(&body, "mailsync_leader") == Some(1.0)).then_some(())
+    });
+    let standby = leader.replica("standby-1");
+    // A standby is ready (it can take over) but does not lead.
+    wait_for(
+        "the standby's /readyz",
+        Duration::from_secs(30),
+        &standby,
+        || (http_get(&standby.metrics_address, "/readyz")?.0 == 200).then_some(()),
+    );
+    assert_eq!(series(&scrape(&standby), "mailsync_leader"), Some(0.0));
+
+    control_plane.kubectl_ok_with_input(&["-n", &namespace, "apply", "-f", "-"], MANIFESTS);
+    let first = wait_for("the first Job", Duration::from_secs(30), &leader, || {
+        kubelet.active_jobs().into_iter().next()
+    });
+    let started = format!(r#"mailsync_jobs_started_total{{namespace="{namespace}"}}"#);
+    let reconciles = r#"mailsync_reconciles_total{kind="MailChannel"}"#;
+    assert_eq!(series(&scrape(&leader), &started), Some(1.0));
+    let standby_metrics = scrape(&standby);
+    assert_eq!(
+        series(&standby_metrics, reconciles),
+        None,
+        "the standby reconciled:\n{standby_metrics}"
+    );
+    assert_eq!(series(&standby_metrics, "mailsync_leader"), Some(0.0));
+    assert_eq!(kubelet.run_job(&first).exit_code, 0);
+
+    // The leader stops and releases the Lease; the standby takes over and reconciles.
+    assert_eq!(
+        leader.terminate(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        leader.log()
+    );
+    wait_for("the takeover", Duration::from_secs(30), &standby, || {
+        (series(&scrape(&standby), "mailsync_leader") == Some(1.0)).then_some(())
+    });
+    control_plane.kubectl_ok(&[
+        "-n",
+        &namespace,
+        "patch",
+        "mailchannel",
+        "inbox",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"trigger":{"manual":"2"}}}"#,
+    ]);
+    let second = wait_for(
+        "the new leader's Job",
+        Duration::from_secs(30),
+        &standby,
+        || kubelet.active_jobs().into_iter().next(),
+    );
+    assert_ne!(second["metadata"]["name"], first["metadata"]["name"]);
+    let metrics = scrape(&standby);
+    assert_eq!(series(&metrics, &started), Some(1.0), "{metrics}");
+    assert!(
+        series(&metrics, reconciles).is_some_and(|count| count >= 1.0),
+        "{metrics}"
+    );
+}

@@ -183,13 +183,30 @@ impl ControlPlane {
                     String::from_utf8_lossy(&applied.stderr)
                 ));
             }
-            let output = self.kubectl(&[
+            // Right after the apply a CRD may have no conditions yet, which `kubectl wait`
+            // reports as an error rather than waiting: ask again then.
+            let mut output = self.kubectl(&[
                 "wait",
                 "--for=condition=Established",
                 "--timeout=60s",
                 "crd/mailstores.mailsync.io",
                 "crd/mailchannels.mailsync.io",
             ]);
+            for _ in 0..50 {
+                let no_conditions_yet = !output.status.success()
+                    && String::from_utf8_lossy(&output.stderr).contains(".status.conditions");
+                if !no_conditions_yet {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                output = self.kubectl(&[
+                    "wait",
+                    "--for=condition=Established",
+                    "--timeout=60s",
+                    "crd/mailstores.mailsync.io",
+                    "crd/mailchannels.mailsync.io",
+                ]);
+            }
             if !output.status.success() {
                 return Err(format!(
                     "the CRDs did not become Established: {}",

@@ -17,6 +17,7 @@ use crate::{chart_support, k8s};
 pub struct Operator {
     child: Child,
     log: PathBuf,
+    launch: Launch,
     /// Namespace of the controller (its ServiceAccount and Lease).
     pub namespace: String,
     /// The Lease of the leader election.
@@ -64,30 +65,28 @@ impl Operator {
             &chart_support::controller_account(&release),
             log_dir,
         );
-        let metrics_address = free_local_address();
-        let log = log_dir.join(format!("operator-{release}.log"));
-        let file = std::fs::File::create(&log).expect("operator log");
-        let mut process = Command::new(env!("CARGO_BIN_EXE_mailsync"));
-        process
-            .args(&command)
-            .env_clear()
-            .envs(env)
-            .env("POD_NAME", format!("{release}-controller-0"))
-            .env("POD_NAMESPACE", &namespace)
-            .env("MAILSYNC_METRICS_ADDRESS", &metrics_address)
-            .env("KUBECONFIG", &kubeconfig)
-            .envs(extra_env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file);
-        let child = process.spawn().expect("start mailsync operator");
-        Operator {
-            child,
-            log,
+        let launch = Launch {
+            release: release.clone(),
             namespace,
-            lease: chart_support::lease_name(&release),
-            metrics_address,
-        }
+            command,
+            env: env
+                .into_iter()
+                .chain(
+                    extra_env
+                        .iter()
+                        .map(|(name, value)| (name.to_string(), value.to_string())),
+                )
+                .collect(),
+            kubeconfig,
+            log_dir: log_dir.to_path_buf(),
+        };
+        launch.spawn(&format!("{release}-controller-0"))
+    }
+
+    /// Another replica of the same release (same Lease, own metrics port), as a Deployment
+    /// with more replicas has; `pod` is its POD_NAME.
+    pub fn replica(&self, pod: &str) -> Operator {
+        self.launch.spawn(pod)
     }
 
     pub fn log(&self) -> String {
@@ -109,6 +108,46 @@ impl Operator {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// How to start a replica of an installed release.
+#[derive(Clone)]
+struct Launch {
+    release: String,
+    namespace: String,
+    command: Vec<String>,
+    env: Vec<(String, String)>,
+    kubeconfig: PathBuf,
+    log_dir: PathBuf,
+}
+
+impl Launch {
+    fn spawn(&self, pod: &str) -> Operator {
+        let metrics_address = free_local_address();
+        let log = self.log_dir.join(format!("operator-{pod}.log"));
+        let file = std::fs::File::create(&log).expect("operator log");
+        let mut process = Command::new(env!("CARGO_BIN_EXE_mailsync"));
+        process
+            .args(&self.command)
+            .env_clear()
+            .envs(self.env.iter().cloned())
+            .env("POD_NAME", pod)
+            .env("POD_NAMESPACE", &self.namespace)
+            .env("MAILSYNC_METRICS_ADDRESS", &metrics_address)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file);
+        let child = process.spawn().expect("start mailsync operator");
+        Operator {
+            child,
+            log,
+            launch: self.clone(),
+            namespace: self.namespace.clone(),
+            lease: chart_support::lease_name(&self.release),
+            metrics_address,
         }
     }
 }
