@@ -585,10 +585,12 @@ fn create_and_remove() {
         name: "Create B",
         msgs: [TWO, &[]],
         channel: &["Create {B}"],
+        args: &["-V"],
         missing: Some(1),
         expect: [TWO_FOUND, TWO_FOUND],
         summary: Some(["+0 *0 #0 -0", "+2 *0 #0 -0"]),
         state_after: Some(&[(1, 1, "S"), (2, 2, "")]),
+        stdout_has: &["Creating {sideB} box {boxB}..."],
         ..Scenario::default()
     });
     run_both(&Scenario {
@@ -1080,4 +1082,29 @@ fn channels_skipped_for_a_failed_store_are_counted() {
         Some("Channels: 3    Boxes: 1    Far: +0 *0 #0 -0    Near: +1 *0 #0 -0"),
         "{stdout}{stderr}"
     );
+}
+
+#[test]
+fn imap_store_that_cannot_connect_fails_the_run() {
+    let mut fx = Fixture::new(Extras::none());
+    let dir = fx.dir().display().to_string();
+    fx.write(
+        "cfg",
+        format!(
+            "IMAPStore far\nHost 127.0.0.1\nUser u\nPass p\n\n\
+             MaildirStore near\nPath {dir}/\nInbox {dir}/nearinbox\n\n\
+             Channel ex\nFar :far:box\nNear :near:nearbox\nSyncState *\n"
+        )
+        .as_bytes(),
+    );
+    // Nothing listens there (the IMAP tests use a private Dovecot on other ports).
+    let result = fx.run(&[]);
+    result.assert_code(1);
+    assert!(
+        result
+            .stderr
+            .contains("No working address found for 127.0.0.1"),
+        "{result}"
+    );
+    assert!(!fx.exists("nearinbox"), "the near INBOX was created");
 }

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+pub mod example;
+
 /// Name of the far mailbox directory below the test directory.
 pub const FAR: &str = "farbox";
 /// Name of the near mailbox directory below the test directory.
