@@ -1073,12 +1073,16 @@ pub mod inputs {
     pub const EXAMPLE_03_STATE: &str = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 S\n2 2 S\n";
 
     pub fn example_04() -> Fixture {
-        let fx = Fixture::new(
-            Extras::none()
-                .far("Trash fartrash")
-                .far("TrashRemoteNew yes")
-                .channel("Expunge Both"),
-        );
+        example_04_with(true)
+    }
+
+    /// Example 4's input, with or without far's `TrashRemoteNew yes`.
+    pub fn example_04_with(trash_remote_new: bool) -> Fixture {
+        let mut extras = Extras::none().far("Trash fartrash");
+        if trash_remote_new {
+            extras = extras.far("TrashRemoteNew yes");
+        }
+        let fx = Fixture::new(extras.channel("Expunge Both"));
         fx.msg(FAR, "a", 1, "S");
         fx.msg(FAR, "b", 2, "S");
         fx.msg(FAR, "d", 4, "T");
