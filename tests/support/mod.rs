@@ -297,6 +297,20 @@ impl Fixture {
         self.path(rel).exists()
     }
 
+    /// The names of the entries of a directory below the test directory, sorted (none if it
+    /// does not exist).
+    pub fn dir_names(&self, rel: &str) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.path(rel))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
     /// Puts the standard message `subj` into `box_name` as `cur/m<subj>,U=<uid>:2,<flags>` and
     /// raises the box's `.uidvalidity` counter to `uid` if it is lower.
     pub fn msg(&self, box_name: &str, subj: &str, uid: u32, flags: &str) {
