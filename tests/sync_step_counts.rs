@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::inputs::example_01;
+use support::inputs::{example_01, setup};
 use support::*;
 
 /// The `###` lines of a run's stdout, after asserting that it exited 0.
@@ -26,13 +26,13 @@ fn verified_step_counts_with_trash_and_flag_changes() {
         (vec!["-D", "-Tj", "-Tx"], "### 8 steps, 4 entries ###"),
         (vec!["-Tj"], "### 4 steps, 4 entries ###"),
     ] {
-        let mut fx = Fixture::new(Extras::none().far("Trash fartrash").channel("Expunge Both"));
-        for (subj, uid) in [("a", 1), ("b", 2)] {
-            fx.msg(FAR, subj, uid, "S");
-            fx.msg(NEAR, subj, uid, "ST");
-        }
-        fx.write_state(
-            "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 S\n2 2 S\n",
+        let mut fx = setup(
+            Extras::none().far("Trash fartrash").channel("Expunge Both"),
+            &[("a", 1, "S"), ("b", 2, "S")],
+            &[("a", 1, "ST"), ("b", 2, "ST")],
+            Some(
+                "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 S\n2 2 S\n",
+            ),
         );
         let result = fx.run(&args);
         assert_eq!(step_lines(&result), [line], "{args:?}: {result}");
