@@ -30,15 +30,7 @@ fn hundred(extras: Extras) -> Fixture {
 
 /// File names in `cur/` of a box, sorted.
 fn cur_files(fx: &Fixture, box_name: &str) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(fx.path(box_name).join("cur"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    fx.dir_names(&format!("{box_name}/cur"))
 }
 
 /// Removes the messages m<first>..=m<last> from `cur/` of a box.

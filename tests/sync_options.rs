@@ -366,19 +366,12 @@ const MIX_FULL: MixOutcome = MixOutcome {
 
 const MIX_TO_B: MixOutcome = MixOutcome {
     a: MIX_UNCHANGED_A,
-    b: &[("p1", "RS"), ("p3", "FS"), ("bnew", ""), ("anew", "")],
+    b: MIX_DEFAULT.b,
     summary: ["+0 *0 #0 -0", "+1 *1 #0 -0"],
 };
 
 const MIX_TO_A: MixOutcome = MixOutcome {
-    a: &[
-        ("p1", "RS"),
-        ("p2", "ST"),
-        ("old", "S"),
-        ("p3", "FS"),
-        ("anew", ""),
-        ("bnew", ""),
-    ],
+    a: MIX_DEFAULT.a,
     b: MIX_UNCHANGED_B,
     summary: ["+1 *2 #0 -0", "+0 *0 #0 -0"],
 };
@@ -475,7 +468,7 @@ fn operation_types_and_directions_from_the_config() {
             &[],
             &MixOutcome {
                 a: MIX_GONE.a,
-                b: &[("p1", "RS"), ("p3", "FS"), ("bnew", "")],
+                b: MIX_FLAGS.b,
                 summary: ["+0 *1 #0 -0", "+0 *1 #0 -0"],
             },
         ),
@@ -523,15 +516,7 @@ fn dry_run_ext_exit_and_verbosity() {
                 state_entries(fx, o),
                 vec![(1, 1, "S".into()), (2, 2, "S".into()), (5, 3, "S".into())]
             );
-            let mut names: Vec<String> = fs::read_dir(fx.path(STATE_DIR))
-                .map(|d| {
-                    d.flatten()
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            names.sort();
-            assert_eq!(names, vec!["nearbox".to_string()], "{o:?}");
+            assert_eq!(fx.dir_names(STATE_DIR), ["nearbox"], "{o:?}");
         }),
         ..mix("-y", &[], &[], &MIX_DEFAULT)
     };
@@ -585,10 +570,12 @@ fn create_and_remove() {
         name: "Create B",
         msgs: [TWO, &[]],
         channel: &["Create {B}"],
+        args: &["-V"],
         missing: Some(1),
         expect: [TWO_FOUND, TWO_FOUND],
         summary: Some(["+0 *0 #0 -0", "+2 *0 #0 -0"]),
         state_after: Some(&[(1, 1, "S"), (2, 2, "")]),
+        stdout_has: &["Creating {sideB} box {boxB}..."],
         ..Scenario::default()
     });
     run_both(&Scenario {
@@ -663,6 +650,8 @@ fn deletions(
     name: &'static str,
     channel: &'static [&'static str],
     args: &'static [&'static str],
+    expect: [&'static [Found]; 2],
+    summary: [&'static str; 2],
 ) -> Scenario {
     Scenario {
         name,
@@ -670,59 +659,69 @@ fn deletions(
         state: Some(DEL_STATE),
         channel,
         args,
+        expect,
+        summary: Some(summary),
         ..Scenario::default()
     }
 }
 
+/// After the flag merge: p2 and p3 deleted on both sides, B's orphan p4 deleted.
+const DEL_MERGED: &[Found] = &[("p1", "S"), ("p2", "ST"), ("p3", "ST")];
+const DEL_MERGED_WITH_ORPHAN: &[Found] = &[("p1", "S"), ("p2", "ST"), ("p3", "ST"), ("p4", "ST")];
+const ONLY_P1: &[Found] = &[("p1", "S")];
+const EXPUNGED_A: [&str; 2] = ["+0 *1 #0 -2", "+0 *1 #0 -0"];
+const ORPHAN_OF_B_EXPUNGED: [&str; 2] = ["+0 *1 #0 -0", "+0 *1 #0 -1"];
+
 #[test]
 fn expunge_and_expunge_solo() {
+    let a_only = [ONLY_P1, DEL_MERGED_WITH_ORPHAN];
+    run_both(&deletions(
+        "Expunge A",
+        &["Expunge {A}"],
+        &[],
+        a_only,
+        EXPUNGED_A,
+    ));
+    run_both(&deletions(
+        "-X a",
+        &["Expunge {B}"],
+        &["-X{a}"],
+        a_only,
+        EXPUNGED_A,
+    ));
     run_both(&Scenario {
-        expect: [
-            &[("p1", "S")],
-            &[("p1", "S"), ("p2", "ST"), ("p3", "ST"), ("p4", "ST")],
-        ],
-        summary: Some(["+0 *1 #0 -2", "+0 *1 #0 -0"]),
-        ..deletions("Expunge A", &["Expunge {A}"], &[])
-    });
-    run_both(&Scenario {
-        expect: [
-            &[("p1", "S")],
-            &[("p1", "S"), ("p2", "ST"), ("p3", "ST"), ("p4", "ST")],
-        ],
-        summary: Some(["+0 *1 #0 -2", "+0 *1 #0 -0"]),
-        ..deletions("-X a", &["Expunge {B}"], &["-X{a}"])
-    });
-    run_both(&Scenario {
-        expect: [&[("p1", "S")], &[("p1", "S")]],
-        summary: Some(["+0 *1 #0 -2", "+0 *1 #0 -3"]),
         state_after: Some(&[(1, 1, "S")]),
-        ..deletions("Expunge Both", &["Expunge Both"], &[])
+        ..deletions(
+            "Expunge Both",
+            &["Expunge Both"],
+            &[],
+            [ONLY_P1, ONLY_P1],
+            ["+0 *1 #0 -2", "+0 *1 #0 -3"],
+        )
     });
     // Solo: only B's orphan p4 goes; the paired deleted messages stay.
-    run_both(&Scenario {
-        expect: [
-            &[("p1", "S"), ("p2", "ST"), ("p3", "ST")],
-            &[("p1", "S"), ("p2", "ST"), ("p3", "ST")],
-        ],
-        summary: Some(["+0 *1 #0 -0", "+0 *1 #0 -1"]),
-        ..deletions("ExpungeSolo B", &["ExpungeSolo {B}"], &[])
-    });
-    run_both(&Scenario {
-        expect: [
-            &[("p1", "S"), ("p2", "ST"), ("p3", "ST")],
-            &[("p1", "S"), ("p2", "ST"), ("p3", "ST")],
-        ],
-        summary: Some(["+0 *1 #0 -0", "+0 *1 #0 -1"]),
-        ..deletions("-x b", &[], &["-x{b}"])
-    });
-    run_both(&Scenario {
-        expect: [
-            &[("p1", "S"), ("p2", "ST"), ("p3", "ST")],
-            &[("p1", "S"), ("p2", "ST"), ("p3", "ST"), ("p4", "ST")],
-        ],
-        summary: Some(["+0 *1 #0 -0", "+0 *1 #0 -0"]),
-        ..deletions("--no-expunge", &["Expunge Both"], &["--no-expunge"])
-    });
+    let solo = [DEL_MERGED, DEL_MERGED];
+    run_both(&deletions(
+        "ExpungeSolo B",
+        &["ExpungeSolo {B}"],
+        &[],
+        solo,
+        ORPHAN_OF_B_EXPUNGED,
+    ));
+    run_both(&deletions(
+        "-x b",
+        &[],
+        &["-x{b}"],
+        solo,
+        ORPHAN_OF_B_EXPUNGED,
+    ));
+    run_both(&deletions(
+        "--no-expunge",
+        &["Expunge Both"],
+        &["--no-expunge"],
+        [DEL_MERGED, DEL_MERGED_WITH_ORPHAN],
+        ["+0 *1 #0 -0", "+0 *1 #0 -0"],
+    ));
 }
 
 // ---- Trash, TrashNewOnly, TrashRemoteNew.
@@ -987,6 +986,18 @@ fn new_uidvalidity_for_a(fx: &Fixture, o: Orientation) {
     fx.set_uidvalidity(o.box_of(0), uv + 500, max);
 }
 
+/// Asserts that the state file holds A's UIDVALIDITY as set up (far 1000, near 2000) plus
+/// `raised_by`.
+fn assert_uidvalidity_of_a_in_state(fx: &Fixture, o: Orientation, raised_by: u32) {
+    let state = String::from_utf8_lossy(&fx.read(STATE_FILE).unwrap_or_default()).into_owned();
+    let line = if o == Direct {
+        format!("FarUidValidity {}", 1000 + raised_by)
+    } else {
+        format!("NearUidValidity {}", 2000 + raised_by)
+    };
+    assert!(state.lines().any(|l| l == line), "{o:?}: {state}");
+}
+
 #[test]
 fn uidvalidity_change_recovered_or_genuine() {
     let recovered = Scenario {
@@ -999,16 +1010,7 @@ fn uidvalidity_change_recovered_or_genuine() {
         stdout_has: &[
             "Notice: channel ex, {sideA} box {boxA}: Recovered from change of UIDVALIDITY.",
         ],
-        check: Some(|fx, o| {
-            let state =
-                String::from_utf8_lossy(&fx.read(STATE_FILE).unwrap_or_default()).into_owned();
-            let line = if o == Direct {
-                "FarUidValidity 1500"
-            } else {
-                "NearUidValidity 2500"
-            };
-            assert!(state.lines().any(|l| l == line), "{o:?}: {state}");
-        }),
+        check: Some(|fx, o| assert_uidvalidity_of_a_in_state(fx, o, 500)),
         ..Scenario::default()
     };
     run_both(&recovered);
@@ -1026,16 +1028,7 @@ fn uidvalidity_change_recovered_or_genuine() {
         stderr_has: &[
             "Error: channel ex, {sideA} box {boxA} (at UID 2): UIDVALIDITY genuinely changed.",
         ],
-        check: Some(|fx, o| {
-            let state =
-                String::from_utf8_lossy(&fx.read(STATE_FILE).unwrap_or_default()).into_owned();
-            let line = if o == Direct {
-                "FarUidValidity 1000"
-            } else {
-                "NearUidValidity 2000"
-            };
-            assert!(state.lines().any(|l| l == line), "{o:?}: {state}");
-        }),
+        check: Some(|fx, o| assert_uidvalidity_of_a_in_state(fx, o, 0)),
         ..recovered
     });
 }
@@ -1080,4 +1073,29 @@ fn channels_skipped_for_a_failed_store_are_counted() {
         Some("Channels: 3    Boxes: 1    Far: +0 *0 #0 -0    Near: +1 *0 #0 -0"),
         "{stdout}{stderr}"
     );
+}
+
+#[test]
+fn imap_store_that_cannot_connect_fails_the_run() {
+    let mut fx = Fixture::new(Extras::none());
+    let dir = fx.dir().display().to_string();
+    fx.write(
+        "cfg",
+        format!(
+            "IMAPStore far\nHost 127.0.0.1\nUser u\nPass p\n\n\
+             MaildirStore near\nPath {dir}/\nInbox {dir}/nearinbox\n\n\
+             Channel ex\nFar :far:box\nNear :near:nearbox\nSyncState *\n"
+        )
+        .as_bytes(),
+    );
+    // Nothing listens there (the IMAP tests use a private Dovecot on other ports).
+    let result = fx.run(&[]);
+    result.assert_code(1);
+    assert!(
+        result
+            .stderr
+            .contains("No working address found for 127.0.0.1"),
+        "{result}"
+    );
+    assert!(!fx.exists("nearinbox"), "the near INBOX was created");
 }

@@ -177,6 +177,29 @@ fn resume_example_22_steps_with_debug() {
     check_resume(&example_01(), &["-D"], default());
 }
 
+// With `-D` the debug proxies count a step per store operation as well, so a run can also be
+// stopped between the operations of one record: Examples 1 (above, as Example 22), 4 (trash and
+// expunge, without TrashRemoteNew), 6 (the upgrade run) and 8 (expiration) are resumed from
+// every such step too.
+
+#[test]
+fn resume_example_04_without_trash_remote_new_with_proxy_steps() {
+    check_resume(&example_04_with(false), &["-D"], default());
+}
+
+#[test]
+fn resume_example_06_upgrade_with_proxy_steps() {
+    let mut after_1 = example_06();
+    after_1.run(&[]).assert_code(0);
+    after_1.rename_suffix(NEAR, ",U=2:2,S", ",U=2:2,FS");
+    check_resume(&after_1, &["-D"], default());
+}
+
+#[test]
+fn resume_example_08_with_proxy_steps() {
+    check_resume(&example_08(true), &["-D"], default());
+}
+
 #[test]
 fn resume_example_23_expired_one_run_later_two_runs() {
     // Example 23: the second run expires a pushed message, so run 1 is not idempotent; a run

@@ -566,20 +566,29 @@ mod tests {
         assert_eq!(error(&["--config"]), "--config requires an argument.");
     }
 
+    /// Asserts the Sync operation types (far, near) parsed from each argument list.
+    fn assert_sync_types(cases: &[(&[&str], &str, &str)]) {
+        for &(args, far, near) in cases {
+            assert_eq!(sync(args), both(far, near), "{args:?}");
+        }
+    }
+
     #[test]
     fn simple_types() {
-        assert_eq!(sync(&["-n"]), both("n", "n"));
-        assert_eq!(sync(&["-o"]), both("o", "o"));
-        assert_eq!(sync(&["-u"]), both("u", "u"));
-        assert_eq!(sync(&["-g"]), both("g", "g"));
-        assert_eq!(sync(&["-f"]), both("f", "f"));
-        assert_eq!(sync(&["-nf"]), both("nf", "nf"));
-        assert_eq!(sync(&["--new", "--old", "--upgrade"]), both("nou", "nou"));
-        assert_eq!(sync(&["--gone", "--flags"]), both("gf", "gf"));
-        assert_eq!(sync(&["--full"]), both("nougf", "nougf"));
-        assert_eq!(sync(&["-F"]), both("nugf", "nugf"));
-        assert_eq!(sync(&["-0"]), both("", ""));
-        assert_eq!(sync(&["--noop"]), both("", ""));
+        assert_sync_types(&[
+            (&["-n"], "n", "n"),
+            (&["-o"], "o", "o"),
+            (&["-u"], "u", "u"),
+            (&["-g"], "g", "g"),
+            (&["-f"], "f", "f"),
+            (&["-nf"], "nf", "nf"),
+            (&["--new", "--old", "--upgrade"], "nou", "nou"),
+            (&["--gone", "--flags"], "gf", "gf"),
+            (&["--full"], "nougf", "nougf"),
+            (&["-F"], "nugf", "nugf"),
+            (&["-0"], "", ""),
+            (&["--noop"], "", ""),
+        ]);
         assert_eq!(sync(&[]), None);
     }
 
@@ -602,60 +611,68 @@ mod tests {
 
     #[test]
     fn directions() {
-        assert_eq!(sync(&["-L"]), both("", "nugf"));
-        assert_eq!(sync(&["--pull"]), both("", "nugf"));
-        assert_eq!(sync(&["-H"]), both("nugf", ""));
-        assert_eq!(sync(&["--push"]), both("nugf", ""));
-        assert_eq!(sync(&["-L", "-n"]), both("", "n"));
-        assert_eq!(sync(&["-Lnf"]), both("", "nf"));
-        assert_eq!(sync(&["-Hg"]), both("g", ""));
-        assert_eq!(sync(&["-Ln", "-Hf"]), both("f", "n"));
-        assert_eq!(sync(&["--pull-new", "--push-flags"]), both("f", "n"));
-        assert_eq!(sync(&["--pull-full"]), both("", "nougf"));
-        assert_eq!(
-            sync(&["--push-old", "--push-upgrade", "--push-gone"]),
-            both("oug", "")
-        );
-        assert_eq!(sync(&["--pull-renew"]), both("", "u"));
-        assert_eq!(sync(&["--pull-delete"]), both("", "g"));
-        assert_eq!(sync(&["-LN"]), both("", "u"));
+        assert_sync_types(&[
+            (&["-L"], "", "nugf"),
+            (&["--pull"], "", "nugf"),
+            (&["-H"], "nugf", ""),
+            (&["--push"], "nugf", ""),
+            (&["-L", "-n"], "", "n"),
+            (&["-Lnf"], "", "nf"),
+            (&["-Hg"], "g", ""),
+            (&["-Ln", "-Hf"], "f", "n"),
+            (&["--pull-new", "--push-flags"], "f", "n"),
+            (&["--pull-full"], "", "nougf"),
+            (&["--push-old", "--push-upgrade", "--push-gone"], "oug", ""),
+            (&["--pull-renew"], "", "u"),
+            (&["--pull-delete"], "", "g"),
+            (&["-LN"], "", "u"),
+        ]);
         assert_eq!(
             error(&["--pull-sideways"]),
             "Unknown option '--pull-sideways'"
         );
     }
 
+    /// The Create, Remove, Expunge and ExpungeSolo settings parsed from `args`.
+    fn box_ops(args: &[&str]) -> [Option<BoxOpSpec>; 4] {
+        let ops = run(args).ops;
+        [ops.create, ops.remove, ops.expunge, ops.expunge_solo]
+    }
+
     #[test]
     fn box_operations() {
-        let ops = run(&["-C", "-Rf", "-Xn", "-x-"]).ops;
-        assert_eq!(ops.create, Some(BOTH));
-        assert_eq!(ops.remove, Some(FAR));
-        assert_eq!(ops.expunge, Some(NEAR));
-        assert_eq!(ops.expunge_solo, Some(NONE));
-        let ops = run(&[
-            "--create-far",
-            "--remove-near",
-            "--expunge",
-            "--expunge-solo-far",
-        ])
-        .ops;
-        assert_eq!(ops.create, Some(FAR));
-        assert_eq!(ops.remove, Some(NEAR));
-        assert_eq!(ops.expunge, Some(BOTH));
-        assert_eq!(ops.expunge_solo, Some(FAR));
-        let ops = run(&[
-            "--no-create",
-            "--no-remove",
-            "--no-expunge",
-            "--no-expunge-solo",
-        ])
-        .ops;
-        assert_eq!(ops.create, Some(NONE));
-        assert_eq!(ops.remove, Some(NONE));
-        assert_eq!(ops.expunge, Some(NONE));
-        assert_eq!(ops.expunge_solo, Some(NONE));
-        assert_eq!(run(&["--remove", "--expunge-solo"]).ops.remove, Some(BOTH));
-        assert_eq!(run(&["-xn"]).ops.expunge_solo, Some(NEAR));
+        let cases: [(&[&str], _); 5] = [
+            (
+                &["-C", "-Rf", "-Xn", "-x-"],
+                [Some(BOTH), Some(FAR), Some(NEAR), Some(NONE)],
+            ),
+            (
+                &[
+                    "--create-far",
+                    "--remove-near",
+                    "--expunge",
+                    "--expunge-solo-far",
+                ],
+                [Some(FAR), Some(NEAR), Some(BOTH), Some(FAR)],
+            ),
+            (
+                &[
+                    "--no-create",
+                    "--no-remove",
+                    "--no-expunge",
+                    "--no-expunge-solo",
+                ],
+                [Some(NONE); 4],
+            ),
+            (
+                &["--remove", "--expunge-solo"],
+                [None, Some(BOTH), None, Some(BOTH)],
+            ),
+            (&["-xn"], [None, None, None, Some(NEAR)]),
+        ];
+        for (args, want) in cases {
+            assert_eq!(box_ops(args), want, "{args:?}");
+        }
     }
 
     #[test]
@@ -671,11 +688,12 @@ mod tests {
 
     #[test]
     fn legacy_suffixes() {
-        let parsed = run(&["-Cm", "-Rs", "--expunge-master", "--expunge-solo-slave"]);
-        assert_eq!(parsed.ops.create, Some(FAR));
-        assert_eq!(parsed.ops.remove, Some(NEAR));
-        assert_eq!(parsed.ops.expunge, Some(FAR));
-        assert_eq!(parsed.ops.expunge_solo, Some(NEAR));
+        let args = ["-Cm", "-Rs", "--expunge-master", "--expunge-solo-slave"];
+        assert_eq!(
+            box_ops(&args),
+            [Some(FAR), Some(NEAR), Some(FAR), Some(NEAR)]
+        );
+        let parsed = run(&args);
         assert_eq!(
             parsed.notices,
             vec!["Notice: -master/-slave/m/s suffixes are deprecated; use -far/-near/f/n instead."]
@@ -710,14 +728,19 @@ mod tests {
 
     #[test]
     fn verbosity_and_run_flags() {
-        assert_eq!(run(&["-V"]).verbosity(), Verbosity::Verbose);
-        assert_eq!(run(&["--verbose"]).verbosity(), Verbosity::Verbose);
-        assert_eq!(run(&[]).verbosity(), Verbosity::Normal);
-        assert_eq!(run(&["-q"]).verbosity(), Verbosity::Quiet);
-        assert_eq!(run(&["--quiet"]).verbosity(), Verbosity::Quiet);
-        assert_eq!(run(&["-qq"]).verbosity(), Verbosity::VeryQuiet);
-        assert_eq!(run(&["-Dm", "-q"]).verbosity(), Verbosity::Verbose);
-        assert_eq!(run(&["-DC"]).verbosity(), Verbosity::Normal);
+        let verbosities: [(&[&str], _); 8] = [
+            (&["-V"], Verbosity::Verbose),
+            (&["--verbose"], Verbosity::Verbose),
+            (&[], Verbosity::Normal),
+            (&["-q"], Verbosity::Quiet),
+            (&["--quiet"], Verbosity::Quiet),
+            (&["-qq"], Verbosity::VeryQuiet),
+            (&["-Dm", "-q"], Verbosity::Verbose),
+            (&["-DC"], Verbosity::Normal),
+        ];
+        for (args, verbosity) in verbosities {
+            assert_eq!(run(args).verbosity(), verbosity, "{args:?}");
+        }
         assert!(run(&["-y"]).dry_run);
         assert!(run(&["--dry-run"]).dry_run);
         assert!(run(&["-e"]).ext_exit);

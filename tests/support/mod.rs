@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+pub mod example;
+
 /// Name of the far mailbox directory below the test directory.
 pub const FAR: &str = "farbox";
 /// Name of the near mailbox directory below the test directory.
@@ -293,6 +295,20 @@ impl Fixture {
 
     pub fn exists(&self, rel: &str) -> bool {
         self.path(rel).exists()
+    }
+
+    /// The names of the entries of a directory below the test directory, sorted (none if it
+    /// does not exist).
+    pub fn dir_names(&self, rel: &str) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.path(rel))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
     }
 
     /// Puts the standard message `subj` into `box_name` as `cur/m<subj>,U=<uid>:2,<flags>` and
@@ -1033,13 +1049,28 @@ pub fn summary(far: &str, near: &str) -> String {
 pub mod inputs {
     use super::*;
 
+    /// A standard message `(subject, UID, flags)` in `cur/`.
+    pub type Msg<'a> = (&'a str, u32, &'a str);
+
+    /// The §9.0 setup with `extras`, the standard messages `far` and `near`, and the state file
+    /// if given.
+    pub fn setup(extras: Extras, far: &[Msg], near: &[Msg], state: Option<&str>) -> Fixture {
+        let fx = Fixture::new(extras);
+        for (box_name, messages) in [(FAR, far), (NEAR, near)] {
+            for &(subj, uid, flags) in messages {
+                fx.msg(box_name, subj, uid, flags);
+            }
+        }
+        if let Some(state) = state {
+            fx.write_state(state);
+        }
+        fx
+    }
+
     /// The far/near content of Examples 1, 18, 19 and 22 (c flagged as given).
     pub fn ab_far_c_near(near_flags: &str) -> Fixture {
-        let fx = Fixture::new(Extras::none());
-        fx.msg(FAR, "a", 1, "S");
-        fx.msg(FAR, "b", 2, "");
-        fx.msg(NEAR, "c", 1, near_flags);
-        fx
+        let far = [("a", 1, "S"), ("b", 2, "")];
+        setup(Extras::none(), &far, &[("c", 1, near_flags)], None)
     }
 
     pub fn example_01() -> Fixture {
@@ -1047,46 +1078,45 @@ pub mod inputs {
     }
 
     pub fn example_02() -> Fixture {
-        let fx = Fixture::new(Extras::none());
-        fx.msg(FAR, "a", 1, "FS");
-        fx.msg(FAR, "b", 2, "S");
-        fx.msg(FAR, "c", 3, "RS");
-        fx.msg(NEAR, "a", 1, "");
-        fx.msg(NEAR, "b", 2, "DS");
-        fx.msg(NEAR, "c", 3, "S");
-        fx.write_state(
-            "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 3\nMaxPushedUid 3\n\n1 1 S\n2 2 S\n3 3 S\n",
-        );
-        fx
+        setup(
+            Extras::none(),
+            &[("a", 1, "FS"), ("b", 2, "S"), ("c", 3, "RS")],
+            &[("a", 1, ""), ("b", 2, "DS"), ("c", 3, "S")],
+            Some(
+                "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 3\nMaxPushedUid 3\n\n1 1 S\n2 2 S\n3 3 S\n",
+            ),
+        )
     }
 
     pub fn example_03() -> Fixture {
-        let fx = Fixture::new(Extras::none());
-        fx.msg(FAR, "b", 2, "S");
-        fx.msg(NEAR, "a", 1, "S");
-        fx.msg(NEAR, "b", 2, "S");
-        fx.write_state(EXAMPLE_03_STATE);
-        fx
+        let near = [("a", 1, "S"), ("b", 2, "S")];
+        setup(
+            Extras::none(),
+            &[("b", 2, "S")],
+            &near,
+            Some(EXAMPLE_03_STATE),
+        )
     }
     pub const EXAMPLE_03_STATE: &str = "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 S\n2 2 S\n";
 
     pub fn example_04() -> Fixture {
-        let fx = Fixture::new(
-            Extras::none()
-                .far("Trash fartrash")
-                .far("TrashRemoteNew yes")
-                .channel("Expunge Both"),
-        );
-        fx.msg(FAR, "a", 1, "S");
-        fx.msg(FAR, "b", 2, "S");
-        fx.msg(FAR, "d", 4, "T");
-        fx.msg(NEAR, "a", 1, "ST");
-        fx.msg(NEAR, "b", 2, "S");
-        fx.msg(NEAR, "c", 3, "ST");
-        fx.write_state(
-            "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 S\n2 2 S\n",
-        );
-        fx
+        example_04_with(true)
+    }
+
+    /// Example 4's input, with or without far's `TrashRemoteNew yes`.
+    pub fn example_04_with(trash_remote_new: bool) -> Fixture {
+        let mut extras = Extras::none().far("Trash fartrash");
+        if trash_remote_new {
+            extras = extras.far("TrashRemoteNew yes");
+        }
+        setup(
+            extras.channel("Expunge Both"),
+            &[("a", 1, "S"), ("b", 2, "S"), ("d", 4, "T")],
+            &[("a", 1, "ST"), ("b", 2, "S"), ("c", 3, "ST")],
+            Some(
+                "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 S\n2 2 S\n",
+            ),
+        )
     }
 
     /// big1 of Examples 5 and 6: 40 lines of 70 `x`, 2932 bytes.
@@ -1204,26 +1234,27 @@ pub mod inputs {
     }
 
     pub fn example_12() -> Fixture {
-        let fx = Fixture::new(Extras::none());
-        fx.msg(FAR, "1", 1, "S");
-        fx.msg(FAR, "2", 2, "");
-        fx.msg(NEAR, "1", 1, "S");
-        fx.write_state(
-            "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 1\nMaxPushedUid 1\n\n1 1 S\n",
+        let fx = setup(
+            Extras::none(),
+            &[("1", 1, "S"), ("2", 2, "")],
+            &[("1", 1, "S")],
+            Some(
+                "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 1\nMaxPushedUid 1\n\n1 1 S\n",
+            ),
         );
         fx.write(&format!("{STATE}.journal"), b"5\n* 1 1 0\n");
         fx
     }
 
     pub fn example_13() -> Fixture {
-        let fx = Fixture::new(Extras::none());
-        for (uid, subj) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
-            fx.msg(FAR, subj, uid, "S");
-        }
-        fx.msg(NEAR, "a", 1, "S");
-        fx.put(NEAR, "cur", "c", 2, "S", &std_msg("c"));
-        fx.write_state("FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 3\nMaxPushedUid 2\n\n1 1 S\n3 2 S\n");
-        fx
+        setup(
+            Extras::none(),
+            &[("a", 1, "S"), ("b", 2, "S"), ("c", 3, "S"), ("d", 4, "S")],
+            &[("a", 1, "S"), ("c", 2, "S")],
+            Some(
+                "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 3\nMaxPushedUid 2\n\n1 1 S\n3 2 S\n",
+            ),
+        )
     }
 
     pub fn example_14() -> Fixture {
@@ -1244,16 +1275,19 @@ pub mod inputs {
     }
 
     pub fn example_16() -> Fixture {
-        let fx = Fixture::new(Extras::none().channel("ExpungeSolo Both"));
-        fx.msg(FAR, "b", 2, "ST");
-        fx.msg(FAR, "c", 3, "S");
-        fx.msg(FAR, "e", 5, "T");
-        fx.msg(NEAR, "a", 1, "FS");
-        fx.msg(NEAR, "b", 2, "S");
-        fx.msg(NEAR, "c", 3, "ST");
-        fx.msg(NEAR, "d", 4, "ST");
-        fx.write_state("FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 4\nMaxPushedUid 3\n\n1 1 S\n2 2 S\n3 3 S\n");
-        fx
+        setup(
+            Extras::none().channel("ExpungeSolo Both"),
+            &[("b", 2, "ST"), ("c", 3, "S"), ("e", 5, "T")],
+            &[
+                ("a", 1, "FS"),
+                ("b", 2, "S"),
+                ("c", 3, "ST"),
+                ("d", 4, "ST"),
+            ],
+            Some(
+                "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 4\nMaxPushedUid 3\n\n1 1 S\n2 2 S\n3 3 S\n",
+            ),
+        )
     }
 
     pub fn example_17() -> Fixture {
@@ -1294,29 +1328,23 @@ pub mod inputs {
     /// Example 21's input with the given `MaxExpiredNearUid` (2 in the example, 1 in its
     /// variant).
     pub fn example_21(max_expired_near: u32) -> Fixture {
-        let fx = Fixture::new(
+        let state = EXAMPLE_21_STATE.replace(
+            "MaxExpiredNearUid 2",
+            &format!("MaxExpiredNearUid {max_expired_near}"),
+        );
+        setup(
             Extras::none()
                 .channel("Sync Flags")
                 .channel("ExpireSide Far"),
-        );
-        fx.msg(FAR, "a", 1, "S");
-        fx.msg(FAR, "c", 3, "S");
-        fx.msg(NEAR, "a", 1, "S");
-        fx.msg(NEAR, "b", 2, "S");
-        fx.msg(NEAR, "c", 3, "S");
-        fx.write_state(&EXAMPLE_21_STATE.replace(
-            "MaxExpiredNearUid 2",
-            &format!("MaxExpiredNearUid {max_expired_near}"),
-        ));
-        fx
+            &[("a", 1, "S"), ("c", 3, "S")],
+            &[("a", 1, "S"), ("b", 2, "S"), ("c", 3, "S")],
+            Some(&state),
+        )
     }
 
     pub fn example_23() -> Fixture {
-        let fx = Fixture::new(Extras::none().channel("MaxMessages 2"));
-        fx.msg(NEAR, "a", 1, "S");
-        fx.msg(NEAR, "b", 2, "S");
-        fx.msg(NEAR, "c", 3, "S");
-        fx
+        let near = [("a", 1, "S"), ("b", 2, "S"), ("c", 3, "S")];
+        setup(Extras::none().channel("MaxMessages 2"), &[], &near, None)
     }
 
     /// Example 24 (a) with the given channel `Sync` line.
@@ -1343,14 +1371,14 @@ pub mod inputs {
         } else {
             Extras::none()
         };
-        let fx = Fixture::new(extras);
-        fx.msg(FAR, "a", 1, "S");
-        fx.msg(FAR, "b", 2, "S");
-        fx.msg(NEAR, "a", 1, "S");
-        fx.write_state(
-            "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 1\nMaxPushedUid 1\n\n1 1 S\n",
-        );
-        fx
+        setup(
+            extras,
+            &[("a", 1, "S"), ("b", 2, "S")],
+            &[("a", 1, "S")],
+            Some(
+                "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 1\nMaxPushedUid 1\n\n1 1 S\n",
+            ),
+        )
     }
 
     /// Example 26, variant A (`trash_new_only`) or B.
@@ -1359,13 +1387,13 @@ pub mod inputs {
         if trash_new_only {
             extras = extras.near("TrashNewOnly yes");
         }
-        let fx = Fixture::new(extras.channel("Expunge Both"));
-        fx.msg(FAR, "a", 1, "T");
-        fx.msg(FAR, "b", 2, "FT");
-        fx.msg(NEAR, "a", 1, "T");
-        fx.msg(NEAR, "b", 2, "");
-        fx.msg(NEAR, "z", 3, "T");
-        fx.write_state("FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 T\n2 2 \n");
-        fx
+        setup(
+            extras.channel("Expunge Both"),
+            &[("a", 1, "T"), ("b", 2, "FT")],
+            &[("a", 1, "T"), ("b", 2, ""), ("z", 3, "T")],
+            Some(
+                "FarUidValidity 1000\nNearUidValidity 2000\nMaxPulledUid 2\nMaxPushedUid 2\n\n1 1 T\n2 2 \n",
+            ),
+        )
     }
 }

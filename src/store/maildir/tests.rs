@@ -81,21 +81,34 @@ struct Fixture {
 
 const NOW: u64 = 1_795_630_145;
 
+/// A Verbatim store `name` with Path `<base>/` and INBOX `<base>/INBOX`.
+fn store_config(name: &str, base: &str) -> MaildirStoreConfig {
+    MaildirStoreConfig {
+        common: CommonStoreConfig {
+            name: name.to_string(),
+            ..CommonStoreConfig::default()
+        },
+        path: Some(format!("{base}/")),
+        inbox: Some(format!("{base}/INBOX")),
+        sub_folders: Some(SubFolders::Verbatim),
+        info_delimiter: ':',
+        fsync: false,
+    }
+}
+
+/// Options of a store in another thread or process: no wait for fresh directories.
+fn worker_options() -> MaildirOptions {
+    MaildirOptions {
+        no_fresh_wait: true,
+        ..MaildirOptions::default()
+    }
+}
+
 impl Fixture {
     fn new() -> Fixture {
         let root = tempfile::tempdir().unwrap();
         let base = root.path().to_string_lossy().into_owned();
-        let config = MaildirStoreConfig {
-            common: CommonStoreConfig {
-                name: "local".to_string(),
-                ..CommonStoreConfig::default()
-            },
-            path: Some(format!("{base}/")),
-            inbox: Some(format!("{base}/INBOX")),
-            sub_folders: Some(SubFolders::Verbatim),
-            info_delimiter: ':',
-            fsync: false,
-        };
+        let config = store_config("local", &base);
         Fixture {
             root,
             config,
@@ -150,6 +163,31 @@ impl Fixture {
     fn read(&self, relative: &str) -> String {
         std::fs::read_to_string(self.path(relative)).unwrap()
     }
+
+    /// Makes a maildir with the given `.uidvalidity` contents.
+    fn make_box_with_uidvalidity(&self, relative: &str, uidvalidity: &str) {
+        self.make_box(relative);
+        self.write(&format!("{relative}/.uidvalidity"), uidvalidity);
+    }
+
+    /// `text` with `{base}` replaced by the mail root.
+    fn at_base(&self, text: &str) -> String {
+        text.replace("{base}", &self.base())
+    }
+
+    /// A new store with box `name` open.
+    fn opened(&self, name: &str) -> MaildirStore {
+        let mut store = self.store();
+        open(&mut store, name);
+        store
+    }
+
+    /// A new store with box `name` open and all of it loaded.
+    fn loaded(&self, name: &str) -> MaildirStore {
+        let mut store = self.opened(name);
+        store.load(&everything()).unwrap();
+        store
+    }
 }
 
 fn open(store: &mut MaildirStore, name: &str) -> u32 {
@@ -183,6 +221,11 @@ fn message<'a>(data: &'a [u8], letters: &str) -> NewMessage<'a> {
     }
 }
 
+/// The UIDs of the loaded messages, in order.
+fn uids(loaded: &crate::store::Loaded) -> Vec<u32> {
+    loaded.messages.iter().map(|m| m.uid).collect()
+}
+
 /// The `<secs>.<pid>_<n>.vm` pattern with a given UID/info tail.
 fn assert_generated(name: &str, tail: &str) {
     let prefix = format!("{NOW}.{}_", std::process::id());
@@ -210,6 +253,14 @@ fn listed(fixture: &Fixture) -> BTreeSet<String> {
     store.list(ListAreas::ALL).unwrap().into_iter().collect()
 }
 
+/// Only the Path area (no INBOX unless it is under Path).
+fn path_area() -> ListAreas {
+    ListAreas {
+        path: true,
+        ..ListAreas::default()
+    }
+}
+
 fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| n.to_string()).collect()
 }
@@ -217,7 +268,7 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 #[test]
 fn verbatim_layout_with_prefix() {
     let mut fixture = Fixture::new();
-    fixture.config.path = Some(format!("{}/mail/pre-", fixture.base()));
+    fixture.config.path = Some(fixture.at_base("{base}/mail/pre-"));
     std::fs::create_dir(fixture.path("mail")).unwrap();
     create_boxes(&fixture, &["INBOX/kid", "Top/Child", "Top/Other"]);
     assert!(fixture.path("INBOX/kid/cur").is_dir());
@@ -273,10 +324,7 @@ fn maildir_plus_plus_layout() {
     );
     assert_eq!(
         fixture.recorder.warnings.borrow().last().unwrap(),
-        &format!(
-            "Maildir warning: ignoring INBOX in {}/INBOX/",
-            fixture.base()
-        )
+        &fixture.at_base("Maildir warning: ignoring INBOX in {base}/INBOX/")
     );
     // Dots cannot be represented.
     let error = store.open_box("a.b").unwrap_err();
@@ -307,25 +355,17 @@ fn listing_without_subfolders_style() {
 fn inbox_outside_path_and_collision_warning() {
     let mut fixture = Fixture::new();
     std::fs::create_dir(fixture.path("mail")).unwrap();
-    fixture.config.path = Some(format!("{}/mail/", fixture.base()));
+    fixture.config.path = Some(fixture.at_base("{base}/mail/"));
     fixture.make_box("mail/INBOX");
     fixture.make_box("mail/Sent");
     fixture.make_box("INBOX/sub");
     // Only the Path area: no INBOX (it is elsewhere), the INBOX folder under Path ignored.
     let mut store = fixture.store();
-    let names = store
-        .list(ListAreas {
-            path: true,
-            ..ListAreas::default()
-        })
-        .unwrap();
+    let names = store.list(path_area()).unwrap();
     assert_eq!(names, ["Sent"]);
     assert_eq!(
         fixture.recorder.warnings.borrow().as_slice(),
-        [format!(
-            "Maildir warning: ignoring INBOX in {}/mail/",
-            fixture.base()
-        )]
+        [fixture.at_base("Maildir warning: ignoring INBOX in {base}/mail/")]
     );
     // Asking for the INBOX area later adds it; asking again adds nothing.
     let names = store.list(ListAreas::ALL).unwrap();
@@ -337,17 +377,12 @@ fn inbox_outside_path_and_collision_warning() {
 #[test]
 fn inbox_inside_path_is_listed_as_inbox() {
     let mut fixture = Fixture::new();
-    fixture.config.inbox = Some(format!("{}/Inbox", fixture.base()));
+    fixture.config.inbox = Some(fixture.at_base("{base}/Inbox"));
     fixture.make_box("Inbox");
     fixture.make_box("Inbox/kid");
     fixture.make_box("Other");
     let mut store = fixture.store();
-    let names = store
-        .list(ListAreas {
-            path: true,
-            ..ListAreas::default()
-        })
-        .unwrap();
+    let names = store.list(path_area()).unwrap();
     assert_eq!(names, ["INBOX", "INBOX/kid", "Other"]);
     let names = store.list(ListAreas::ALL).unwrap();
     assert_eq!(names, ["INBOX", "INBOX/kid", "Other"]);
@@ -358,16 +393,11 @@ fn inbox_named_inbox_inside_path_is_listed_without_warning() {
     // `Path <b>/` with `Inbox <b>/INBOX` (the bundled sample's layout): the INBOX directory
     // under Path is the real INBOX, not a colliding folder.
     let mut fixture = Fixture::new();
-    fixture.config.inbox = Some(format!("{}/INBOX", fixture.base()));
+    fixture.config.inbox = Some(fixture.at_base("{base}/INBOX"));
     fixture.make_box("INBOX");
     fixture.make_box("Sent");
     let mut store = fixture.store();
-    let names = store
-        .list(ListAreas {
-            path: true,
-            ..ListAreas::default()
-        })
-        .unwrap();
+    let names = store.list(path_area()).unwrap();
     assert_eq!(names, ["INBOX", "Sent"]);
     assert!(fixture.recorder.warnings.borrow().is_empty());
 }
@@ -377,13 +407,12 @@ fn path_without_trailing_slash_is_a_prefix() {
     let mut fixture = Fixture::new();
     std::fs::create_dir(fixture.path("mail")).unwrap();
     fixture.make_box("mailbox-a");
-    fixture.config.path = Some(format!("{}/mail", fixture.base()));
+    fixture.config.path = Some(fixture.at_base("{base}/mail"));
     let error = fixture.store().list(ListAreas::ALL).unwrap_err();
     assert_eq!(
         error.message,
-        format!(
-            "Maildir error: empty mailbox name under {}/ - did you forget the trailing slash?",
-            fixture.base()
+        fixture.at_base(
+            "Maildir error: empty mailbox name under {base}/ - did you forget the trailing slash?"
         )
     );
     std::fs::remove_dir(fixture.path("mail")).unwrap();
@@ -434,16 +463,13 @@ fn symlink_loop_is_too_deeply_nested() {
 #[test]
 fn missing_path_base_fails_the_store() {
     let mut fixture = Fixture::new();
-    fixture.config.path = Some(format!("{}/nowhere/", fixture.base()));
+    fixture.config.path = Some(fixture.at_base("{base}/nowhere/"));
     let error = MaildirStore::new(&fixture.config, fixture.options, fixture.recorder.clone())
         .err()
         .unwrap();
     assert_eq!(
         error.message,
-        format!(
-            "Maildir error: cannot open store '{}/nowhere'",
-            fixture.base()
-        )
+        fixture.at_base("Maildir error: cannot open store '{base}/nowhere'")
     );
     assert_eq!(error.scope, FailureScope::Store);
 }
@@ -462,10 +488,7 @@ fn inbox_is_created_other_boxes_are_missing() {
     assert_eq!(fixture.read("INBOX/.uidvalidity"), format!("{NOW}\n0\n"));
     assert_eq!(
         fixture.recorder.notices.borrow().as_slice(),
-        [format!(
-            "Maildir notice: no UIDVALIDITY in {}/INBOX, creating new.",
-            fixture.base()
-        )]
+        [fixture.at_base("Maildir notice: no UIDVALIDITY in {base}/INBOX, creating new.")]
     );
     assert_eq!(store.open_box("Other").unwrap(), OpenOutcome::Missing);
     assert!(!fixture.path("Other").exists());
@@ -494,10 +517,7 @@ fn invalid_mailboxes() {
     let error = store.open_box("File").unwrap_err();
     assert_eq!(
         error.message,
-        format!(
-            "Maildir error: cannot access mailbox '{}/File/': Not a directory",
-            fixture.base()
-        )
+        fixture.at_base("Maildir error: cannot access mailbox '{base}/File/': Not a directory")
     );
     assert_eq!(error.scope, FailureScope::Mailbox);
     std::fs::create_dir_all(fixture.path("Bad/cur")).unwrap();
@@ -505,20 +525,13 @@ fn invalid_mailboxes() {
     let error = store.open_box("Bad").unwrap_err();
     assert_eq!(
         error.message,
-        format!(
-            "Maildir error: '{}/Bad/new' is no valid mailbox",
-            fixture.base()
-        )
+        fixture.at_base("Maildir error: '{base}/Bad/new' is no valid mailbox")
     );
-    fixture.make_box("Garbage");
-    fixture.write("Garbage/.uidvalidity", "12\nxx\n");
+    fixture.make_box_with_uidvalidity("Garbage", "12\nxx\n");
     let error = store.open_box("Garbage").unwrap_err();
     assert_eq!(
         error.message,
-        format!(
-            "Maildir error: cannot read UIDVALIDITY in {}/Garbage.",
-            fixture.base()
-        )
+        fixture.at_base("Maildir error: cannot read UIDVALIDITY in {base}/Garbage.")
     );
 }
 
@@ -542,10 +555,7 @@ fn stale_tmp_files_are_removed() {
         .set(SystemTime::now() + Duration::from_secs(24 * 3600 + 5));
     open(&mut store, "Box");
     assert!(!fixture.path("Box/tmp/old").exists());
-    let expected = format!(
-        "Maildir notice: removing stale file {}/Box/tmp/old",
-        fixture.base()
-    );
+    let expected = fixture.at_base("Maildir notice: removing stale file {base}/Box/tmp/old");
     assert!(fixture.recorder.notices.borrow().contains(&expected));
 }
 
@@ -553,8 +563,7 @@ fn stale_tmp_files_are_removed() {
 
 /// The INBOX of spec §4.13: three messages stored by mbsync, UIDs 1-3.
 fn spec_inbox(fixture: &Fixture) {
-    fixture.make_box("INBOX");
-    fixture.write("INBOX/.uidvalidity", "1795630145\n3\n");
+    fixture.make_box_with_uidvalidity("INBOX", "1795630145\n3\n");
     fixture.write("INBOX/cur/1795630145.20256_2.vm,U=2:2,S", "two\n");
     fixture.write("INBOX/new/1795630145.20256_1.vm,U=1:2,", "one\n");
     fixture.write("INBOX/new/1795630145.20256_3.vm,U=3:2,", "three\n");
@@ -567,10 +576,9 @@ fn foreign_files_get_uids_in_delivery_order() {
     fixture.write("INBOX/new/1700000000.M1P1.myhost", "foreign\n");
     fixture.write("INBOX/cur/weird-name-no-info", "weird\n");
     fixture.write("INBOX/cur/.hidden", "ignored\n");
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
+    let mut store = fixture.opened("INBOX");
     let loaded = store.load(&everything()).unwrap();
-    let uids: Vec<u32> = loaded.messages.iter().map(|m| m.uid).collect();
+    let uids = uids(&loaded);
     assert_eq!(uids, [1, 2, 3, 4, 5]);
     assert_eq!(loaded.total, 5);
     assert_eq!(loaded.recent, 3);
@@ -602,8 +610,7 @@ fn uidless_files_are_numbered_only_for_open_ended_loads() {
     let fixture = Fixture::new();
     spec_inbox(&fixture);
     fixture.write("INBOX/new/1700000000.M1P1.myhost", "foreign\n");
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
+    let mut store = fixture.opened("INBOX");
     let request = LoadRequest {
         range: Some((1, 3)),
         flags: true,
@@ -619,8 +626,7 @@ fn uidless_files_are_numbered_only_for_open_ended_loads() {
 #[test]
 fn range_exceptions_and_optional_fields() {
     let fixture = Fixture::new();
-    fixture.make_box("Box");
-    fixture.write("Box/.uidvalidity", "77\n9\n");
+    fixture.make_box_with_uidvalidity("Box", "77\n9\n");
     for uid in 1..=9u32 {
         let content =
             format!("From: a\nMessage-ID: <m{uid}@x>\nX-TUID: TUID{uid:08}\n\nbody {uid}\n");
@@ -640,7 +646,7 @@ fn range_exceptions_and_optional_fields() {
     let loaded = store.load(&request).unwrap();
     assert_eq!(loaded.total, 9);
     assert_eq!(loaded.recent, 0);
-    let uids: Vec<u32> = loaded.messages.iter().map(|m| m.uid).collect();
+    let uids = uids(&loaded);
     assert_eq!(uids, [2, 6, 7, 8]);
     for info in &loaded.messages {
         assert_eq!(info.flags, Flags::EMPTY, "flags only when requested");
@@ -673,11 +679,9 @@ fn range_exceptions_and_optional_fields() {
 #[test]
 fn malformed_tuid_is_reported_and_ignored() {
     let fixture = Fixture::new();
-    fixture.make_box("Box");
-    fixture.write("Box/.uidvalidity", "1\n1\n");
+    fixture.make_box_with_uidvalidity("Box", "1\n1\n");
     fixture.write("Box/new/a,U=1:2,", "X-TUID: short\n\nbody\n");
-    let mut store = fixture.store();
-    open(&mut store, "Box");
+    let mut store = fixture.opened("Box");
     let loaded = store
         .load(&LoadRequest {
             tuids_from: Some(1),
@@ -687,40 +691,31 @@ fn malformed_tuid_is_reported_and_ignored() {
     assert_eq!(loaded.messages[0].tuid, None);
     assert_eq!(
         fixture.recorder.warnings.borrow().as_slice(),
-        [format!(
-            "Maildir error: malformed X-TUID header in {}/Box/new/a,U=1:2,",
-            fixture.base()
-        )]
+        [fixture.at_base("Maildir error: malformed X-TUID header in {base}/Box/new/a,U=1:2,")]
     );
 }
 
 #[test]
 fn duplicate_and_excessive_uids_fail_the_box() {
     let fixture = Fixture::new();
-    fixture.make_box("Dup");
-    fixture.write("Dup/.uidvalidity", "1\n5\n");
+    fixture.make_box_with_uidvalidity("Dup", "1\n5\n");
     fixture.write("Dup/cur/a,U=2:2,S", "");
     fixture.write("Dup/new/b,U=2:2,", "");
-    let mut store = fixture.store();
-    open(&mut store, "Dup");
+    let mut store = fixture.opened("Dup");
     let error = store.load(&everything()).unwrap_err();
     assert_eq!(
         error.message,
-        format!("Maildir error: duplicate UID 2 in {}/Dup.", fixture.base())
+        fixture.at_base("Maildir error: duplicate UID 2 in {base}/Dup.")
     );
     assert_eq!(error.scope, FailureScope::Mailbox);
 
-    fixture.make_box("Big");
-    fixture.write("Big/.uidvalidity", "1\n5\n");
+    fixture.make_box_with_uidvalidity("Big", "1\n5\n");
     fixture.write("Big/cur/a,U=6:2,S", "");
     open(&mut store, "Big");
     let error = store.load(&everything()).unwrap_err();
     assert_eq!(
         error.message,
-        format!(
-            "Maildir error: UID 6 is beyond highest assigned UID 5 in {}/Big.",
-            fixture.base()
-        )
+        fixture.at_base("Maildir error: UID 6 is beyond highest assigned UID 5 in {base}/Big.")
     );
 }
 
@@ -730,10 +725,9 @@ fn fresh_uidvalidity_renumbers_existing_files() {
     fixture.make_box("Box");
     fixture.write("Box/cur/100.1_1.h,U=40:2,S", "a\n");
     fixture.write("Box/cur/100.1_2.h,U=7:2,", "b\n");
-    let mut store = fixture.store();
-    open(&mut store, "Box");
+    let mut store = fixture.opened("Box");
     let loaded = store.load(&everything()).unwrap();
-    let uids: Vec<u32> = loaded.messages.iter().map(|m| m.uid).collect();
+    let uids = uids(&loaded);
     assert_eq!(uids, [1, 2]);
     assert_eq!(
         fixture.files("Box/cur"),
@@ -759,9 +753,7 @@ fn fresh_directories_make_the_scan_wait() {
         .environment
         .now
         .set(UNIX_EPOCH + Duration::from_secs(cur_secs));
-    let mut store = fixture.store();
-    open(&mut store, "Box");
-    store.load(&everything()).unwrap();
+    fixture.loaded("Box");
     assert!(fixture.environment.sleeps.get() >= 1);
     assert!(
         fixture.recorder.notices.borrow().contains(
@@ -778,18 +770,14 @@ fn fresh_directories_make_the_scan_wait() {
             .modified()
             .unwrap(),
     );
-    let mut store = fixture.store();
-    open(&mut store, "Box");
-    store.load(&everything()).unwrap();
+    fixture.loaded("Box");
     assert_eq!(fixture.environment.sleeps.get(), 0);
 
     // Directories created in this open do not count as fresh.
     let mut fixture = Fixture::new();
     fixture.options.no_fresh_wait = false;
     fixture.environment.now.set(SystemTime::now());
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
-    store.load(&everything()).unwrap();
+    fixture.loaded("INBOX");
     assert_eq!(fixture.environment.sleeps.get(), 0);
 }
 
@@ -801,12 +789,11 @@ fn scan_restarts_when_a_directory_changes_meanwhile() {
     *fixture.environment.on_scan_listed.borrow_mut() = Some(Box::new(move || {
         std::fs::write(late, "late delivery\n").unwrap();
     }));
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
+    let mut store = fixture.opened("INBOX");
     let loaded = store.load(&everything()).unwrap();
     assert_eq!(fixture.environment.scan_passes.get(), 2);
     assert_eq!(loaded.total, 4);
-    let uids: Vec<u32> = loaded.messages.iter().map(|m| m.uid).collect();
+    let uids = uids(&loaded);
     assert_eq!(uids, [1, 2, 3, 4]);
     assert!(fixture.path("INBOX/new/1795630146.1_1.other,U=4").exists());
 }
@@ -816,9 +803,7 @@ fn scan_restarts_when_a_directory_changes_meanwhile() {
 #[test]
 fn store_names_files_and_places_them_by_seen() {
     let fixture = Fixture::new();
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
-    store.load(&everything()).unwrap();
+    let mut store = fixture.loaded("INBOX");
     let unseen = store.store(message(b"unseen\n", "F")).unwrap();
     let seen = store.store(message(b"seen\n", "SR")).unwrap();
     assert_eq!((unseen, seen), (Some(1), Some(2)));
@@ -844,8 +829,7 @@ fn store_names_files_and_places_them_by_seen() {
 #[test]
 fn store_with_date_and_fetch() {
     let fixture = Fixture::new();
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
+    let mut store = fixture.opened("INBOX");
     let date = UNIX_EPOCH + Duration::from_secs(1_600_000_000);
     let uid = store
         .store(NewMessage {
@@ -866,9 +850,7 @@ fn store_with_date_and_fetch() {
 fn withheld_uids_still_name_the_file() {
     let mut fixture = Fixture::new();
     fixture.options.withhold_uids = true;
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
-    store.load(&everything()).unwrap();
+    let mut store = fixture.loaded("INBOX");
     assert_eq!(
         store
             .store(message(b"X-TUID: AAAAAAAAAAAA\n\nx\n", ""))
@@ -888,8 +870,7 @@ fn withheld_uids_still_name_the_file() {
 fn find_new_only_sees_new_files_after_open_ended_load() {
     let fixture = Fixture::new();
     spec_inbox(&fixture);
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
+    let mut store = fixture.opened("INBOX");
     store
         .load(&LoadRequest {
             range: Some((1, 3)),
@@ -918,9 +899,7 @@ fn flag_changes_rename_into_cur() {
     let fixture = Fixture::new();
     spec_inbox(&fixture);
     fixture.write("INBOX/new/foreign", "x\n");
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
-    store.load(&everything()).unwrap();
+    let mut store = fixture.loaded("INBOX");
     assert!(store.set_flags(1, flags("SF"), Flags::EMPTY).unwrap());
     assert!(
         fixture
@@ -943,9 +922,7 @@ fn flag_changes_rename_into_cur() {
 fn vanished_file_is_found_by_rescan() {
     let fixture = Fixture::new();
     spec_inbox(&fixture);
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
-    store.load(&everything()).unwrap();
+    let mut store = fixture.loaded("INBOX");
     // Another program marks message 3 seen behind our back.
     std::fs::rename(
         fixture.path("INBOX/new/1795630145.20256_3.vm,U=3:2,"),
@@ -969,9 +946,7 @@ fn trash_moves_with_fresh_name_and_creates_trash() {
     let mut fixture = Fixture::new();
     fixture.config.common.trash = Some("Trash".to_string());
     spec_inbox(&fixture);
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
-    store.load(&everything()).unwrap();
+    let mut store = fixture.loaded("INBOX");
     assert!(store.trash(2).unwrap());
     assert!(store.trash(3).unwrap());
     let cur = fixture.files("Trash/cur");
@@ -1006,9 +981,7 @@ fn expunge_removes_exactly_the_given_uids() {
     spec_inbox(&fixture);
     fixture.write("INBOX/cur/x,U=3:2,T", "");
     std::fs::remove_file(fixture.path("INBOX/new/1795630145.20256_3.vm,U=3:2,")).unwrap();
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
-    store.load(&everything()).unwrap();
+    let mut store = fixture.loaded("INBOX");
     assert_eq!(store.expunge(&[2]).unwrap(), [2]);
     assert_eq!(fixture.files("INBOX/cur"), ["x,U=3:2,T"]);
     assert_eq!(fixture.files("INBOX/new"), ["1795630145.20256_1.vm,U=1:2,"]);
@@ -1021,8 +994,7 @@ fn delete_box_removes_in_order_and_leftovers() {
     fixture.make_box("Old");
     fixture.make_box("Kept");
     fixture.make_box("Kept/Child");
-    let mut store = fixture.store();
-    open(&mut store, "Old");
+    let mut store = fixture.opened("Old");
     assert!(store.is_empty().unwrap());
     fixture.write("Old/.mbsyncstate", "state");
     store.delete_box().unwrap();
@@ -1049,8 +1021,7 @@ fn delete_box_removes_in_order_and_leftovers() {
 fn info_delimiter_bang() {
     let mut fixture = Fixture::new();
     fixture.config.info_delimiter = '!';
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
+    let mut store = fixture.opened("INBOX");
     store.store(message(b"x\n", "")).unwrap();
     assert_generated(&fixture.files("INBOX/new")[0], ",U=1!2,");
     fixture.write("INBOX/cur/foreign:2,S", "");
@@ -1075,8 +1046,7 @@ fn info_delimiter_bang() {
 #[test]
 fn concurrent_allocation_never_repeats_a_uid() {
     let fixture = Fixture::new();
-    fixture.make_box("Shared");
-    fixture.write("Shared/.uidvalidity", "5\n0\n");
+    fixture.make_box_with_uidvalidity("Shared", "5\n0\n");
     let config = fixture.config.clone();
     const PER_THREAD: usize = 150;
     let start = std::sync::Arc::new(std::sync::Barrier::new(3));
@@ -1086,13 +1056,12 @@ fn concurrent_allocation_never_repeats_a_uid() {
             let start = start.clone();
             std::thread::spawn(move || {
                 start.wait();
-                let options = MaildirOptions {
-                    no_fresh_wait: true,
-                    ..MaildirOptions::default()
-                };
-                let mut store =
-                    MaildirStore::new(&config, options, Rc::new(crate::store::SilentReporter))
-                        .unwrap();
+                let mut store = MaildirStore::new(
+                    &config,
+                    worker_options(),
+                    Rc::new(crate::store::SilentReporter),
+                )
+                .unwrap();
                 open(&mut store, "Shared");
                 (0..PER_THREAD)
                     .map(|_| store.store(message(b"m\n", "")).unwrap().unwrap())
@@ -1111,8 +1080,7 @@ fn concurrent_allocation_never_repeats_a_uid() {
         fixture.read("Shared/.uidvalidity"),
         format!("5\n{}\n", 3 * PER_THREAD)
     );
-    let mut store = fixture.store();
-    open(&mut store, "Shared");
+    let mut store = fixture.opened("Shared");
     assert_eq!(
         store.load(&everything()).unwrap().messages.len(),
         3 * PER_THREAD
@@ -1124,9 +1092,8 @@ fn lock_excludes_another_process() {
     // While one `.uidvalidity` handle holds the lock, a second one (another thread here;
     // the lock is per open file, so this works like another process) waits for it.
     let fixture = Fixture::new();
-    fixture.make_box("Locked");
-    fixture.write("Locked/.uidvalidity", "5\n0\n");
-    let dir = format!("{}/Locked", fixture.base());
+    fixture.make_box_with_uidvalidity("Locked", "5\n0\n");
+    let dir = fixture.at_base("{base}/Locked");
     let mut holder =
         super::uidvalidity::UidFile::open(&dir, 1, false, &crate::store::SilentReporter)
             .unwrap()
@@ -1155,17 +1122,7 @@ const CHILD_PATH_VARIABLE: &str = "MAILSYNC_MAILDIR_TEST_CHILD_PATH";
 const CHILD_MESSAGES: usize = 200;
 
 fn shared_box_config(path: &str) -> MaildirStoreConfig {
-    MaildirStoreConfig {
-        common: CommonStoreConfig {
-            name: "shared".to_string(),
-            ..CommonStoreConfig::default()
-        },
-        path: Some(format!("{path}/")),
-        inbox: Some(format!("{path}/INBOX")),
-        sub_folders: Some(SubFolders::Verbatim),
-        info_delimiter: ':',
-        fsync: false,
-    }
+    store_config("shared", path)
 }
 
 /// Worker half of `concurrent_allocation_across_processes`; does nothing when run normally.
@@ -1174,13 +1131,9 @@ fn child_process_allocator() {
     let Ok(path) = std::env::var(CHILD_PATH_VARIABLE) else {
         return;
     };
-    let options = MaildirOptions {
-        no_fresh_wait: true,
-        ..MaildirOptions::default()
-    };
     let mut store = MaildirStore::new(
         &shared_box_config(&path),
-        options,
+        worker_options(),
         Rc::new(crate::store::SilentReporter),
     )
     .unwrap();
@@ -1201,8 +1154,7 @@ fn child_process_allocator() {
 #[test]
 fn concurrent_allocation_across_processes() {
     let fixture = Fixture::new();
-    fixture.make_box("Shared");
-    fixture.write("Shared/.uidvalidity", "5\n0\n");
+    fixture.make_box_with_uidvalidity("Shared", "5\n0\n");
     let executable = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..2)
         .map(|_| {
@@ -1255,9 +1207,7 @@ fn concurrent_allocation_across_processes() {
 #[test]
 fn stored_messages_are_visible_at_once_and_synced_by_flush() {
     let fixture = Fixture::new();
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
-    store.load(&everything()).unwrap();
+    let mut store = fixture.loaded("INBOX");
     store.store(message(b"one\n", "S")).unwrap();
     store.store(message(b"two\n", "")).unwrap();
     assert_eq!(fixture.files("INBOX/cur").len(), 1);
@@ -1279,9 +1229,7 @@ fn stored_messages_are_visible_at_once_and_synced_by_flush() {
 fn without_fsync_nothing_waits_for_flush() {
     let mut fixture = Fixture::new();
     fixture.options.fsync = false;
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
-    store.load(&everything()).unwrap();
+    let mut store = fixture.loaded("INBOX");
     store.store(message(b"one\n", "S")).unwrap();
     assert!(store.unflushed.files.is_empty());
     store.flush().unwrap();
@@ -1290,9 +1238,7 @@ fn without_fsync_nothing_waits_for_flush() {
 #[test]
 fn flush_names_a_file_it_cannot_sync() {
     let fixture = Fixture::new();
-    let mut store = fixture.store();
-    open(&mut store, "INBOX");
-    store.load(&everything()).unwrap();
+    let mut store = fixture.loaded("INBOX");
     store.store(message(b"one\n", "S")).unwrap();
     let name = fixture.files("INBOX/cur").remove(0);
     std::fs::remove_dir_all(fixture.path("INBOX")).unwrap();
