@@ -162,3 +162,54 @@ fn push_deletion_is_expunged_on_the_imap_far_side() {
     tally.assert_clean("push deletion", "");
     assert_eq!(tally.compared, 6, "three messages compared on both sides");
 }
+
+/// Regression (found by these tests): a flag change pushed to an IMAP far side is journalled
+/// only once the server has it. The IMAP store queues flag changes and sends them in a batch;
+/// the `*` record used to be written at once, so a run killed before the batch went out left
+/// a state claiming the new flags and the far copy kept its old flags for good. Here a proxy
+/// holds back the UID STORE and the run is killed while it waits.
+#[test]
+fn a_flag_change_is_journalled_only_once_the_server_has_it() {
+    use reliability::proxy::{Fault, FaultKind, FaultProxy, Flow, Trigger};
+    let server = Server::start(2);
+    let proxy = FaultProxy::start(server.dovecot.port);
+    let mut rng = Rng::from_env("pushed flags");
+    let mut world = World::new(Some(&server), true, false, Direction::Push);
+    world.write_config(&reliability::account_lines_for_port(proxy.port, 30), "");
+    let ids: Vec<String> = (0..4).map(|_| world.add_message(&mut rng, 1)).collect();
+    let run = world.run();
+    assert_eq!(run.code, Some(0), "{run}");
+    for (id, flags) in ids.iter().zip(["FS", "", "R", "DS"]) {
+        world.sides[1].set_flags(None, id, flags);
+        if let Some(e) = world.expected.get_mut(id) {
+            e.flags = flags.to_string();
+        }
+    }
+    proxy.arm(Fault {
+        kind: FaultKind::Stall(Duration::from_secs(20)),
+        flow: Flow::ClientToServer,
+        trigger: Trigger::Text("UID STORE"),
+    });
+    let mut child = world.spawn();
+    let started = std::time::Instant::now();
+    while proxy.fired_count() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the run sent no UID STORE"
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the run ended ({status}) without sending UID STORE");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Whatever the run would journal before the server answered is written by now.
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().expect("kill mailsync");
+    let _ = child.wait();
+    proxy.disarm();
+    let resumed = world.run();
+    assert_eq!(resumed.code, Some(0), "{resumed}");
+    let mut tally = Tally::default();
+    world.verify(&mut tally, "resumed after a kill during UID STORE");
+    tally.assert_clean("pushed flags", "");
+}
