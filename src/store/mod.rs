@@ -318,7 +318,8 @@ pub trait Store {
     /// confirming them may be written. Before a flush, stored messages are already visible
     /// (complete files under their final names) but may be lost by a power failure. A store
     /// that does not sync (`FSync no`) or whose server commits each message itself (IMAP)
-    /// returns `Ok` at once, which is the default.
+    /// returns `Ok` at once, which is the default. A store that queues flag changes (IMAP)
+    /// sends them here, so that their `*` records may follow.
     fn flush(&mut self) -> StoreResult<()> {
         Ok(())
     }

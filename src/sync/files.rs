@@ -610,6 +610,20 @@ mod tests {
         );
     }
 
+    /// A stale journal (no `.new`: already folded into the state) is emptied before `.new` is
+    /// created, so that no moment exists where a kill leaves `.new` next to old records that
+    /// the next run would replay a second time. Shown by making `.new` impossible to create.
+    #[test]
+    fn stale_journal_is_emptied_before_new_appears() {
+        let (_dir, paths) = temp_paths();
+        fs::write(&paths.journal, "5\n+ 1 0\n> 1 0 1\n").unwrap();
+        fs::create_dir(&paths.new).unwrap();
+        let mut journal = Journal::new(journal_options());
+        journal.begin_pair(paths.clone(), false);
+        assert!(journal.log(&Record::New { far: 2, near: 0 }).is_err());
+        assert_eq!(fs::read_to_string(&paths.journal).unwrap(), "");
+    }
+
     #[test]
     fn delete_state_removes_everything() {
         let (_dir, paths) = temp_paths();

@@ -554,6 +554,17 @@ impl Journal {
 /// record (spec §1.4).
 fn open_pair_journal(pair: &mut PairJournal) -> Result<&mut File, SyncError> {
     if pair.file.is_none() {
+        if !pair.replayed {
+            // A journal left without `.new` (a run killed between its commit's rename and
+            // the journal's deletion) was folded into the state already. It is emptied
+            // before `.new` appears: were the run killed between creating `.new` and
+            // truncating the journal, the next run would replay those old records a second
+            // time. (An empty journal is not replayed; errors show below.)
+            let _ = OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&pair.paths.journal);
+        }
         File::create(&pair.paths.new).map_err(|source| StateError::CreateNew {
             path: pair.paths.new.display().to_string(),
             source,

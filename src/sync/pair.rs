@@ -697,7 +697,16 @@ impl PairRun<'_> {
             }
         }
         self.report_progress();
+        // The `*` record of a flag change must not precede the change itself: an IMAP store
+        // queues flag changes and sends them in batches, so a run killed between the record
+        // and the batch left a state claiming flags the server never got — the change was
+        // then never made (one-way sync) or even undone from the other side (two ways). So
+        // once an entry has a change queued on a store that is not Maildir (whose renames
+        // are done at once), its *finish* steps wait until both stores flushed.
+        let mut deferred: Vec<(usize, Side)> = Vec::new();
+        let mut queued = [false; 2];
         for index in 0..work.state.entries.len() {
+            let mut defer_entry = false;
             for side in Side::BOTH {
                 let t = side.index();
                 let Some((add, del)) = work.flag_update(index, side, self.settings) else {
@@ -736,6 +745,14 @@ impl PairRun<'_> {
                     self.counters.flagged[t] += 1;
                     self.report_progress();
                     work.flags_applied(index, side, add, del);
+                    if !self.options.dry_run && !self.settings.store(side).maildir {
+                        queued[t] = true;
+                        defer_entry = true;
+                    }
+                }
+                if defer_entry {
+                    deferred.push((index, side));
+                    continue;
                 }
                 work.finish_flags(
                     index,
@@ -744,6 +761,24 @@ impl PairRun<'_> {
                     &mut Sink::new(self.files, self.options.debug_sync),
                 )?;
             }
+        }
+        if deferred.is_empty() {
+            return Ok(());
+        }
+        for side in Side::BOTH {
+            if queued[side.index()] {
+                self.stores[side.index()]
+                    .flush()
+                    .map_err(|e| store_failure(side, e))?;
+            }
+        }
+        for (index, side) in deferred {
+            work.finish_flags(
+                index,
+                side,
+                self.settings,
+                &mut Sink::new(self.files, self.options.debug_sync),
+            )?;
         }
         Ok(())
     }

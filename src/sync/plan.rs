@@ -273,17 +273,23 @@ pub fn plan_load(
         }
     }
 
-    // Store amendments.
+    // Store amendments. An expunged box is loaded whole with flags for every store, not only
+    // Maildir: mailsync expunges selectively wherever it can (Maildir, and IMAP with UIDPLUS
+    // through UID EXPUNGE of the selection), so a T message that was not loaded is never
+    // selected. Without this, `Sync Push` + `Expunge Far` on an IMAP far side (which loads
+    // nothing there) set T on the far copy of a message deleted on the near side but never
+    // removed it, in this run or any later one. (mbsync's IMAP driver closes the box with
+    // CLOSE instead, removing every T message; loading them all gives the same result.)
     for (r, store) in req.iter_mut().zip(&settings.stores) {
-        if store.maildir {
-            if r.setflags {
-                r.paired = true;
-            }
-            if r.expunge {
-                r.paired = true;
-                r.old = true;
-                r.new = true;
-                r.flags = true;
+        if store.maildir && r.setflags {
+            r.paired = true;
+        }
+        if r.expunge {
+            r.paired = true;
+            r.old = true;
+            r.new = true;
+            r.flags = true;
+            if store.maildir {
                 r.uid_expunge = true;
             }
         }

@@ -1108,6 +1108,12 @@ impl Store for ImapStore {
         Ok(())
     }
 
+    /// Sends the queued flag changes (the server commits each message itself), so that the
+    /// engine may journal them.
+    fn flush(&mut self) -> StoreResult<()> {
+        self.flush_flags()
+    }
+
     fn set_flags(&mut self, uid: u32, add: Flags, remove: Flags) -> StoreResult<bool> {
         self.selected()?;
         let gone = self
