@@ -8,18 +8,21 @@
 //! - `auth` — mechanism choice and the SASL mechanisms;
 //! - `tls`, `cert` — certificate verification with mbsync's rules;
 //! - `names` — modified UTF-7 and canonical ↔ server mailbox names;
-//! - `messages` — FETCH replies, flags and dates.
+//! - `messages` — FETCH replies, flags and dates;
+//! - `replay` — a pure entry point feeding canned server bytes through the above (fuzzing).
 
 mod auth;
 mod cert;
 mod connection;
 mod messages;
 mod names;
+mod replay;
 mod session;
 mod tls;
 
 pub use auth::{cram_md5_response, oauthbearer_response, plain_response, xoauth2_response};
 pub use names::{utf7_decode, utf7_encode};
+pub use replay::{ReplaySummary, replay_server_bytes};
 
 use crate::config::{ImapAccountConfig, ImapStoreConfig};
 use crate::store::{
@@ -53,6 +56,9 @@ pub struct ImapOptions {
     /// `-Dn`: report the protocol traffic through `Reporter::debug` (credentials masked,
     /// message data summarised).
     pub trace: bool,
+    /// The largest literal (message) accepted from the server; a larger announcement fails
+    /// the connection before any of its data is buffered.
+    pub max_literal: u64,
 }
 
 impl Default for ImapOptions {
@@ -61,6 +67,7 @@ impl Default for ImapOptions {
             buffer_limit: 10 * 1024 * 1024,
             withhold_uids: false,
             trace: false,
+            max_literal: connection::DEFAULT_MAX_LITERAL,
         }
     }
 }
@@ -186,7 +193,8 @@ impl ImapStore {
                 self.options.trace,
             ));
             match established {
-                Ok((connection, names)) => {
+                Ok((mut connection, names)) => {
+                    connection.set_max_literal(self.options.max_literal);
                     self.connection = Some(connection);
                     self.names = names;
                     self.trash_known = false;
