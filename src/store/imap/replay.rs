@@ -218,7 +218,10 @@ mod tests {
             let text = format!("* OK hi\r\n* LIST () \"/\" {name}\r\n1 OK listed\r\n");
             let summary = replay_server_bytes(text.as_bytes(), 1 << 20);
             assert!(summary.accepted_names.is_empty(), "{name}: {summary:?}");
-            assert!(summary.rejected_names > 0, "{name} not refused: {summary:?}");
+            assert!(
+                summary.rejected_names > 0,
+                "{name} not refused: {summary:?}"
+            );
         }
     }
 }
