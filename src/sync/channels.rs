@@ -205,6 +205,7 @@ fn open_store(
                 buffer_limit: config.buffer_limit,
                 withhold_uids: options.hooks.withhold_uids,
                 trace: options.debug.net || options.debug.net_all,
+                ..ImapOptions::default()
             };
             let reporter = Rc::new(ConsoleReporter {
                 debug: options.debug.net || options.debug.net_all,

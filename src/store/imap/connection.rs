@@ -26,6 +26,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// until the next load), so a bogus EXISTS cannot make us allocate without bound.
 const MAX_TRACKED_MESSAGES: u32 = 10_000_000;
 
+/// The largest literal accepted from a server unless the store sets another limit (mbsync
+/// accepts literals below 2 GiB). A larger announcement fails the connection at once, before
+/// any of its data is read or buffered.
+pub const DEFAULT_MAX_LITERAL: u64 = i32::MAX as u64;
+
 /// Anything we can speak IMAP over.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
@@ -120,6 +125,10 @@ pub struct StatusTextFilter {
     head: Vec<u8>,
     /// The end of the current line (enough to see a literal announcement `{123}`).
     tail: Vec<u8>,
+    /// Literals above this size are refused ([`DEFAULT_MAX_LITERAL`] if unset).
+    pub max_literal: Option<u64>,
+    /// The first announcement over the limit: its size and the start of its line.
+    pub oversized: Option<(u64, String)>,
 }
 
 impl StatusTextFilter {
@@ -150,6 +159,12 @@ impl StatusTextFilter {
             }
             if byte == b'\n' {
                 self.literal_left = literal_announced(&self.tail).unwrap_or(0);
+                let limit = self.max_literal.unwrap_or(DEFAULT_MAX_LITERAL);
+                if self.literal_left > limit && self.oversized.is_none() {
+                    let head = String::from_utf8_lossy(&self.head);
+                    let head = head.trim_end().escape_debug().to_string();
+                    self.oversized = Some((self.literal_left, head));
+                }
                 self.head.clear();
                 self.tail.clear();
             }
@@ -196,7 +211,11 @@ pub fn capability_name(capability: &Capability<'_>) -> String {
 }
 
 impl Connection {
-    fn new(name: String, stream: Box<dyn Transport>, timeout: Option<Duration>) -> Connection {
+    pub(super) fn new(
+        name: String,
+        stream: Box<dyn Transport>,
+        timeout: Option<Duration>,
+    ) -> Connection {
         Connection {
             name,
             stream: Some(stream),
@@ -413,6 +432,15 @@ impl Connection {
                     ));
                 }
                 self.status_text.filter(data);
+                if let Some((size, line)) = self.status_text.oversized.take() {
+                    // Refused before anything of it is buffered: the claimed size is never
+                    // allocated, and a server cannot make us read gigabytes first.
+                    self.broken = true;
+                    let limit = self.status_text.max_literal.unwrap_or(DEFAULT_MAX_LITERAL);
+                    return Err(temporary(format!(
+                        "IMAP error: {name} announced a literal of {size} bytes, more than the limit of {limit} bytes, in '{line}…'"
+                    )));
+                }
                 self.client.enqueue_input(data);
                 Ok(())
             }
@@ -757,6 +785,11 @@ impl Connection {
             _ => {}
         }
         self.data.push(data);
+    }
+
+    /// Sets the largest literal accepted from now on.
+    pub fn set_max_literal(&mut self, limit: u64) {
+        self.status_text.max_literal = Some(limit);
     }
 
     /// Forgets the per-mailbox state (a new SELECT follows).

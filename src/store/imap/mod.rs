@@ -8,18 +8,21 @@
 //! - `auth` — mechanism choice and the SASL mechanisms;
 //! - `tls`, `cert` — certificate verification with mbsync's rules;
 //! - `names` — modified UTF-7 and canonical ↔ server mailbox names;
-//! - `messages` — FETCH replies, flags and dates.
+//! - `messages` — FETCH replies, flags and dates;
+//! - `replay` — a pure entry point feeding canned server bytes through the above (fuzzing).
 
 mod auth;
 mod cert;
 mod connection;
 mod messages;
 mod names;
+mod replay;
 mod session;
 mod tls;
 
 pub use auth::{cram_md5_response, oauthbearer_response, plain_response, xoauth2_response};
 pub use names::{utf7_decode, utf7_encode};
+pub use replay::{ReplaySummary, replay_server_bytes};
 
 use crate::config::{ImapAccountConfig, ImapStoreConfig};
 use crate::store::{
@@ -53,6 +56,9 @@ pub struct ImapOptions {
     /// `-Dn`: report the protocol traffic through `Reporter::debug` (credentials masked,
     /// message data summarised).
     pub trace: bool,
+    /// The largest literal (message) accepted from the server; a larger announcement fails
+    /// the connection before any of its data is buffered.
+    pub max_literal: u64,
 }
 
 impl Default for ImapOptions {
@@ -61,6 +67,7 @@ impl Default for ImapOptions {
             buffer_limit: 10 * 1024 * 1024,
             withhold_uids: false,
             trace: false,
+            max_literal: connection::DEFAULT_MAX_LITERAL,
         }
     }
 }
@@ -186,7 +193,8 @@ impl ImapStore {
                 self.options.trace,
             ));
             match established {
-                Ok((connection, names)) => {
+                Ok((mut connection, names)) => {
+                    connection.set_max_literal(self.options.max_literal);
                     self.connection = Some(connection);
                     self.names = names;
                     self.trash_known = false;
@@ -212,12 +220,22 @@ impl ImapStore {
         let Some(connection) = self.connection.as_mut() else {
             return Err(StoreError::store("IMAP error: no connection"));
         };
-        let result = self.runtime.block_on(connection.execute(commands, depth));
+        let mut result = self.runtime.block_on(connection.execute(commands, depth));
         self.report_notes();
-        if result.is_err() {
+        if let Err(error) = &mut result {
             self.selected = None;
+            // Connection-level failures (BYE, EOF, malformed data) say where they happened.
+            error.message.push_str(&self.whereabouts());
         }
         result
+    }
+
+    /// ` (store S, mailbox M)` for messages, or ` (store S)` before a mailbox was opened.
+    fn whereabouts(&self) -> String {
+        match &self.wanted {
+            Some(name) => format!(" (store {}, mailbox {name})", self.name),
+            None => format!(" (store {})", self.name),
+        }
     }
 
     fn run_one(&mut self, command: CommandBody<'static>) -> StoreResult<Outcome> {
@@ -294,16 +312,31 @@ impl ImapStore {
             status_word(outcome.kind),
             outcome.text
         );
-        if let (Some(_), Some(name)) = (&self.selected, &self.wanted) {
-            message.push_str(&format!(" (store {}, mailbox {name})", self.name));
-        }
+        message.push_str(&self.whereabouts());
         StoreError::new(scope, message)
     }
 
-    /// Sends the queued flag changes, batched by change and UID ranges.
+    /// Sends the queued flag changes; a refusal is reported as a warning, and fails the call
+    /// only if it broke the connection.
     fn flush_flags(&mut self) -> StoreResult<()> {
+        let refused = self.send_flags()?;
+        let broken = self.connection.as_ref().is_some_and(|c| c.broken);
+        let mut first = None;
+        for error in refused {
+            self.reporter.warning(&error.message);
+            first.get_or_insert(error);
+        }
+        match first {
+            Some(error) if broken => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends the queued flag changes, batched by change and UID ranges; returns the
+    /// refusals (commands answered NO or BAD).
+    fn send_flags(&mut self) -> StoreResult<Vec<StoreError>> {
         if self.pending_flags.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         if self.selected.is_none() {
             let lost = std::mem::take(&mut self.pending_flags).len();
@@ -350,18 +383,13 @@ impl ImapStore {
             }
         }
         let outcomes = self.run(commands)?;
-        let mut first_error = None;
+        let mut refused = Vec::new();
         for (outcome, command) in outcomes.iter().zip(shown) {
             if !outcome.is_ok() {
-                let error = self.command_error(&command, outcome, FailureScope::Message);
-                self.reporter.warning(&error.message);
-                first_error.get_or_insert(error);
+                refused.push(self.command_error(&command, outcome, FailureScope::Message));
             }
         }
-        match first_error {
-            Some(e) if self.connection.as_ref().is_some_and(|c| c.broken) => Err(e),
-            _ => Ok(()),
-        }
+        Ok(refused)
     }
 
     /// Runs a command addressing the Trash; creates the Trash on `[TRYCREATE]` and retries.
@@ -496,6 +524,17 @@ impl ImapStore {
             let Some(fetched) = messages::parse_fetch(&data) else {
                 continue;
             };
+            if fetched.body.is_some() && !result.contains_key(&fetched.uid) {
+                // Taking it for the asked one would copy the wrong message; ignoring it would
+                // make the asked one look vanished.
+                let asked = uid_sets(uids).join(",");
+                return Err(StoreError::mailbox(format!(
+                    "IMAP error: the server sent the message with UID {} in reply to UID FETCH {asked} (store {}, mailbox {})",
+                    fetched.uid,
+                    self.name,
+                    self.wanted.as_deref().unwrap_or("?")
+                )));
+            }
             if let (Some(slot), Some(body)) = (result.get_mut(&fetched.uid), fetched.body) {
                 *slot = Some(FetchedMessage {
                     data: body,
@@ -548,6 +587,21 @@ impl ImapStore {
             .filter_map(|d| messages::parse_fetch(d).map(|f| f.uid))
             .max();
         Ok(highest)
+    }
+}
+
+/// A NO that says the server would not do it now (`[UNAVAILABLE]`, `[LIMIT]`, `[NOPERM]`, …)
+/// rather than that the mailbox does not exist (no code, `[NONEXISTENT]`, `[TRYCREATE]`): a
+/// refused SELECT must fail the mailbox, not make it look missing (which could lead to
+/// creating it again or propagating its deletion).
+fn is_refusal(outcome: &Outcome) -> bool {
+    match &outcome.code {
+        None | Some(Code::TryCreate) => false,
+        Some(Code::Other(other)) => !other
+            .inner()
+            .to_ascii_uppercase()
+            .starts_with(b"NONEXISTENT"),
+        Some(_) => true,
     }
 }
 
@@ -787,7 +841,7 @@ impl Store for ImapStore {
         let outcome = self.run_one(CommandBody::Select {
             mailbox: mailbox_arg(&server, self.names.utf8)?,
         })?;
-        if outcome.kind == StatusKind::No {
+        if outcome.kind == StatusKind::No && !is_refusal(&outcome) {
             return Ok(OpenOutcome::Missing);
         }
         if !outcome.is_ok() {
@@ -1072,11 +1126,15 @@ impl Store for ImapStore {
         let command = self.append_command(&server, &message, false)?;
         let outcome = self.run_one(command)?;
         if !outcome.is_ok() {
-            return Err(self.command_error(
+            let error = self.command_error(
                 &format!("APPEND \"{server}\" {{{}}}", message.data.len()),
                 &outcome,
                 FailureScope::Message,
-            ));
+            );
+            // The engine says only that the store refused the message: the server's reason
+            // is shown here.
+            self.reporter.warning(&error.message);
+            return Err(error);
         }
         let uid = match outcome.code {
             Some(Code::AppendUid { uid, .. }) => Some(uid.get()),
@@ -1130,6 +1188,12 @@ impl Store for ImapStore {
                 .entry(uid)
                 .or_insert((Flags::EMPTY, Flags::EMPTY));
             *entry = (entry.0.minus(remove) | add, entry.1.minus(add) | remove);
+            // Sent at once: the engine records the change as made when this returns, so a
+            // refusal must be seen here — reported by a later batch it would leave the two
+            // sides' flags different for good.
+            if let Some(refusal) = self.send_flags()?.into_iter().next() {
+                return Err(refusal);
+            }
         }
         Ok(true)
     }
@@ -1272,7 +1336,7 @@ impl Store for ImapStore {
             let Some(fetched) = messages::parse_fetch(&data) else {
                 continue;
             };
-            if fetched.uid < from_uid {
+            if fetched.uid < from_uid || fetched.uid > highest {
                 continue;
             }
             let (flags, recent) = fetched.flags.unwrap_or_default();
