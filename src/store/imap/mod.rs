@@ -828,8 +828,18 @@ impl ImapStore {
             if !used_qresync && !unchanged {
                 self.fetch_changes_since(snapshot.highest_modseq, &mut changes)?;
             }
-            let merged = condstore::merge(snapshot, &changes);
+            let mut merged = condstore::merge(snapshot, &changes);
             let exists = self.connection.as_ref().map(|c| c.exists).unwrap_or(0);
+            if !used_qresync && merged.messages.len() != exists as usize {
+                // CONDSTORE alone does not report expunges: learn which old UIDs are left.
+                let left = self.search_uids_below(snapshot.uid_next)?;
+                for uid in snapshot.messages.keys() {
+                    if !left.contains(uid) {
+                        changes.vanished.push((*uid, *uid));
+                    }
+                }
+                merged = condstore::merge(snapshot, &changes);
+            }
             // Without VANISHED, expunges show only in the count; a count that does not add
             // up (or any other surprise) means listing the mailbox in full.
             if merged.messages.len() == exists as usize {
@@ -847,6 +857,41 @@ impl ImapStore {
             }
         }
         Ok(OpenOutcome::Opened { uid_validity })
+    }
+
+    /// `UID SEARCH UID 1:<below - 1>`: the UIDs below `below` still in the mailbox.
+    fn search_uids_below(&mut self, below: u32) -> StoreResult<std::collections::BTreeSet<u32>> {
+        use imap_next::imap_types::search::SearchKey;
+        let mut found = std::collections::BTreeSet::new();
+        if below <= 1 {
+            return Ok(found);
+        }
+        let set = format!("1:{}", below - 1);
+        let Ok(sequence_set) = SequenceSet::from_str(&set) else {
+            return Err(StoreError::mailbox(format!(
+                "IMAP error: bad UID set {set}"
+            )));
+        };
+        let command = CommandBody::search(
+            None,
+            imap_next::imap_types::core::Vec1::from(SearchKey::Uid(sequence_set)),
+            true,
+        );
+        self.take_data();
+        let outcome = self.run_one(command)?;
+        if !outcome.is_ok() {
+            return Err(self.command_error(
+                &format!("UID SEARCH UID {set}"),
+                &outcome,
+                FailureScope::Mailbox,
+            ));
+        }
+        for data in self.take_data() {
+            if let Data::Search(uids, _) = data {
+                found.extend(uids.iter().map(|u| u.get()));
+            }
+        }
+        Ok(found)
     }
 
     /// `UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE <modseq>)` into `changes`.
@@ -1649,6 +1694,22 @@ impl Store for ImapStore {
 
     fn expunge(&mut self, uids: &[u32]) -> StoreResult<Vec<u32>> {
         self.flush_flags()?;
+        if self.selected.as_ref().is_some_and(|s| s.lazy) {
+            // Unchanged since the snapshot and nothing done in it: an expunge of nothing
+            // (or of all `\Deleted` messages when there are none) need not select it.
+            let deleted = self
+                .current
+                .as_ref()
+                .is_none_or(|c| c.messages.values().any(|f| f.contains(Flags::TRASHED)));
+            let nothing = if self.selective_expunge() {
+                uids.is_empty()
+            } else {
+                !deleted
+            };
+            if nothing {
+                return Ok(Vec::new());
+            }
+        }
         self.ensure_selected()?;
         self.selected()?;
         if self.selective_expunge() {
