@@ -6,7 +6,7 @@
 //! exactly mbsync's. It is a cache of server facts, so it cannot contradict the state: a
 //! missing, unreadable, truncated or stale file (another UIDVALIDITY, a HIGHESTMODSEQ the
 //! server went back on) only means that side is listed in full. It is replaced atomically
-//! (a temporary file renamed over it) after the pair's state was saved.
+//! (a temporary file of the process renamed over it) after the pair's state was saved.
 //!
 //! Format (text):
 //!
@@ -102,7 +102,8 @@ pub fn to_text(snapshots: &Snapshots) -> String {
     text
 }
 
-/// Replaces the side file atomically (written to `<path>.tmp`, synced if `fsync`, renamed);
+/// Replaces the side file atomically (written to `<path>.tmp<pid>`, synced if `fsync`,
+/// renamed);
 /// with no snapshot at all, removes it.
 pub fn write(path: &Path, snapshots: &Snapshots, fsync: bool) -> Result<(), ListingFileError> {
     let fail = |source| ListingFileError {
@@ -115,8 +116,9 @@ pub fn write(path: &Path, snapshots: &Snapshots, fsync: bool) -> Result<(), List
             _ => Ok(()),
         };
     }
+    // A name of this process's own: two runs writing at once never mix their bytes.
     let mut temporary = OsString::from(path.as_os_str());
-    temporary.push(".tmp");
+    temporary.push(format!(".tmp{}", std::process::id()));
     let temporary = PathBuf::from(temporary);
     let mut file = std::fs::File::create(&temporary).map_err(fail)?;
     file.write_all(to_text(snapshots).as_bytes())

@@ -692,7 +692,8 @@ impl ImapStore {
         let condstore = self.has("CONDSTORE");
         let qresync = self.has("QRESYNC");
         let mut commands = Vec::new();
-        let enabling = qresync && !self.qresync_enabled;
+        // QRESYNC is enabled (pipelined with the SELECT) once there is a snapshot to resync.
+        let enabling = qresync && !self.qresync_enabled && snapshot.is_some();
         if enabling
             && let Ok(enable) = CommandBody::enable(vec![
                 imap_next::imap_types::extensions::enable::CapabilityEnable::from(
