@@ -27,6 +27,7 @@ use crate::sync::files::{
     save_state,
 };
 use crate::sync::journal::{Journal, JournalOptions};
+use crate::sync::listing_file;
 use crate::sync::pair::{BoxesSeen, Counters, PairOptions, PairRun, ProgressReport, StateFiles};
 use crate::sync::plan::{PairSettings, StoreTraits};
 use crate::sync::stats::{
@@ -161,6 +162,14 @@ impl OpenedStore {
         match self {
             OpenedStore::Maildir(store) => &**store,
             OpenedStore::Imap(store) => &**store,
+        }
+    }
+
+    /// The IMAP store, if this is one.
+    fn imap(&mut self) -> Option<&mut ImapStore> {
+        match self {
+            OpenedStore::Imap(store) => Some(store),
+            OpenedStore::Maildir(_) => None,
         }
     }
 
@@ -654,6 +663,7 @@ fn run_channel(
     }
     let mut all_ok = true;
     progress.boxes_found(pairs.len() as u32);
+    prefetch_statuses(&pairs, &store_configs, [&mut *far_store, &mut *near_store]);
     for pair in pairs {
         *boxes_done += 1;
         let mut pair_report = MailboxReport {
@@ -782,6 +792,13 @@ fn run_channel(
             fsync: config.fsync,
             keep_journal: options.hooks.keep_journal,
         };
+        let listing_path = listing_file::listing_path(&files.paths.state);
+        let listings_before = listing_file::read(&listing_path);
+        for (t, store) in [&mut *far_store, &mut *near_store].into_iter().enumerate() {
+            if let Some(imap) = store.imap() {
+                imap.prime_listing(&pair_options.store_boxes[t], listings_before[t].clone());
+            }
+        }
         let mut tuids = new_tuid;
         debug::main(
             &options.debug,
@@ -807,6 +824,17 @@ fn run_channel(
             new_tuid: &mut tuids,
         }
         .run()?;
+        let listings_after = [far_store.imap(), near_store.imap()]
+            .map(|store| store.and_then(|imap| imap.take_listing()));
+        if !options.dry_run && !result.failed {
+            keep_listings(
+                &files.paths.state,
+                &listing_path,
+                &listings_before,
+                &listings_after,
+                config.fsync,
+            );
+        }
         progress.box_done();
         debug::main(
             &options.debug,
@@ -840,6 +868,47 @@ fn run_channel(
         }
     }
     Ok(all_ok)
+}
+
+/// With several mailboxes to run, asks each IMAP side for the status of all of them in one
+/// pipelined round, so mailboxes unchanged since the last run need no SELECT (a failure
+/// here only means the boxes are selected as usual).
+fn prefetch_statuses(pairs: &[BoxPair], configs: &[&StoreConfig], stores: [&mut OpenedStore; 2]) {
+    if pairs.len() < 2 {
+        return;
+    }
+    for (t, store) in stores.into_iter().enumerate() {
+        let Some(imap) = store.imap() else {
+            continue;
+        };
+        let names: Vec<String> = pairs
+            .iter()
+            .filter_map(|pair| name_to_open(configs[t].common(), &pair.names[t]).ok())
+            .collect();
+        let _ = imap.prefetch_status(&names);
+    }
+}
+
+/// After a pair: replaces its listing side file when the stores learnt something new (only
+/// while the state file exists; a pair whose state was deleted loses its side file too).
+fn keep_listings(
+    state: &std::path::Path,
+    path: &std::path::Path,
+    before: &listing_file::Snapshots,
+    after: &listing_file::Snapshots,
+    fsync: bool,
+) {
+    let wanted = if state.exists() {
+        after.clone()
+    } else {
+        [None, None]
+    };
+    if &wanted == before && (wanted.iter().any(Option::is_some) || !path.exists()) {
+        return;
+    }
+    if let Err(err) = listing_file::write(path, &wanted, fsync) {
+        output::warning(&format!("Warning: {err}"));
+    }
 }
 
 #[cfg(test)]

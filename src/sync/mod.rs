@@ -12,6 +12,7 @@ pub mod entry;
 pub mod error;
 pub mod files;
 pub mod journal;
+pub mod listing_file;
 #[cfg(test)]
 pub mod mem_store;
 pub mod pair;

@@ -772,6 +772,22 @@ impl Connection {
                 self.exists = self.exists.saturating_sub(1);
                 return;
             }
+            // With QRESYNC enabled the server reports expunges by UID (RFC 7162 §3.2.10).
+            Data::Vanished {
+                earlier: false,
+                known_uids,
+            } => {
+                let uids: std::collections::HashSet<u32> = known_uids
+                    .iter(std::num::NonZeroU32::MAX)
+                    .map(|u| u.get())
+                    .take(MAX_TRACKED_MESSAGES as usize)
+                    .collect();
+                self.seq_uids
+                    .retain(|slot| slot.is_none_or(|u| !uids.contains(&u)));
+                self.exists = self.exists.saturating_sub(uids.len() as u32);
+                self.expunged.extend(uids);
+                return;
+            }
             Data::Fetch { seq, items } => {
                 let index = seq.get() as usize - 1;
                 for item in items.as_ref() {
@@ -790,6 +806,15 @@ impl Connection {
     /// Sets the largest literal accepted from now on.
     pub fn set_max_literal(&mut self, limit: u64) {
         self.status_text.max_literal = Some(limit);
+    }
+
+    /// Declares the UIDs of the selected mailbox in sequence order (learnt without a FETCH
+    /// of every message, e.g. from an incremental listing), so EXPUNGE responses map to UIDs.
+    pub fn set_sequence_uids(&mut self, uids: impl Iterator<Item = u32>) {
+        if self.exists <= MAX_TRACKED_MESSAGES {
+            self.seq_uids = uids.map(Some).collect();
+            self.seq_uids.resize(self.exists as usize, None);
+        }
     }
 
     /// Forgets the per-mailbox state (a new SELECT follows).

@@ -13,6 +13,7 @@
 
 mod auth;
 mod cert;
+pub mod condstore;
 mod connection;
 mod messages;
 mod names;
@@ -29,8 +30,9 @@ use crate::store::{
     FailureScope, FetchedMessage, Flags, ListAreas, LoadRequest, Loaded, MessageInfo, NewMessage,
     OpenOutcome, Reporter, Store, StoreError, StoreResult,
 };
+use condstore::{BoxStatus, Changes, MailboxSnapshot, MergedListing};
 use connection::{Connection, Outcome};
-use imap_next::imap_types::command::CommandBody;
+use imap_next::imap_types::command::{CommandBody, FetchModifier, SelectParameter};
 use imap_next::imap_types::core::{AString, IString, Literal, LiteralMode};
 use imap_next::imap_types::extensions::binary::{Literal8, LiteralOrLiteral8};
 use imap_next::imap_types::extensions::utf8::QuotedUtf8;
@@ -41,7 +43,8 @@ use imap_next::imap_types::response::{Code, Data, StatusKind};
 use imap_next::imap_types::sequence::SequenceSet;
 use names::{ListedName, NameMap};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::num::{NonZeroU32, NonZeroU64};
 use std::rc::Rc;
 use std::str::FromStr;
 
@@ -80,6 +83,12 @@ struct Selected {
     uid_next: u32,
     /// `$Forwarded` can be stored here.
     forwarded_ok: bool,
+    uid_validity: u32,
+    /// HIGHESTMODSEQ when selected (CONDSTORE servers, unless NOMODSEQ).
+    highest_modseq: Option<u64>,
+    /// Not selected on the server yet: a STATUS showed the mailbox unchanged since the
+    /// snapshot, which serves the load; anything else selects it first.
+    lazy: bool,
 }
 
 /// An IMAP store: one connection to one account, serving one IMAPStore.
@@ -107,6 +116,16 @@ pub struct ImapStore {
     pending_flags: BTreeMap<u32, (Flags, Flags)>,
     /// UIDs the last load saw (to answer "is it gone?").
     loaded: std::collections::BTreeSet<u32>,
+    /// The snapshot a caller handed in for the next `open_box` of this (canonical) name.
+    primed: Option<(String, MailboxSnapshot)>,
+    /// STATUS answers by server mailbox name, each used for one `open_box`.
+    statuses: HashMap<String, BoxStatus>,
+    /// The open mailbox's complete listing, known without listing it (CONDSTORE).
+    current: Option<MergedListing>,
+    /// What this run learnt about the open (or last) mailbox, for the caller to keep.
+    snapshot_out: Option<MailboxSnapshot>,
+    /// `ENABLE QRESYNC` succeeded on this connection.
+    qresync_enabled: bool,
 }
 
 /// Most characters in one UID set (mbsync keeps command lines below ~1000 bytes).
@@ -149,6 +168,11 @@ impl ImapStore {
             prefetched_bytes: 0,
             pending_flags: BTreeMap::new(),
             loaded: Default::default(),
+            primed: None,
+            statuses: HashMap::new(),
+            current: None,
+            snapshot_out: None,
+            qresync_enabled: false,
         })
     }
 
@@ -198,6 +222,7 @@ impl ImapStore {
                     self.connection = Some(connection);
                     self.names = names;
                     self.trash_known = false;
+                    self.qresync_enabled = false;
                 }
                 Err(error) => {
                     // Not connecting (or not logging in) fails the store for the run: a
@@ -338,6 +363,7 @@ impl ImapStore {
         if self.pending_flags.is_empty() {
             return Ok(Vec::new());
         }
+        self.ensure_selected()?;
         if self.selected.is_none() {
             let lost = std::mem::take(&mut self.pending_flags).len();
             return Err(StoreError::mailbox(format!(
@@ -378,6 +404,7 @@ impl ImapStore {
                         response: StoreResponse::Silent,
                         flags,
                         uid: true,
+                        modifiers: Vec::new(),
                     });
                 }
             }
@@ -551,6 +578,7 @@ impl ImapStore {
     /// limit) are fetched on demand as usual.
     pub fn prefetch(&mut self, uids: &[u32]) -> StoreResult<()> {
         self.flush_flags()?;
+        self.ensure_selected()?;
         self.selected()?;
         let wanted: Vec<u32> = uids
             .iter()
@@ -587,6 +615,504 @@ impl ImapStore {
             .filter_map(|d| messages::parse_fetch(d).map(|f| f.uid))
             .max();
         Ok(highest)
+    }
+
+    /// Hands in what an earlier run learnt about the mailbox `name` (canonical), used by the
+    /// next `open_box` of that name to ask the server only for changes.
+    pub fn prime_listing(&mut self, name: &str, snapshot: Option<MailboxSnapshot>) {
+        self.primed = snapshot.map(|s| (name.to_string(), s));
+    }
+
+    /// What the last opened mailbox's load learnt (a complete listing at a HIGHESTMODSEQ),
+    /// to be kept for the next run; `None` without CONDSTORE or when no complete listing was
+    /// seen.
+    pub fn take_listing(&mut self) -> Option<MailboxSnapshot> {
+        self.snapshot_out.take()
+    }
+
+    /// Asks STATUS of these mailboxes (canonical names) in one pipelined round, when the
+    /// server has CONDSTORE; a later `open_box` of a mailbox whose status equals its primed
+    /// snapshot then needs no SELECT until something is to be changed in it.
+    pub fn prefetch_status(&mut self, names: &[String]) -> StoreResult<()> {
+        use imap_next::imap_types::status::{StatusDataItem, StatusDataItemName};
+        self.statuses.clear();
+        self.ensure_connected()?;
+        if !self.has("CONDSTORE") {
+            return Ok(());
+        }
+        let mut commands = Vec::new();
+        for name in names {
+            self.ensure_delimiter(name)?;
+            let Ok(server) = self.server_mailbox(name, false) else {
+                continue;
+            };
+            let Ok(mailbox) = mailbox_arg(&server, self.names.utf8) else {
+                continue;
+            };
+            commands.push(CommandBody::Status {
+                mailbox,
+                item_names: Cow::Owned(vec![
+                    StatusDataItemName::Messages,
+                    StatusDataItemName::Recent,
+                    StatusDataItemName::UidNext,
+                    StatusDataItemName::UidValidity,
+                    StatusDataItemName::HighestModSeq,
+                ]),
+            });
+        }
+        if commands.is_empty() {
+            return Ok(());
+        }
+        self.take_data();
+        // Failed STATUS commands (a mailbox that does not exist) only leave that mailbox
+        // without a status; it is then selected as usual.
+        self.run(commands)?;
+        for data in self.take_data() {
+            let Data::Status { mailbox, items } = data else {
+                continue;
+            };
+            let server = match &mailbox {
+                Mailbox::Inbox => "INBOX".to_string(),
+                Mailbox::Other(other) => String::from_utf8_lossy(other.inner().as_ref()).into(),
+            };
+            let mut status = BoxStatus::default();
+            for item in items.iter() {
+                match item {
+                    StatusDataItem::Messages(n) => status.messages = *n,
+                    StatusDataItem::Recent(n) => status.recent = *n,
+                    StatusDataItem::UidNext(n) => status.uid_next = n.get(),
+                    StatusDataItem::UidValidity(n) => status.uid_validity = n.get(),
+                    StatusDataItem::HighestModSeq(n) => status.highest_modseq = *n,
+                    _ => {}
+                }
+            }
+            self.statuses.insert(server, status);
+        }
+        Ok(())
+    }
+
+    /// Selects the mailbox for real if `open_box` only pretended (lazy open).
+    fn ensure_selected(&mut self) -> StoreResult<()> {
+        let Some(selected) = self.selected.as_ref().filter(|s| s.lazy) else {
+            return Ok(());
+        };
+        let (server, uid_validity) = (selected.server.clone(), selected.uid_validity);
+        let Some(name) = self.wanted.clone() else {
+            return Err(StoreError::mailbox("IMAP error: no mailbox is open"));
+        };
+        let snapshot = self.snapshot_out.clone();
+        let current = self.current.take();
+        let loaded = std::mem::take(&mut self.loaded);
+        match self.select_mailbox(&name, server, snapshot.as_ref())? {
+            OpenOutcome::Opened { uid_validity: now } if now == uid_validity => {}
+            _ => {
+                self.selected = None;
+                return Err(StoreError::mailbox(format!(
+                    "IMAP error: mailbox {name} changed its UIDVALIDITY or vanished during the run"
+                )));
+            }
+        }
+        self.current = current;
+        self.loaded = loaded;
+        Ok(())
+    }
+
+    /// SELECTs the mailbox; with CONDSTORE and a snapshot of it, learns the changes since
+    /// and, if they add up, the complete listing (`current`) and a new snapshot.
+    fn select_mailbox(
+        &mut self,
+        name: &str,
+        server: String,
+        snapshot: Option<&MailboxSnapshot>,
+    ) -> StoreResult<OpenOutcome> {
+        if let Some(c) = self.connection.as_mut() {
+            c.reset_mailbox_state();
+        }
+        let condstore = self.has("CONDSTORE");
+        let qresync = self.has("QRESYNC");
+        let mut commands = Vec::new();
+        // QRESYNC is enabled (pipelined with the SELECT) once there is a snapshot to resync.
+        let enabling = qresync && !self.qresync_enabled && snapshot.is_some();
+        if enabling
+            && let Ok(enable) = CommandBody::enable(vec![
+                imap_next::imap_types::extensions::enable::CapabilityEnable::from(
+                    imap_next::imap_types::core::Atom::unvalidated("QRESYNC"),
+                ),
+            ])
+        {
+            commands.push(enable);
+        }
+        let resync = snapshot.and_then(|s| {
+            Some(SelectParameter::QResync {
+                uid_validity: NonZeroU32::new(s.uid_validity)?,
+                mod_sequence_value: NonZeroU64::new(s.highest_modseq)?,
+                known_uids: None,
+                seq_match_data: None,
+            })
+        });
+        let parameters = match resync {
+            Some(resync) if qresync && (self.qresync_enabled || !commands.is_empty()) => {
+                vec![resync]
+            }
+            _ if condstore => vec![SelectParameter::CondStore],
+            _ => Vec::new(),
+        };
+        let used_qresync = matches!(parameters.first(), Some(SelectParameter::QResync { .. }));
+        commands.push(CommandBody::Select {
+            mailbox: mailbox_arg(&server, self.names.utf8)?,
+            parameters,
+        });
+        let sent_enable = commands.len() == 2;
+        let mut outcomes = self.run(commands)?;
+        let Some(outcome) = outcomes.pop() else {
+            return Err(StoreError::mailbox("IMAP error: SELECT got no answer"));
+        };
+        if sent_enable && outcomes.first().is_some_and(|o| o.is_ok()) {
+            self.qresync_enabled = true;
+        }
+        if outcome.kind == StatusKind::No && !is_refusal(&outcome) {
+            return Ok(OpenOutcome::Missing);
+        }
+        if !outcome.is_ok() {
+            return Err(self.command_error(
+                &format!("SELECT \"{server}\""),
+                &outcome,
+                FailureScope::Mailbox,
+            ));
+        }
+        let codes = self
+            .connection
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.codes))
+            .unwrap_or_default();
+        let mut uid_validity = None;
+        let mut uid_next = None;
+        let mut forwarded_ok = false;
+        let mut highest_modseq = None;
+        let mut no_modseq = false;
+        for code in codes.iter().chain(outcome.code.iter()) {
+            match code {
+                Code::UidValidity(v) => uid_validity = Some(v.get()),
+                Code::UidNext(n) => uid_next = Some(n.get()),
+                Code::PermanentFlags(flags) => {
+                    forwarded_ok = flags.iter().any(messages::allows_forwarded);
+                }
+                Code::HighestModSeq(m) => highest_modseq = Some(m.get()),
+                Code::NoModSeq => no_modseq = true,
+                _ => {}
+            }
+        }
+        if no_modseq || !condstore {
+            highest_modseq = None;
+        }
+        let mut changes = Changes::default();
+        for data in self.take_data() {
+            match &data {
+                Data::Vanished {
+                    earlier: true,
+                    known_uids,
+                } => changes.vanished.extend(condstore::uid_ranges(known_uids)),
+                Data::Fetch { .. } => {
+                    if let Some(fetched) = messages::parse_fetch(&data)
+                        && let Some((flags, recent)) = fetched.flags
+                    {
+                        for warning in &fetched.warnings {
+                            self.reporter.warning(warning);
+                        }
+                        changes.changed.insert(fetched.uid, (flags, recent));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(uid_validity) = uid_validity else {
+            return Err(StoreError::mailbox(format!(
+                "IMAP error: no UIDVALIDITY for mailbox {name}"
+            )));
+        };
+        let uid_next = match uid_next {
+            Some(n) => n,
+            None => {
+                let exists = self.connection.as_ref().map(|c| c.exists).unwrap_or(0);
+                match self.highest_uid()? {
+                    Some(highest) => highest.saturating_add(1),
+                    None if exists == 0 => 1,
+                    None => {
+                        return Err(StoreError::mailbox(
+                            "IMAP error: querying server for highest UID failed",
+                        ));
+                    }
+                }
+            }
+        };
+        self.selected = Some(Selected {
+            server,
+            uid_next,
+            forwarded_ok,
+            uid_validity,
+            highest_modseq,
+            lazy: false,
+        });
+        // Messages expunged since the snapshot are gone for whoever asks.
+        if let (Some(snapshot), Some(c)) = (snapshot, self.connection.as_mut()) {
+            for &(first, last) in &changes.vanished {
+                c.expunged
+                    .extend(snapshot.messages.range(first..=last).map(|(u, _)| *u));
+            }
+        }
+        if let (Some(snapshot), Some(modseq)) = (snapshot, highest_modseq)
+            && snapshot.uid_validity == uid_validity
+            && modseq >= snapshot.highest_modseq
+        {
+            let unchanged = modseq == snapshot.highest_modseq && uid_next == snapshot.uid_next;
+            if !used_qresync && !unchanged {
+                self.fetch_changes_since(snapshot.highest_modseq, &mut changes)?;
+            }
+            let mut merged = condstore::merge(snapshot, &changes);
+            let exists = self.connection.as_ref().map(|c| c.exists).unwrap_or(0);
+            if !used_qresync && merged.messages.len() != exists as usize {
+                // CONDSTORE alone does not report expunges: learn which old UIDs are left.
+                let left = self.search_uids_below(snapshot.uid_next)?;
+                for uid in snapshot.messages.keys() {
+                    if !left.contains(uid) {
+                        changes.vanished.push((*uid, *uid));
+                    }
+                }
+                merged = condstore::merge(snapshot, &changes);
+            }
+            // Without VANISHED, expunges show only in the count; a count that does not add
+            // up (or any other surprise) means listing the mailbox in full.
+            if merged.messages.len() == exists as usize {
+                if let Some(c) = self.connection.as_mut() {
+                    c.set_sequence_uids(merged.messages.keys().copied());
+                }
+                self.snapshot_out = Some(MailboxSnapshot {
+                    uid_validity,
+                    highest_modseq: modseq,
+                    uid_next,
+                    forwarded_ok,
+                    messages: merged.messages.clone(),
+                });
+                self.current = Some(merged);
+            }
+        }
+        Ok(OpenOutcome::Opened { uid_validity })
+    }
+
+    /// `UID SEARCH UID 1:<below - 1>`: the UIDs below `below` still in the mailbox.
+    fn search_uids_below(&mut self, below: u32) -> StoreResult<std::collections::BTreeSet<u32>> {
+        use imap_next::imap_types::search::SearchKey;
+        let mut found = std::collections::BTreeSet::new();
+        if below <= 1 {
+            return Ok(found);
+        }
+        let set = format!("1:{}", below - 1);
+        let Ok(sequence_set) = SequenceSet::from_str(&set) else {
+            return Err(StoreError::mailbox(format!(
+                "IMAP error: bad UID set {set}"
+            )));
+        };
+        let command = CommandBody::search(
+            None,
+            imap_next::imap_types::core::Vec1::from(SearchKey::Uid(sequence_set)),
+            true,
+        );
+        self.take_data();
+        let outcome = self.run_one(command)?;
+        if !outcome.is_ok() {
+            return Err(self.command_error(
+                &format!("UID SEARCH UID {set}"),
+                &outcome,
+                FailureScope::Mailbox,
+            ));
+        }
+        for data in self.take_data() {
+            if let Data::Search(uids, _) = data {
+                found.extend(uids.iter().map(|u| u.get()));
+            }
+        }
+        Ok(found)
+    }
+
+    /// `UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE <modseq>)` into `changes`.
+    fn fetch_changes_since(&mut self, modseq: u64, changes: &mut Changes) -> StoreResult<()> {
+        let Some(since) = NonZeroU64::new(modseq) else {
+            return Ok(());
+        };
+        let Ok(sequence_set) = SequenceSet::from_str("1:*") else {
+            return Err(StoreError::mailbox("IMAP error: bad UID set 1:*"));
+        };
+        let command = CommandBody::Fetch {
+            sequence_set,
+            macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(vec![
+                MessageDataItemName::Uid,
+                MessageDataItemName::Flags,
+            ]),
+            uid: true,
+            modifiers: vec![FetchModifier::ChangedSince(since)],
+        };
+        self.take_data();
+        let outcome = self.run_one(command)?;
+        if !outcome.is_ok() {
+            return Err(self.command_error(
+                &format!("UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE {modseq})"),
+                &outcome,
+                FailureScope::Mailbox,
+            ));
+        }
+        for data in self.take_data() {
+            if let Some(fetched) = messages::parse_fetch(&data)
+                && let Some((flags, recent)) = fetched.flags
+            {
+                for warning in &fetched.warnings {
+                    self.reporter.warning(warning);
+                }
+                changes.changed.insert(fetched.uid, (flags, recent));
+            }
+        }
+        Ok(())
+    }
+
+    /// After a full load: keeps the listing as the mailbox's snapshot if it covers every
+    /// message (the request started at UID 1 and was open-ended or reached UIDNEXT) and the
+    /// server gave a HIGHESTMODSEQ.
+    fn capture_listing(&mut self, request: &LoadRequest, listing: BTreeMap<u32, Flags>) {
+        let Some(selected) = self.selected.as_ref() else {
+            return;
+        };
+        let Some(highest_modseq) = selected.highest_modseq else {
+            return;
+        };
+        let exists = self.connection.as_ref().map(|c| c.exists).unwrap_or(0);
+        let top = selected.uid_next.saturating_sub(1);
+        let complete = exists == 0
+            || request
+                .range
+                .is_some_and(|(lo, hi)| lo <= 1 && (hi == u32::MAX || hi >= top));
+        if !complete || listing.len() != exists as usize {
+            return;
+        }
+        self.snapshot_out = Some(MailboxSnapshot {
+            uid_validity: selected.uid_validity,
+            highest_modseq,
+            uid_next: selected.uid_next,
+            forwarded_ok: selected.forwarded_ok,
+            messages: listing,
+        });
+    }
+
+    /// Serves a load from the complete listing learnt incrementally: the same messages,
+    /// flags and `\Recent` marks a full load would report; sizes, TUIDs and Message-IDs are
+    /// fetched for just the messages that need them, exactly where a full load reads them.
+    fn load_from_listing(
+        &mut self,
+        request: &LoadRequest,
+        current: &MergedListing,
+        mut loaded: Loaded,
+    ) -> StoreResult<Loaded> {
+        let top = self.selected()?.uid_next.saturating_sub(1);
+        let range = request.range.map(|(lo, hi)| {
+            let hi = if hi == u32::MAX { hi } else { hi.min(top) };
+            (lo.max(1), hi)
+        });
+        let in_range = |uid: u32| range.is_some_and(|(lo, hi)| uid >= lo && uid <= hi);
+        // What a full load reads per message: (size, TUID, Message-ID).
+        let wants = |uid: u32| -> (bool, bool, bool) {
+            let id = request.message_ids_upto.is_some_and(|m| uid <= m);
+            if in_range(uid) {
+                (
+                    request.sizes_from.is_some_and(|s| uid >= s),
+                    request.tuids_from.is_some_and(|t| uid >= t),
+                    id,
+                )
+            } else {
+                (false, false, id)
+            }
+        };
+        let mut by_uid: BTreeMap<u32, MessageInfo> = BTreeMap::new();
+        let mut groups: BTreeMap<(bool, bool, bool), Vec<u32>> = BTreeMap::new();
+        for (&uid, &flags) in &current.messages {
+            if !(in_range(uid) || request.exceptions.contains(&uid)) {
+                continue;
+            }
+            by_uid.insert(
+                uid,
+                MessageInfo {
+                    uid,
+                    flags: if request.flags { flags } else { Flags::EMPTY },
+                    recent: current.recent.contains(&uid),
+                    ..MessageInfo::default()
+                },
+            );
+            let want = wants(uid);
+            if want != (false, false, false) {
+                groups.entry(want).or_default().push(uid);
+            }
+        }
+        let mut commands = Vec::new();
+        let mut shown = Vec::new();
+        for ((sizes, tuids, ids), uids) in &groups {
+            for set in uid_sets(uids) {
+                let mut items = vec![MessageDataItemName::Uid];
+                if *sizes {
+                    items.push(MessageDataItemName::Rfc822Size);
+                }
+                let fields: Vec<&str> = [(*tuids, "X-TUID"), (*ids, "MESSAGE-ID")]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, f)| *f)
+                    .collect();
+                if !fields.is_empty()
+                    && let Some(item) = header_fields(&fields)
+                {
+                    items.push(item);
+                }
+                commands.push(fetch_command(&set, items)?);
+                shown.push(set);
+            }
+        }
+        if !commands.is_empty() {
+            self.take_data();
+            let outcomes = self.run(commands)?;
+            for (outcome, set) in outcomes.iter().zip(&shown) {
+                if !outcome.is_ok() {
+                    return Err(self.command_error(
+                        &format!("UID FETCH {set} (…)"),
+                        outcome,
+                        FailureScope::Mailbox,
+                    ));
+                }
+            }
+            for data in self.take_data() {
+                let Some(fetched) = messages::parse_fetch(&data) else {
+                    continue;
+                };
+                let uid = fetched.uid;
+                let (sizes, tuids, ids) = wants(uid);
+                let Some(info) = by_uid.get_mut(&uid) else {
+                    continue;
+                };
+                if sizes {
+                    info.size = fetched.size.unwrap_or(0);
+                }
+                if let Some(header) = &fetched.header {
+                    if tuids {
+                        match messages::header_tuid(header) {
+                            Ok(tuid) => info.tuid = tuid,
+                            Err(()) => self.reporter.warning(&format!(
+                                "IMAP warning: malformed X-TUID header (UID {uid})"
+                            )),
+                        }
+                    }
+                    if ids {
+                        info.message_id = messages::header_value(header, "Message-ID");
+                    }
+                }
+            }
+        }
+        self.loaded = by_uid.keys().copied().collect();
+        loaded.messages = by_uid.into_values().collect();
+        Ok(loaded)
     }
 }
 
@@ -668,6 +1194,7 @@ fn fetch_command(
         sequence_set,
         macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(items),
         uid: true,
+        modifiers: Vec::new(),
     })
 }
 
@@ -831,71 +1358,44 @@ impl Store for ImapStore {
         self.ensure_connected()?;
         self.wanted = Some(name.to_string());
         self.selected = None;
+        self.current = None;
+        self.snapshot_out = None;
         self.forget_prefetched();
         self.loaded.clear();
         self.ensure_delimiter(name)?;
         let server = self.server_mailbox(name, false)?;
-        if let Some(c) = self.connection.as_mut() {
-            c.reset_mailbox_state();
-        }
-        let outcome = self.run_one(CommandBody::Select {
-            mailbox: mailbox_arg(&server, self.names.utf8)?,
-        })?;
-        if outcome.kind == StatusKind::No && !is_refusal(&outcome) {
-            return Ok(OpenOutcome::Missing);
-        }
-        if !outcome.is_ok() {
-            return Err(self.command_error(
-                &format!("SELECT \"{server}\""),
-                &outcome,
-                FailureScope::Mailbox,
-            ));
-        }
-        let codes = self
-            .connection
-            .as_mut()
-            .map(|c| std::mem::take(&mut c.codes))
-            .unwrap_or_default();
-        let mut uid_validity = None;
-        let mut uid_next = None;
-        let mut forwarded_ok = false;
-        for code in codes.iter().chain(outcome.code.iter()) {
-            match code {
-                Code::UidValidity(v) => uid_validity = Some(v.get()),
-                Code::UidNext(n) => uid_next = Some(n.get()),
-                Code::PermanentFlags(flags) => {
-                    forwarded_ok = flags.iter().any(messages::allows_forwarded);
-                }
-                _ => {}
-            }
-        }
-        self.take_data();
-        let Some(uid_validity) = uid_validity else {
-            return Err(StoreError::mailbox(format!(
-                "IMAP error: no UIDVALIDITY for mailbox {name}"
-            )));
+        let primed = match self.primed.take() {
+            Some((primed_name, snapshot)) if primed_name == name => Some(snapshot),
+            _ => None,
         };
-        let uid_next = match uid_next {
-            Some(n) => n,
-            None => {
-                let exists = self.connection.as_ref().map(|c| c.exists).unwrap_or(0);
-                match self.highest_uid()? {
-                    Some(highest) => highest.saturating_add(1),
-                    None if exists == 0 => 1,
-                    None => {
-                        return Err(StoreError::mailbox(
-                            "IMAP error: querying server for highest UID failed",
-                        ));
-                    }
-                }
+        let status = self.statuses.remove(&server);
+        if let (Some(snapshot), Some(status)) = (&primed, status)
+            && self.has("CONDSTORE")
+            && snapshot.unchanged_per(&status)
+        {
+            if let Some(c) = self.connection.as_mut() {
+                c.reset_mailbox_state();
+                c.exists = status.messages;
+                c.recent = status.recent;
             }
-        };
-        self.selected = Some(Selected {
-            server,
-            uid_next,
-            forwarded_ok,
-        });
-        Ok(OpenOutcome::Opened { uid_validity })
+            self.selected = Some(Selected {
+                server,
+                uid_next: status.uid_next,
+                forwarded_ok: snapshot.forwarded_ok,
+                uid_validity: status.uid_validity,
+                highest_modseq: Some(status.highest_modseq),
+                lazy: true,
+            });
+            self.current = Some(MergedListing {
+                messages: snapshot.messages.clone(),
+                recent: Default::default(),
+            });
+            self.snapshot_out = primed;
+            return Ok(OpenOutcome::Opened {
+                uid_validity: status.uid_validity,
+            });
+        }
+        self.select_mailbox(name, server, primed.as_ref())
     }
 
     fn create_box(&mut self) -> StoreResult<u32> {
@@ -927,6 +1427,7 @@ impl Store for ImapStore {
 
     fn delete_box(&mut self) -> StoreResult<()> {
         self.flush_flags()?;
+        self.ensure_selected()?;
         let server = self.selected()?.server.clone();
         let outcome = self.run_one(CommandBody::Close)?;
         self.selected = None;
@@ -967,7 +1468,13 @@ impl Store for ImapStore {
             total: exists,
             recent,
         };
+        if let Some(current) = self.current.take() {
+            let result = self.load_from_listing(request, &current, loaded);
+            self.current = Some(current);
+            return result;
+        }
         if exists == 0 {
+            self.capture_listing(request, BTreeMap::new());
             return Ok(loaded);
         }
         // UIDNEXT from SELECT is stale once messages were appended in this session (a server
@@ -1061,10 +1568,14 @@ impl Store for ImapStore {
                 || request.exceptions.contains(&uid)
         };
         let mut by_uid: BTreeMap<u32, MessageInfo> = BTreeMap::new();
+        let mut listing: BTreeMap<u32, Flags> = BTreeMap::new();
         for data in self.take_data() {
             let Some(fetched) = messages::parse_fetch(&data) else {
                 continue;
             };
+            if let Some((flags, _)) = fetched.flags {
+                listing.insert(fetched.uid, flags);
+            }
             if !in_request(fetched.uid) || fetched.flags.is_none() {
                 continue;
             }
@@ -1103,6 +1614,7 @@ impl Store for ImapStore {
         if let Some(c) = self.connection.as_ref() {
             loaded.total = c.exists;
         }
+        self.capture_listing(request, listing);
         Ok(loaded)
     }
 
@@ -1112,6 +1624,7 @@ impl Store for ImapStore {
 
     fn fetch(&mut self, uid: u32) -> StoreResult<Option<FetchedMessage>> {
         self.flush_flags()?;
+        self.ensure_selected()?;
         self.selected()?;
         if let Some(message) = self.prefetched.remove(&uid) {
             self.prefetched_bytes -= message.as_ref().map_or(0, |m| m.data.len() as u64);
@@ -1122,6 +1635,7 @@ impl Store for ImapStore {
 
     fn store(&mut self, message: NewMessage<'_>) -> StoreResult<Option<u32>> {
         self.flush_flags()?;
+        self.ensure_selected()?;
         let server = self.selected()?.server.clone();
         let command = self.append_command(&server, &message, false)?;
         let outcome = self.run_one(command)?;
@@ -1200,6 +1714,7 @@ impl Store for ImapStore {
 
     fn trash(&mut self, uid: u32) -> StoreResult<bool> {
         self.flush_flags()?;
+        self.ensure_selected()?;
         self.selected()?;
         if self
             .connection
@@ -1250,6 +1765,23 @@ impl Store for ImapStore {
 
     fn expunge(&mut self, uids: &[u32]) -> StoreResult<Vec<u32>> {
         self.flush_flags()?;
+        if self.selected.as_ref().is_some_and(|s| s.lazy) {
+            // Unchanged since the snapshot and nothing done in it: an expunge of nothing
+            // (or of all `\Deleted` messages when there are none) need not select it.
+            let deleted = self
+                .current
+                .as_ref()
+                .is_none_or(|c| c.messages.values().any(|f| f.contains(Flags::TRASHED)));
+            let nothing = if self.selective_expunge() {
+                uids.is_empty()
+            } else {
+                !deleted
+            };
+            if nothing {
+                return Ok(Vec::new());
+            }
+        }
+        self.ensure_selected()?;
         self.selected()?;
         if self.selective_expunge() {
             let present: Vec<u32> = {
@@ -1297,6 +1829,7 @@ impl Store for ImapStore {
 
     fn find_new(&mut self, from_uid: u32) -> StoreResult<Vec<MessageInfo>> {
         self.flush_flags()?;
+        self.ensure_selected()?;
         self.selected()?;
         let outcome = self.run_one(CommandBody::Check)?;
         if !outcome.is_ok() {

@@ -1,0 +1,634 @@
+//! Incremental listings with CONDSTORE / QRESYNC on a real Dovecot.
+//!
+//! - The store: after another client changed flags, expunged and added messages, a load
+//!   served from the previous run's snapshot plus the changes equals a full `UID FETCH`
+//!   listing for every kind of load request the planner makes (with QRESYNC, with CONDSTORE
+//!   only), and the server was really asked only for changes.
+//! - Whole runs through the binary (IMAP far side, Maildir near side): several runs with
+//!   changes on both sides give the same mailboxes on a server with CONDSTORE/QRESYNC and
+//!   on one without; the side file `<state>.mailsync` is written only where the server
+//!   has CONDSTORE; a damaged or stale side file is ignored (full listing, same result).
+//! - Many mailboxes: one STATUS round lets unchanged mailboxes go unselected; a mailbox
+//!   changed on either side is still selected and synced.
+
+mod dovecot;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+
+use dovecot::{Collect, Dovecot, Options, PASS, USER};
+use mailsync::config::TlsType;
+use mailsync::store::imap::condstore::MailboxSnapshot;
+use mailsync::store::imap::{ImapOptions, ImapStore};
+use mailsync::store::{LoadRequest, Loaded, OpenOutcome, Store};
+
+fn message(id: &str) -> String {
+    format!(
+        "From: a@example.org\nTo: b@example.org\nSubject: {id}\nMessage-ID: <{id}@test>\nX-TUID: {:0>12}\n\nbody {id}\n",
+        id.len()
+    )
+}
+
+/// A store with protocol tracing on.
+fn traced_store(server: &Dovecot) -> (ImapStore, Collect) {
+    let collect = Collect::default();
+    let options = ImapOptions {
+        trace: true,
+        ..ImapOptions::default()
+    };
+    let store = ImapStore::new(
+        &dovecot::store_config(None),
+        &dovecot::account(server, TlsType::StartTls),
+        options,
+        Rc::new(collect.clone()),
+    )
+    .expect("IMAP store");
+    (store, collect)
+}
+
+/// Opens `mailbox` (primed with `snapshot`) and loads it; returns the listing, the snapshot
+/// the store learnt and the protocol trace.
+fn open_and_load(
+    server: &Dovecot,
+    mailbox: &str,
+    snapshot: Option<MailboxSnapshot>,
+    request: &LoadRequest,
+) -> (Loaded, Option<MailboxSnapshot>, Vec<String>) {
+    let (mut store, trace) = traced_store(server);
+    store.prime_listing(mailbox, snapshot);
+    let opened = store.open_box(mailbox).expect("open mailbox");
+    assert!(matches!(opened, OpenOutcome::Opened { .. }), "{opened:?}");
+    let mut loaded = store.load(request).expect("load");
+    // `\Recent` belongs to whichever session selects first; it is not compared.
+    loaded.recent = 0;
+    for message in &mut loaded.messages {
+        message.recent = false;
+    }
+    let learnt = store.take_listing();
+    store.close_box();
+    drop(store);
+    (loaded, learnt, trace.lines())
+}
+
+fn requests(old_max: u32) -> Vec<(&'static str, LoadRequest)> {
+    vec![
+        (
+            "everything, sizes and TUIDs of new messages",
+            LoadRequest {
+                range: Some((1, u32::MAX)),
+                new: true,
+                flags: true,
+                sizes_from: Some(old_max + 1),
+                tuids_from: Some(old_max + 1),
+                ..LoadRequest::default()
+            },
+        ),
+        (
+            "old messages only",
+            LoadRequest {
+                range: Some((1, old_max - 5)),
+                flags: true,
+                ..LoadRequest::default()
+            },
+        ),
+        (
+            "from a start with exceptions, Message-IDs and all sizes",
+            LoadRequest {
+                range: Some((10, u32::MAX)),
+                exceptions: vec![2, 3, 5],
+                new: true,
+                flags: true,
+                sizes_from: Some(1),
+                message_ids_upto: Some(15),
+                ..LoadRequest::default()
+            },
+        ),
+        (
+            "exceptions only, no flags",
+            LoadRequest {
+                range: None,
+                exceptions: vec![4, 7, 26],
+                message_ids_upto: Some(30),
+                ..LoadRequest::default()
+            },
+        ),
+    ]
+}
+
+/// The other client's changes: flags set and cleared, expunges, new messages.
+fn change_mailbox(server: &Dovecot, mailbox: &str) {
+    let flags = |how: &str, names: &str, uids: &str| {
+        server.doveadm(&[
+            "flags", how, "-u", USER, names, "mailbox", mailbox, "uid", uids,
+        ]);
+    };
+    flags("add", "\\Seen \\Flagged", "2:4");
+    flags("remove", "\\Seen", "8");
+    flags("add", "$Forwarded \\Answered", "12");
+    flags("add", "\\Deleted", "13");
+    server.doveadm(&["expunge", "-u", USER, "mailbox", mailbox, "uid", "5,6,20"]);
+    for n in 0..4 {
+        server.append(mailbox, &message(&format!("new{n}")), "");
+    }
+    server.append(mailbox, &message("newseen"), "\\Seen");
+}
+
+fn incremental_equals_full(options: Options, expect_in_select: bool) {
+    let server = Dovecot::start_with(options);
+    let mailbox = "box";
+    server.create_mailbox(mailbox);
+    for n in 1..=25 {
+        let flags = match n % 4 {
+            0 => "\\Seen",
+            1 => "",
+            2 => "\\Seen \\Answered",
+            _ => "\\Flagged",
+        };
+        server.append(mailbox, &message(&format!("m{n}")), flags);
+    }
+    let everything = &requests(25)[0].1;
+    let (first, snapshot, _) = open_and_load(&server, mailbox, None, everything);
+    assert_eq!(first.messages.len(), 25);
+    let snapshot = snapshot.expect("a full listing on a CONDSTORE server gives a snapshot");
+    assert_eq!(snapshot.messages.len(), 25);
+    assert!(snapshot.highest_modseq > 0);
+
+    // Nothing changed: the snapshot serves the load, no FETCH at all.
+    let (again, unchanged, trace) =
+        open_and_load(&server, mailbox, Some(snapshot.clone()), everything);
+    assert_eq!(again, first);
+    assert_eq!(unchanged.as_ref(), Some(&snapshot));
+    assert!(
+        !trace.iter().any(|l| l.contains("FETCH")),
+        "an unchanged mailbox needs no FETCH:\n{}",
+        trace.join("\n")
+    );
+
+    change_mailbox(&server, mailbox);
+    for (what, request) in requests(25) {
+        let (full, full_snapshot, full_trace) = open_and_load(&server, mailbox, None, &request);
+        let (incremental, incremental_snapshot, trace) =
+            open_and_load(&server, mailbox, Some(snapshot.clone()), &request);
+        assert_eq!(
+            incremental,
+            full,
+            "{what}: incremental listing differs from the full one\n{}",
+            trace.join("\n")
+        );
+        assert!(
+            full_trace
+                .iter()
+                .any(|l| l.contains("UID FETCH") && l.contains("FLAGS")),
+            "{what}: the full load lists the mailbox:\n{}",
+            full_trace.join("\n")
+        );
+        let asked_changes = if expect_in_select {
+            trace
+                .iter()
+                .any(|l| l.contains("SELECT") && l.contains("QRESYNC ("))
+        } else {
+            trace.iter().any(|l| l.contains("CHANGEDSINCE"))
+        };
+        assert!(
+            asked_changes,
+            "{what}: changes were not asked for:\n{}",
+            trace.join("\n")
+        );
+        assert!(
+            !trace.iter().any(|l| l.contains(">>> ")
+                && l.contains("UID FETCH")
+                && l.contains("FLAGS")
+                && !l.contains("CHANGEDSINCE")),
+            "{what}: the incremental load listed the mailbox in full:\n{}",
+            trace.join("\n")
+        );
+        let incremental_snapshot = incremental_snapshot.expect("snapshot after changes");
+        assert_eq!(incremental_snapshot.messages.len(), 27, "{what}");
+        assert!(incremental_snapshot.highest_modseq > snapshot.highest_modseq);
+        if let Some(full_snapshot) = full_snapshot {
+            assert_eq!(incremental_snapshot, full_snapshot, "{what}");
+        }
+    }
+    // A snapshot of another UIDVALIDITY is not used.
+    let foreign = MailboxSnapshot {
+        uid_validity: snapshot.uid_validity.wrapping_add(1),
+        ..snapshot.clone()
+    };
+    let (full, _, _) = open_and_load(&server, mailbox, None, everything);
+    let (fallback, _, trace) = open_and_load(&server, mailbox, Some(foreign), everything);
+    assert_eq!(fallback, full);
+    assert!(trace.iter().any(|l| l.contains("UID FETCH 1:")));
+}
+
+#[test]
+fn incremental_listing_equals_full_listing_with_qresync() {
+    incremental_equals_full(Options::default(), true);
+}
+
+#[test]
+fn incremental_listing_equals_full_listing_with_condstore_only() {
+    incremental_equals_full(Options::without(&["QRESYNC"]), false);
+}
+
+#[test]
+fn no_snapshot_without_condstore() {
+    let server = Dovecot::start_with(Options::without(&["CONDSTORE", "QRESYNC"]));
+    server.create_mailbox("box");
+    server.append("box", &message("a"), "\\Seen");
+    let request = &requests(25)[0].1;
+    let (loaded, snapshot, trace) = open_and_load(&server, "box", None, request);
+    assert_eq!(loaded.messages.len(), 1);
+    assert_eq!(snapshot, None);
+    assert!(
+        !trace
+            .iter()
+            .any(|l| l.contains("CONDSTORE") && l.starts_with(">>>"))
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Whole runs through the binary.
+
+/// A channel between the Dovecot user (far) and a Maildir (near), run by the binary.
+struct Setup {
+    server: Dovecot,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(options: Options) -> Setup {
+        let server = Dovecot::start_with(options);
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::create_dir(dir.path().join("near")).expect("near store folder");
+        let config = format!(
+            "IMAPAccount acc\nHost localhost\nPort {port}\nUser {USER}\nPass \"{PASS}\"\n\
+             TLSType STARTTLS\nCertificateFile {ca}\nSystemCertificates no\n\n\
+             IMAPStore far\nAccount acc\n\n\
+             MaildirStore near\nPath {root}/near/\nInbox {root}/near/INBOX\nSubFolders Verbatim\n\n\
+             Channel ex\nFar :far:\nNear :near:\nPatterns *\nSyncState {root}/state/\n\
+             Create Both\nExpunge Both\n",
+            port = server.port,
+            ca = server.ca_file.display(),
+            root = dir.path().display(),
+        );
+        std::fs::write(dir.path().join("cfg"), config).expect("write config");
+        Setup { server, dir }
+    }
+
+    /// Runs `mailsync sync <args> ex`; returns standard output (asserting success).
+    fn run(&self, args: &[&str]) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_mailsync"))
+            .arg("sync")
+            .arg("-c")
+            .arg(self.dir.path().join("cfg"))
+            .args(args)
+            .arg("ex")
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mailsync");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "mailsync {args:?} failed:\n{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    fn near_box(&self, mailbox: &str) -> PathBuf {
+        self.dir.path().join("near").join(mailbox)
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Side files in the state folder.
+    fn side_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.state_dir())
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.to_string_lossy().ends_with(".mailsync"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// Both sides of every mailbox: mailbox → (far: id → flag letters, near: id → letters).
+    fn contents(&self, mailboxes: &[&str]) -> BTreeMap<String, [BTreeMap<String, String>; 2]> {
+        let mut result = BTreeMap::new();
+        for mailbox in mailboxes {
+            let mut far = BTreeMap::new();
+            let listing = self.server.doveadm(&[
+                "-f",
+                "flow",
+                "fetch",
+                "-u",
+                USER,
+                "flags hdr.message-id",
+                "mailbox",
+                mailbox,
+            ]);
+            for line in listing.lines() {
+                let id = line
+                    .split("hdr.message-id=<")
+                    .nth(1)
+                    .and_then(|rest| rest.split('@').next())
+                    .unwrap_or("")
+                    .to_string();
+                let flags = line
+                    .split("flags=")
+                    .nth(1)
+                    .and_then(|rest| rest.split(" hdr.").next())
+                    .unwrap_or("");
+                far.insert(id, letters(flags));
+            }
+            let mut near = BTreeMap::new();
+            for sub in ["cur", "new"] {
+                let Ok(entries) = std::fs::read_dir(self.near_box(mailbox).join(sub)) else {
+                    continue;
+                };
+                for entry in entries.filter_map(Result::ok) {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let text = std::fs::read_to_string(entry.path()).expect("read message");
+                    let id = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Message-ID: <"))
+                        .and_then(|rest| rest.split('@').next())
+                        .unwrap_or("")
+                        .to_string();
+                    let flags = name.split(":2,").nth(1).unwrap_or("").to_string();
+                    near.insert(id, flags);
+                }
+            }
+            result.insert(mailbox.to_string(), [far, near]);
+        }
+        result
+    }
+
+    /// Adds and removes flag letters on a near-side message (another Maildir client).
+    fn near_flags(&self, mailbox: &str, id: &str, add: &str, remove: &str) {
+        for sub in ["cur", "new"] {
+            let dir = self.near_box(mailbox).join(sub);
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.filter_map(Result::ok) {
+                let text = std::fs::read_to_string(entry.path()).expect("read message");
+                if !text.contains(&format!("Message-ID: <{id}@test>")) {
+                    continue;
+                }
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let (base, old) = name.split_once(":2,").unwrap_or((&name, ""));
+                let mut flags: Vec<char> = old
+                    .chars()
+                    .chain(add.chars())
+                    .filter(|c| !remove.contains(*c))
+                    .collect();
+                flags.sort();
+                flags.dedup();
+                let target = self.near_box(mailbox).join("cur").join(format!(
+                    "{base}:2,{}",
+                    flags.into_iter().collect::<String>()
+                ));
+                std::fs::rename(entry.path(), target).expect("rename message");
+                return;
+            }
+        }
+        panic!("no near message {id} in {mailbox}");
+    }
+
+    fn far_flags(&self, mailbox: &str, id: &str, how: &str, names: &str) {
+        let header = format!("<{id}@test>");
+        self.server.doveadm(&[
+            "flags",
+            how,
+            "-u",
+            USER,
+            names,
+            "mailbox",
+            mailbox,
+            "header",
+            "Message-ID",
+            &header,
+        ]);
+    }
+
+    fn far_expunge(&self, mailbox: &str, id: &str) {
+        let header = format!("<{id}@test>");
+        self.server.doveadm(&[
+            "expunge",
+            "-u",
+            USER,
+            "mailbox",
+            mailbox,
+            "header",
+            "Message-ID",
+            &header,
+        ]);
+    }
+
+    fn near_add(&self, mailbox: &str, id: &str, flags: &str) {
+        let dir = self.near_box(mailbox).join("cur");
+        std::fs::write(
+            dir.join(format!("1700000000.M{id}P1.test:2,{flags}")),
+            message(id),
+        )
+        .expect("write near message");
+    }
+}
+
+fn letters(imap_flags: &str) -> String {
+    let mut letters: Vec<char> = imap_flags
+        .split_whitespace()
+        .filter_map(|f| match f {
+            "\\Draft" => Some('D'),
+            "\\Flagged" => Some('F'),
+            "$Forwarded" => Some('P'),
+            "\\Answered" => Some('R'),
+            "\\Seen" => Some('S'),
+            "\\Deleted" => Some('T'),
+            _ => None,
+        })
+        .collect();
+    letters.sort();
+    letters.into_iter().collect()
+}
+
+const BOXES: [&str; 3] = ["INBOX", "work", "lists"];
+
+/// The scenario: runs with changes on both sides in between; returns the contents after
+/// every run.
+fn scenario(
+    setup: &Setup,
+    damage_side_file: bool,
+) -> Vec<BTreeMap<String, [BTreeMap<String, String>; 2]>> {
+    for mailbox in &BOXES[1..] {
+        setup.server.create_mailbox(mailbox);
+    }
+    for mailbox in BOXES {
+        for n in 0..6 {
+            let flags = if n % 2 == 0 { "\\Seen" } else { "" };
+            setup
+                .server
+                .append(mailbox, &message(&format!("{mailbox}{n}")), flags);
+        }
+    }
+    let mut seen = Vec::new();
+    setup.run(&[]);
+    seen.push(setup.contents(&BOXES));
+
+    // Far: flags and an expunge; near: a flag and a new message.
+    setup.far_flags("work", "work1", "add", "\\Flagged \\Seen");
+    setup.far_flags("work", "work2", "remove", "\\Seen");
+    setup.far_expunge("lists", "lists3");
+    setup.near_flags("INBOX", "INBOX1", "R", "");
+    setup.near_add("lists", "nearnew", "S");
+    setup.run(&[]);
+    seen.push(setup.contents(&BOXES));
+
+    if damage_side_file {
+        for file in setup.side_files() {
+            let text = std::fs::read_to_string(&file).expect("side file");
+            // A foreign UIDVALIDITY for the first mailbox, a truncation elsewhere.
+            let damaged = if text.contains("side far\n") {
+                text.replacen("side far\n", "side far\n9", 1)
+            } else {
+                text.clone()
+            };
+            std::fs::write(&file, &damaged[..damaged.len() / 2 + 3]).expect("damage");
+        }
+    }
+    // No change at all.
+    setup.run(&[]);
+    seen.push(setup.contents(&BOXES));
+
+    // Both sides change the same mailbox; a far-side message arrives elsewhere.
+    setup.far_flags("INBOX", "INBOX2", "add", "\\Deleted");
+    setup.near_flags("INBOX", "INBOX4", "F", "S");
+    setup
+        .server
+        .append("work", &message("farnew"), "\\Answered");
+    setup.far_expunge("work", "work5");
+    setup.run(&[]);
+    seen.push(setup.contents(&BOXES));
+
+    setup.run(&[]);
+    seen.push(setup.contents(&BOXES));
+    seen
+}
+
+#[test]
+fn runs_give_the_same_mailboxes_with_and_without_condstore() {
+    let with = Setup::new(Options::default());
+    let without = Setup::new(Options::without(&["CONDSTORE", "QRESYNC"]));
+    let damaged = Setup::new(Options::default());
+    let seen_with = scenario(&with, false);
+    let seen_without = scenario(&without, false);
+    let seen_damaged = scenario(&damaged, true);
+    for (run, ((a, b), c)) in seen_with
+        .iter()
+        .zip(&seen_without)
+        .zip(&seen_damaged)
+        .enumerate()
+    {
+        assert_eq!(a, b, "run {run}: with and without CONDSTORE differ");
+        assert_eq!(
+            a, c,
+            "run {run}: with a damaged side file the result differs"
+        );
+        for (mailbox, [far, near]) in a {
+            assert_eq!(far, near, "run {run}: {mailbox} not in sync");
+        }
+    }
+    // The scenario really changed things.
+    assert!(seen_with[1]["work"][0]["work1"].contains('F'));
+    assert!(seen_with[3]["INBOX"][1]["INBOX4"].contains('F'));
+    assert!(!seen_with[3]["work"][1].contains_key("work5"));
+    assert!(seen_with[3]["work"][1].contains_key("farnew"));
+    // One side file per pair where the server has CONDSTORE, none without.
+    assert_eq!(with.side_files().len(), BOXES.len());
+    assert_eq!(damaged.side_files().len(), BOXES.len());
+    assert!(without.side_files().is_empty());
+    for file in with.side_files() {
+        let text = std::fs::read_to_string(&file).expect("side file");
+        assert!(text.starts_with("mailsync listing 1\nside far\n"), "{text}");
+        assert!(text.ends_with("end\n"), "{text}");
+        // The state file next to it is mbsync's, unchanged in form.
+        let state = PathBuf::from(file.to_string_lossy().trim_end_matches(".mailsync"));
+        let state_text = std::fs::read_to_string(&state).expect("state file");
+        assert!(state_text.starts_with("FarUidValidity "), "{state_text}");
+    }
+}
+
+/// SELECT commands in a `-Dn` trace, by mailbox.
+fn selects(trace: &str) -> Vec<String> {
+    trace
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split(">>> ").nth(1)?;
+            let mut words = rest.split_whitespace();
+            let _tag = words.next()?;
+            (words.next()? == "SELECT")
+                .then(|| words.next().unwrap_or("").trim_matches('"').to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn unchanged_mailboxes_are_not_selected() {
+    let setup = Setup::new(Options::default());
+    let boxes = ["INBOX", "a", "b", "c", "d"];
+    for mailbox in &boxes[1..] {
+        setup.server.create_mailbox(mailbox);
+    }
+    for mailbox in boxes {
+        for n in 0..3 {
+            setup
+                .server
+                .append(mailbox, &message(&format!("{mailbox}{n}")), "\\Seen");
+        }
+    }
+    let first = setup.run(&["-Dn"]);
+    assert_eq!(selects(&first).len(), boxes.len(), "{first}");
+    let before = setup.contents(&boxes);
+
+    let quiet = setup.run(&["-Dn"]);
+    assert!(selects(&quiet).is_empty(), "no mailbox changed:\n{quiet}");
+    assert!(quiet.contains("STATUS"), "{quiet}");
+    assert_eq!(setup.contents(&boxes), before);
+
+    // A far-side change: only that mailbox is selected.
+    setup.far_flags("b", "b1", "add", "\\Flagged");
+    let one = setup.run(&["-Dn"]);
+    assert_eq!(selects(&one), vec!["b".to_string()], "{one}");
+    assert_eq!(setup.contents(&["b"])["b"][1]["b1"], "FS");
+
+    // A near-side change: the far mailbox is selected to store the flag.
+    setup.near_flags("c", "c2", "R", "");
+    let near = setup.run(&["-Dn"]);
+    assert_eq!(selects(&near), vec!["c".to_string()], "{near}");
+    assert_eq!(setup.contents(&["c"])["c"][0]["c2"], "RS");
+    // The snapshot was taken before the run stored the flag, so the next run learns its
+    // own change once; after that the mailbox is quiet again.
+    let settle = setup.run(&["-Dn"]);
+    assert_eq!(selects(&settle), vec!["c".to_string()], "{settle}");
+
+    // A new far message in a mailbox whose count stays (one expunged, one added).
+    setup.far_expunge("d", "d0");
+    setup.server.append("d", &message("dnew"), "");
+    let swapped = setup.run(&["-Dn"]);
+    assert_eq!(selects(&swapped), vec!["d".to_string()], "{swapped}");
+    let d = &setup.contents(&["d"])["d"];
+    assert_eq!(d[0], d[1]);
+    assert!(d[1].contains_key("dnew") && !d[1].contains_key("d0"));
+
+    let quiet = setup.run(&["-Dn"]);
+    assert!(selects(&quiet).is_empty(), "no mailbox changed:\n{quiet}");
+}
