@@ -48,6 +48,7 @@ fn commands() -> Vec<CommandBody<'static>> {
     }
     commands.push(CommandBody::Select {
         mailbox: Mailbox::Inbox,
+        parameters: Vec::new(),
     });
     let fetch = |set: &str, items: Vec<MessageDataItemName<'static>>| {
         SequenceSet::from_str(set)
@@ -56,6 +57,7 @@ fn commands() -> Vec<CommandBody<'static>> {
                 sequence_set,
                 macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(items),
                 uid: true,
+                modifiers: Vec::new(),
             })
     };
     let mut load = vec![
