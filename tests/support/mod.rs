@@ -187,6 +187,10 @@ impl Extras {
         self.channel.push(line.to_string());
         self
     }
+    /// These extras, with `add` applied if `condition` holds (for example variants).
+    pub fn when(self, condition: bool, add: impl FnOnce(Self) -> Self) -> Self {
+        if condition { add(self) } else { self }
+    }
 }
 
 /// One test directory with its configuration, mailboxes and state.
@@ -1105,10 +1109,9 @@ pub mod inputs {
 
     /// Example 4's input, with or without far's `TrashRemoteNew yes`.
     pub fn example_04_with(trash_remote_new: bool) -> Fixture {
-        let mut extras = Extras::none().far("Trash fartrash");
-        if trash_remote_new {
-            extras = extras.far("TrashRemoteNew yes");
-        }
+        let extras = Extras::none()
+            .far("Trash fartrash")
+            .when(trash_remote_new, |e| e.far("TrashRemoteNew yes"));
         setup(
             extras.channel("Expunge Both"),
             &[("a", 1, "S"), ("b", 2, "S"), ("d", 4, "T")],
@@ -1169,10 +1172,9 @@ pub mod inputs {
 
     /// Example 8's input; `expunge_near` selects the channel's `Expunge Near`.
     pub fn example_08(expunge_near: bool) -> Fixture {
-        let mut extras = Extras::none().channel("MaxMessages 3");
-        if expunge_near {
-            extras = extras.channel("Expunge Near");
-        }
+        let extras = Extras::none()
+            .channel("MaxMessages 3")
+            .when(expunge_near, |e| e.channel("Expunge Near"));
         let fx = Fixture::new(extras);
         for (uid, flags) in [
             (2, "FS"),
@@ -1366,13 +1368,8 @@ pub mod inputs {
 
     /// Example 25 with `Sync Pull` (`pull_only`) or the default operations.
     pub fn example_25(pull_only: bool) -> Fixture {
-        let extras = if pull_only {
-            Extras::none().channel("Sync Pull")
-        } else {
-            Extras::none()
-        };
         setup(
-            extras,
+            Extras::none().when(pull_only, |e| e.channel("Sync Pull")),
             &[("a", 1, "S"), ("b", 2, "S")],
             &[("a", 1, "S")],
             Some(
@@ -1383,10 +1380,9 @@ pub mod inputs {
 
     /// Example 26, variant A (`trash_new_only`) or B.
     pub fn example_26(trash_new_only: bool) -> Fixture {
-        let mut extras = Extras::none().near("Trash neartrash");
-        if trash_new_only {
-            extras = extras.near("TrashNewOnly yes");
-        }
+        let extras = Extras::none()
+            .near("Trash neartrash")
+            .when(trash_new_only, |e| e.near("TrashNewOnly yes"));
         setup(
             extras.channel("Expunge Both"),
             &[("a", 1, "T"), ("b", 2, "FT")],
