@@ -1,6 +1,7 @@
 //! `mailsync operator`: the kube runtime controller for MailChannels. It watches the channels,
 //! their Jobs, and the MailStores and Secrets they depend on (Secrets as metadata only: a
-//! change triggers the channels of its namespace, the watch carries no Secret data); each
+//! change triggers the channels of its namespace, the watch carries no Secret data; a
+//! reconcile reads the key names of the Secrets its channel uses, and of no others); each
 //! reconcile reads what it needs, asks [`super::reconcile::plan`] what to do and does it: the
 //! worker's ServiceAccount and Role, the ConfigMap with the rendered config, the run's Job
 //! (created under a lock so concurrent reconciles respect the stores' connection limits, with
@@ -44,6 +45,7 @@ use super::job::{
 };
 use super::metrics::{ChannelSnapshot, Metrics};
 use super::reconcile::{Actions, EventNote, Observed, plan};
+use super::render::render;
 use super::settings::{OperatorSettings, WatchScope};
 use super::{MailChannel, MailStore};
 
@@ -315,6 +317,48 @@ async fn list_jobs(client: &Client, namespace: &str) -> Result<Vec<Job>, kube::E
     Ok(jobs.list(&params).await?.items)
 }
 
+/// The key names of the Secrets the channel's config reads, by Secret name (a missing Secret
+/// is left out). Only those Secrets are read, each by a list restricted to its name (the
+/// chart grants `list`, not `get`); other Secrets of the namespace never reach the controller.
+async fn referenced_secret_keys(
+    channel: &MailChannel,
+    stores: &BTreeMap<String, MailStore>,
+    client: &Client,
+    namespace: &str,
+) -> Result<BTreeMap<String, BTreeSet<String>>, kube::Error> {
+    let far = stores.get(&channel.spec.far.store_ref.name);
+    let near = stores.get(&channel.spec.near.store_ref.name);
+    let (Some(far), Some(near)) = (far, near) else {
+        return Ok(BTreeMap::new());
+    };
+    // A channel that does not render is refused by the plan before Secrets matter.
+    let Ok(rendered) = render(channel, far, near) else {
+        return Ok(BTreeMap::new());
+    };
+    let api = Api::<Secret>::namespaced(client.clone(), namespace);
+    let mut found = BTreeMap::new();
+    for name in rendered.secrets() {
+        let params = ListParams::default().fields(&format!("metadata.name={name}"));
+        for secret in api.list(&params).await?.items {
+            let mut keys: BTreeSet<String> = secret
+                .data
+                .iter()
+                .flatten()
+                .map(|(key, _)| key.clone())
+                .collect();
+            keys.extend(
+                secret
+                    .string_data
+                    .iter()
+                    .flatten()
+                    .map(|(key, _)| key.clone()),
+            );
+            found.insert(secret.name_any(), keys);
+        }
+    }
+    Ok(found)
+}
+
 async fn observe_and_plan(
     channel: &MailChannel,
     client: &Client,
@@ -328,23 +372,7 @@ async fn observe_and_plan(
             .into_iter()
             .map(|store| (store.name_any(), store))
             .collect();
-    let secrets: BTreeMap<String, BTreeSet<String>> =
-        Api::<Secret>::namespaced(client.clone(), namespace)
-            .list(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .map(|secret| {
-                let mut keys: BTreeSet<String> = secret
-                    .data
-                    .iter()
-                    .flatten()
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                keys.extend(secret.string_data.iter().flatten().map(|(k, _)| k.clone()));
-                (secret.name_any(), keys)
-            })
-            .collect();
+    let secrets = referenced_secret_keys(channel, &stores, client, namespace).await?;
     let jobs = list_jobs(client, namespace).await?;
     Ok(plan(&Observed {
         channel,
@@ -623,4 +651,36 @@ async fn cleanup(channel: &MailChannel, context: &Context) -> Result<Action, Con
         Err(error) => return Err(error.into()),
     }
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16) -> ControllerError {
+        ControllerError::Api(kube::Error::Api(Box::new(
+            kube::core::Status::failure("the server's words", "Whatever").with_code(code),
+        )))
+    }
+
+    #[test]
+    fn error_classes_are_fixed_words_not_messages() {
+        assert_eq!(api_error(403).class(), "Forbidden");
+        assert_eq!(api_error(404).class(), "NotFound");
+        assert_eq!(api_error(409).class(), "Conflict");
+        assert_eq!(api_error(422).class(), "Invalid");
+        assert_eq!(api_error(500).class(), "ApiError");
+        let wrapped = finalizer_error(FinalizerError::ApplyFailed(api_error(403)));
+        assert_eq!(wrapped.class(), "Forbidden");
+        assert!(
+            wrapped.to_string().contains("the server's words"),
+            "{wrapped}"
+        );
+        let cleanup = finalizer_error(FinalizerError::CleanupFailed(api_error(500)));
+        assert_eq!(cleanup.class(), "ApiError");
+        assert_eq!(
+            finalizer_error(FinalizerError::UnnamedObject).class(),
+            "InvalidObject"
+        );
+    }
 }

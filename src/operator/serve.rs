@@ -124,10 +124,8 @@ fn listen_for_signals(
 }
 
 /// Completes once `flag` is true (or its sender is gone).
-fn raised(mut flag: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + Sync + 'static {
-    async move {
-        let _ = flag.wait_for(|raised| *raised).await;
-    }
+async fn raised(mut flag: watch::Receiver<bool>) {
+    let _ = flag.wait_for(|raised| *raised).await;
 }
 
 fn stop_signal(future: impl Future<Output = ()> + Send + 'static) -> StopSignal {

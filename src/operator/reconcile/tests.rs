@@ -422,7 +422,11 @@ fn the_charts_job_template_and_defaults_shape_the_job() {
         "2026-01-01T00:01:00Z",
     );
     let completed = with_job_defaults(&plain, &template.defaults);
-    let actions = plan_at(&completed, &[finished.clone()], "2026-01-01T00:02:00Z");
+    let actions = plan_at(
+        &completed,
+        std::slice::from_ref(&finished),
+        "2026-01-01T00:02:00Z",
+    );
     assert_eq!(
         actions.delete_jobs,
         [finished.metadata.name.clone().expect("a name")]
