@@ -1468,10 +1468,14 @@ impl Store for ImapStore {
             total: exists,
             recent,
         };
+        // The listing learnt at SELECT serves the first load only: a later load (the rescan
+        // after copies) must see what this run stored, so it lists the server again.
         if let Some(current) = self.current.take() {
-            let result = self.load_from_listing(request, &current, loaded);
-            self.current = Some(current);
-            return result;
+            return self.load_from_listing(request, &current, loaded);
+        }
+        if self.selected.as_ref().is_some_and(|s| s.lazy) {
+            self.ensure_selected()?;
+            return self.load(request);
         }
         if exists == 0 {
             self.capture_listing(request, BTreeMap::new());
