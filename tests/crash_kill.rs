@@ -7,7 +7,8 @@
 //!
 //! Between cycles "another client" adds messages (small and large), changes flags and deletes
 //! messages on the side(s) the channel reads from (Dovecot through doveadm, Maildir directly).
-//! The kill instant is drawn from 0 to a little over the recent duration of a complete run.
+//! The kill instant is drawn from 0 to a little over the median duration of recent complete
+//! runs.
 //!
 //! Kills per direction: `MAILSYNC_KILLS`, else 200 with `MAILSYNC_LONG=1` (the long mode,
 //! `scripts/long`), else a few. The seed is printed; `MAILSYNC_SEED=<n>` replays a run.
@@ -45,12 +46,25 @@ fn crash_loop(category: &str, far_imap: bool, near_imap: bool, direction: Direct
         world.mutate(&mut rng);
         let kills = 1 + rng.below(3);
         for _ in 0..kills {
-            let longest = recent.iter().max().copied().unwrap_or_default();
-            let span = (longest.as_micros() as u64 * 6 / 5).max(20_000);
+            // Up to 1.2 × the median recent duration: a max would let one slow run (a busy
+            // machine) push most kills past the end of the next runs.
+            let mut sorted = recent.clone();
+            sorted.sort();
+            let typical = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
+            let span = (typical.as_micros() as u64 * 6 / 5).max(20_000);
             let delay = Duration::from_micros(rng.below(span));
             let run = world.run_killed_after(delay);
             match run.code {
-                None => tally.tried += 1,
+                None => {
+                    tally.tried += 1;
+                    if tally.tried % 25 == 0 {
+                        eprintln!(
+                            "{category}: {} kills so far, cycle {cycle}, {} messages",
+                            tally.tried,
+                            world.expected.len()
+                        );
+                    }
+                }
                 Some(0) => {
                     completed_before_kill += 1;
                     recent.push(run.elapsed);
