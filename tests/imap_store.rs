@@ -603,7 +603,7 @@ fn a_silent_server_times_out() {
     let error = store.list(ListAreas::ALL).unwrap_err();
     assert_eq!(
         error.message,
-        format!("Socket error on 127.0.0.1 (127.0.0.1:{port}): timeout.")
+        format!("Socket error on 127.0.0.1 (127.0.0.1:{port}): timeout. (store remote)")
     );
     drop(store);
     let _ = serve.join();
@@ -620,7 +620,7 @@ fn an_unexpected_bye_is_reported() {
     let error = store.list(ListAreas::ALL).unwrap_err();
     assert_eq!(
         error.message,
-        "IMAP error: unexpected BYE response: server shutting down"
+        "IMAP error: unexpected BYE response: server shutting down (store remote)"
     );
     drop(store);
     let _ = serve.join();
