@@ -87,6 +87,20 @@ pub fn render(
     near: &MailStore,
 ) -> Result<RenderedChannel, RenderError> {
     let channel_name = channel.metadata.name.clone().unwrap_or_default();
+    if let Some(field) = field_with_control_character(&channel.spec) {
+        return Err(RenderError::InvalidChannel {
+            channel: channel_name,
+            message: format!("{field} contains a control character (such as a line break)"),
+        });
+    }
+    for store in [far, near] {
+        if let Some(field) = field_with_control_character(&store.spec) {
+            return Err(RenderError::InvalidStore {
+                store: store_name(store),
+                message: format!("{field} contains a control character (such as a line break)"),
+            });
+        }
+    }
     let spec = &channel.spec;
     let mut rendered = RenderedChannel {
         channel_name: channel_name.clone(),
@@ -129,6 +143,32 @@ pub fn render(
     render_channel(channel, near, &mut text, &mut rendered)?;
     rendered.config = text;
     Ok(rendered)
+}
+
+/// The first field (as a JSON path) of a spec whose text holds a control character. Such a
+/// value would end its config line and add lines of its own (a `PassCmd`, a `Pass`), so it
+/// is refused rather than rendered.
+fn field_with_control_character<T: serde::Serialize>(spec: &T) -> Option<String> {
+    fn walk(value: &serde_json::Value, path: &str) -> Option<String> {
+        match value {
+            serde_json::Value::String(text) => {
+                text.chars().any(char::is_control).then(|| path.to_string())
+            }
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(index, item)| walk(item, &format!("{path}[{index}]"))),
+            serde_json::Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+                if key.chars().any(char::is_control) {
+                    return Some(path.to_string());
+                }
+                walk(item, &format!("{path}.{key}"))
+            }),
+            _ => None,
+        }
+    }
+    let value = serde_json::to_value(spec).ok()?;
+    walk(&value, "spec")
 }
 
 fn store_name(store: &MailStore) -> String {
@@ -595,6 +635,24 @@ mod tests {
             channel.patterns,
             vec!["*".to_string(), "!Trash".to_string()]
         );
+    }
+
+    #[test]
+    fn a_line_break_in_a_field_cannot_add_config_lines() {
+        let mut far = imap_store("server");
+        if let Some(imap) = far.spec.imap.as_mut() {
+            imap.host = Some("mail.example\"\nPassCmd \"cat /etc/shadow".into());
+        }
+        let near = maildir_store("local", "mail-pvc");
+        let error = render(&channel("server", "local"), &far, &near).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "MailStore server: spec.imap.host contains a control character (such as a line break)"
+        );
+        let mut channel = channel("server", "local");
+        channel.spec.patterns = Some(vec!["INBOX\rPass x".into()]);
+        let error = render(&channel, &imap_store("server"), &near).unwrap_err();
+        assert!(error.to_string().contains("spec.patterns[0]"), "{error}");
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub fn choose(
     }
     let mut login_ok = false;
     let mut login_skipped = false;
+    let mut plain_skipped = false;
     let mut sasl: Vec<String> = Vec::new();
     for c in &configured {
         for m in &server {
@@ -68,6 +69,12 @@ pub fn choose(
             } else if !sasl.contains(m) {
                 // Token mechanisms only when asked for by name.
                 if c == "*" && (m == "XOAUTH2" || m == "OAUTHBEARER") {
+                    continue;
+                }
+                // Beyond mbsync (which leaves this to Cyrus SASL): `*` never sends the
+                // password in the clear with PLAIN either; naming PLAIN allows it.
+                if c == "*" && m == "PLAIN" && !secure {
+                    plain_skipped = true;
                     continue;
                 }
                 sasl.push(m.clone());
@@ -94,6 +101,11 @@ pub fn choose(
     if login_skipped {
         message.push_str(
             "\nNote: not using LOGIN because connection is not encrypted;\n      use 'AuthMechs LOGIN' explicitly to force it.",
+        );
+    }
+    if plain_skipped {
+        message.push_str(
+            "\nNote: not using PLAIN because connection is not encrypted;\n      use 'AuthMechs PLAIN' explicitly to force it.",
         );
     }
     Err(message)
@@ -447,6 +459,23 @@ mod tests {
         assert!(
             err.contains("selected SASL mechanism(s) not available"),
             "{err}"
+        );
+        // PLAIN in the clear only when named; `*` keeps to it on an encrypted connection.
+        let plain_only = vec!["PLAIN".to_string()];
+        let err = choose(&any, &plain_only, true, false).unwrap_err();
+        assert!(
+            err.contains("not using PLAIN because connection is not encrypted")
+                && err.contains("not using LOGIN"),
+            "{err}"
+        );
+        assert_eq!(
+            choose(&any, &plain_only, false, true),
+            Ok(Choice::Sasl("PLAIN".into()))
+        );
+        let plain = vec!["PLAIN".to_string()];
+        assert_eq!(
+            choose(&plain, &plain_only, false, false),
+            Ok(Choice::Sasl("PLAIN".into()))
         );
         // Token mechanisms only when named.
         let server = vec!["XOAUTH2".to_string()];
