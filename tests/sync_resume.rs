@@ -187,6 +187,13 @@ fn resume_example_04_without_trash_remote_new_with_proxy_steps() {
     check_resume(&example_04_with(false), &["-D"], default());
 }
 
+// Example 4 as specified (far `TrashRemoteNew yes`): near c is copied into the far Trash, a
+// store on the far side that `-D` counts as a step of its own, before its `T 1 3` record.
+#[test]
+fn resume_example_04_with_trash_remote_new_with_proxy_steps() {
+    check_resume(&example_04_with(true), &["-D"], default());
+}
+
 #[test]
 fn resume_example_06_upgrade_with_proxy_steps() {
     let mut after_1 = example_06();
