@@ -709,15 +709,18 @@ fn the_operator_puts_no_password_in_config_maps_or_environment() {
         map.binary_data.is_none(),
         "the ConfigMap carries binary data: {map_json}"
     );
-    let template = JobTemplate {
-        image: "mailsync:test".into(),
-    };
+    let mut template = JobTemplate::new("mailsync:test");
+    template.env = vec![("RUST_LOG".into(), "debug".into())];
+    let trace_env = vec![(
+        "TRACEPARENT".to_string(),
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_string(),
+    )];
     for run in [
         RunKind::Schedule(1_700_000_000),
         RunKind::Manual("now".into()),
         RunKind::Spec(3),
     ] {
-        let job = sync_job(&channel, &rendered, &run, &template);
+        let job = sync_job(&channel, &rendered, &run, &template, &trace_env);
         let pod = job
             .spec
             .as_ref()
