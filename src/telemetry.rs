@@ -35,15 +35,17 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
     BatchSpanProcessor, SdkTracerProvider, Span as SdkSpan, SpanData, SpanProcessor,
 };
+use tracing::Level;
 use tracing::Subscriber;
 use tracing::field::{Field, Visit};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::filter::{FilterExt as _, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Layer as _, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The value recorded instead of a field that could hold a credential.
@@ -254,23 +256,32 @@ pub fn build<W>(
 where
     W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::builder()
-        .parse(&config.filter)
-        .map_err(|error| TelemetryError::Filter {
-            filter: config.filter.clone(),
-            message: error.to_string(),
-        })?;
+    let parse_filter = || {
+        EnvFilter::builder()
+            .parse(&config.filter)
+            .map_err(|error| TelemetryError::Filter {
+                filter: config.filter.clone(),
+                message: error.to_string(),
+            })
+    };
+    let log_filter = parse_filter()?;
+    // mailsync's own spans are traced whatever the log level: a quieter RUST_LOG must not cut
+    // the trace (nor the TRACEPARENT handed to Jobs, which needs a recorded span).
+    let trace_filter = parse_filter()?.or(Targets::new().with_target("mailsync", Level::INFO));
     let (provider, export_thread) = tracer_provider(config)?;
     let tracer = provider.tracer("mailsync");
-    let otel_layer = tracing_opentelemetry::layer().with_tracer(tracer);
-    let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
+    let otel_layer = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(trace_filter);
+    let registry = tracing_subscriber::registry().with(otel_layer);
     let subscriber: Box<dyn Subscriber + Send + Sync> = match config.log_format {
         LogFormat::Text => Box::new(
             registry.with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(false)
                     .with_writer(writer)
-                    .fmt_fields(RedactingFields::Text),
+                    .fmt_fields(RedactingFields::Text)
+                    .with_filter(log_filter),
             ),
         ),
         LogFormat::Json => Box::new(
@@ -278,7 +289,8 @@ where
                 tracing_subscriber::fmt::layer()
                     .with_writer(writer)
                     .fmt_fields(RedactingFields::Json)
-                    .event_format(JsonLines),
+                    .event_format(JsonLines)
+                    .with_filter(log_filter),
             ),
         ),
     };
@@ -911,6 +923,27 @@ mod tests {
             });
             assert!(!continue_trace(&tracing::info_span!("orphan"), nothing));
         });
+    }
+
+    #[test]
+    fn a_quiet_log_level_still_traces_mailsyncs_spans() {
+        let captured = Captured::default();
+        let (subscriber, _telemetry) =
+            build(&config(LogFormat::Text, "warn"), captured.clone()).expect("builds");
+        tracing::subscriber::with_default(subscriber, || {
+            let reconcile = tracing::info_span!("reconcile");
+            let variables = trace_context_env(&reconcile);
+            assert!(
+                variables.iter().any(|(name, _)| name == TRACEPARENT_ENV),
+                "no trace context at RUST_LOG=warn: {variables:?}"
+            );
+            let _entered = reconcile.enter();
+            tracing::info!("below the log level");
+            tracing::warn!("at the log level");
+        });
+        let text = captured.text();
+        assert!(!text.contains("below the log level"), "{text}");
+        assert!(text.contains("at the log level"), "{text}");
     }
 
     /// A stand-in OTLP/HTTP collector on 127.0.0.1: answers every request with 200 and hands
