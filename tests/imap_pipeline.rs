@@ -14,11 +14,13 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 const MESSAGES: usize = 200;
-/// Delay of the relay's answers.
-const LATENCY_MS: u64 = 20;
-/// The most round trips a pipelined first copy of 200 messages may take (log-in, listing,
-/// select, load, the copies, logout); one round trip per message would be over 200.
-const MAX_ROUNDS: usize = 30;
+/// Delay of the relay's answers (the round trip of the benchmark's WAN profile).
+const LATENCY_MS: u64 = 30;
+/// The most round trips a first copy of 200 messages may take. Pipelined, it needs about ten
+/// (log-in, listing, select, load, sizes, the copies, logout); one round trip per message
+/// would be over 200. The margin is for a loaded machine, where the client can be kept from
+/// running for longer than the latency, so that an answer arrives before the next command.
+const MAX_ROUNDS: usize = MESSAGES / 2;
 
 /// Message `i` (no line starts with a digit or `+`: the relay counts commands by line).
 fn message(i: usize) -> String {
@@ -173,6 +175,7 @@ fn server_messages(server: &Dovecot) -> BTreeMap<String, (String, String)> {
     let mut found = BTreeMap::new();
     for uid in server.uids("INBOX") {
         let text = server.text("INBOX", uid);
+        let text = text.strip_prefix("text:\n").unwrap_or(&text).to_string();
         let subject = subject_of(&text.replace("\r\n", "\n"));
         let previous = found.insert(
             subject.clone(),
@@ -212,6 +215,7 @@ fn first_download_reads_ahead_in_a_few_round_trips() {
     setup.write_config(relay.port);
     setup.run();
     let counts = relay.counts();
+    eprintln!("first download: {counts:?}");
     assert_all_near(&setup);
     assert!(
         counts.rounds <= MAX_ROUNDS,
@@ -234,6 +238,7 @@ fn upload(server: &Dovecot, strip_uidplus: bool, label: &str) -> RelayCounts {
     setup.write_config(relay.port);
     setup.run();
     let counts = relay.counts();
+    eprintln!("[{label}] first upload: {counts:?}");
     assert_all_on_server(server, label);
     setup.run();
     assert_all_on_server(server, label);
@@ -258,7 +263,11 @@ fn first_upload_pipelines_appends_with_literal_plus() {
         counts.rounds <= MAX_ROUNDS,
         "upload of {MESSAGES} messages took {counts:?}"
     );
-    assert_eq!(counts.continuations, 0, "LITERAL+ needs no continuation");
+    // The one continuation request is the log-in's (AUTHENTICATE PLAIN).
+    assert!(
+        counts.continuations <= 1,
+        "LITERAL+ needs no continuation: {counts:?}"
+    );
 }
 
 #[test]
