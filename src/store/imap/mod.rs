@@ -1,7 +1,19 @@
 //! The IMAP4 store driver (spec config-cli-stores §5): an [`ImapStore`] serves one IMAPStore
 //! of the config over one connection, implementing the [`Store`] trait on top of a
-//! current-thread tokio runtime (each call blocks until its commands are answered; commands
-//! of one call are pipelined up to PipelineDepth).
+//! current-thread tokio runtime. Commands of one call are pipelined up to PipelineDepth, and
+//! two kinds stay in flight across calls, so first copies do not wait a round trip per
+//! message: read-ahead FETCHes (`prefetch`, bounded by BufferLimit, collected by `fetch`)
+//! and APPENDs (`store_queued`, written at once, their outcomes collected by
+//! `finish_stores` at the copy batch's group commit). Any other command first finishes the
+//! read-ahead in flight, so replies never mix.
+//!
+//! Memory: a listing holds no bodies. A fetched message is held by the parser's input buffer
+//! while its reply arrives (that buffer's capacity may stay until later replies), then as
+//! the decoded literal, which is moved (not copied) into the [`FetchedMessage`]; the sync
+//! core's line-end conversion makes one more copy before it is written. So a message of size
+//! S costs up to 3·S at its peak, beside the read-ahead buffer (at most BufferLimit), and an
+//! APPEND of size S about 3·S while it is written (the converted copy, the command, the
+//! encoded bytes). Bodies are not yet fetched in partial chunks.
 //!
 //! - `connection` — transport, TLS, the protocol flow (imap-next) and pipelining;
 //! - `session` — greeting, STARTTLS, authentication, capabilities, NAMESPACE;
@@ -45,8 +57,9 @@ use std::str::FromStr;
 /// Run-wide settings the store needs besides its config sections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImapOptions {
-    /// `BufferLimit`: the most message data [`ImapStore::prefetch`] reads ahead (APPENDs are
-    /// sent one per `store` call, so they never queue more than one message).
+    /// `BufferLimit`: the most message data the read-ahead (`Store::prefetch`) asks for at
+    /// once, counting what is buffered and what its FETCHes in flight announce (a message
+    /// larger than the limit is read alone). Queued APPENDs hold no data once written.
     pub buffer_limit: u64,
     /// `-Tu`: withhold the UIDs of stored messages (forces the X-TUID search).
     pub withhold_uids: bool,
