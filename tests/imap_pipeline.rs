@@ -93,7 +93,11 @@ impl Setup {
             for entry in entries {
                 let path = entry.expect("dir entry").path();
                 let text = std::fs::read_to_string(&path).expect("read message");
-                let name = path.file_name().expect("name").to_string_lossy().into_owned();
+                let name = path
+                    .file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned();
                 let flags = name.split_once(":2,").map(|(_, f)| f.to_string());
                 let subject = subject_of(&text);
                 let previous = found.insert(subject.clone(), (text, flags.unwrap_or_default()));
@@ -165,7 +169,11 @@ fn assert_all_near(setup: &Setup) {
             .get(&format!("message {i}"))
             .unwrap_or_else(|| panic!("message {i} missing"));
         assert_eq!(normalized(text), normalized(&message(i)), "message {i}");
-        assert_eq!(flags.contains('S'), seen(i), "flags of message {i}: {flags}");
+        assert_eq!(
+            flags.contains('S'),
+            seen(i),
+            "flags of message {i}: {flags}"
+        );
     }
 }
 

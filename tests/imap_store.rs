@@ -847,7 +847,10 @@ fn prefetch_pipelines_bodies_within_the_buffer_limit() {
         let rounds = relay.counts().rounds - before;
         if limit > 1 {
             // The sizes, then every body in one go.
-            assert!(rounds <= 2, "limit {limit}: {rounds} round trips for 20 messages");
+            assert!(
+                rounds <= 2,
+                "limit {limit}: {rounds} round trips for 20 messages"
+            );
         } else {
             // Never more than one message ahead: a round trip each.
             assert!(rounds >= 20, "limit {limit}: only {rounds} round trips");

@@ -265,7 +265,13 @@ impl Store for DebugStore<'_> {
     }
     fn prefetch(&mut self, uids: &[u32]) -> StoreResult<()> {
         let result = self.inner.prefetch(uids);
-        self.call(|| format!("prefetch {} messages -> {}", uids.len(), result_text(&result)));
+        self.call(|| {
+            format!(
+                "prefetch {} messages -> {}",
+                uids.len(),
+                result_text(&result)
+            )
+        });
         result
     }
     fn store_queued(&mut self, message: NewMessage<'_>) -> StoreResult<StoreTicket> {

@@ -700,7 +700,13 @@ fn relay_connection(
     });
     let mut client_out = client;
     if let RelayMode::Latency(millis) = mode {
-        relay_with_latency(server, client_out, Duration::from_millis(millis), counter, counts);
+        relay_with_latency(
+            server,
+            client_out,
+            Duration::from_millis(millis),
+            counter,
+            counts,
+        );
         return;
     }
     thread::spawn(move || {

@@ -707,8 +707,7 @@ impl Connection {
                     let traced = Response::Status(status.clone());
                     self.traces.push(trace_response(&traced));
                 }
-                status_outcome(&status)
-                    .map(|o| (command_authenticate.tag.as_ref().to_string(), o))
+                status_outcome(&status).map(|o| (command_authenticate.tag.as_ref().to_string(), o))
             }
             Ok(Event::CommandRejected {
                 command, status, ..

@@ -1423,8 +1423,7 @@ impl Store for ImapStore {
         self.not_sized.clear();
         let mut seen = std::collections::HashSet::new();
         for uid in uids {
-            if seen.insert(*uid) && !self.prefetched.contains_key(uid) && !self.on_its_way(*uid)
-            {
+            if seen.insert(*uid) && !self.prefetched.contains_key(uid) && !self.on_its_way(*uid) {
                 self.not_sized.push_back(*uid);
             }
         }
@@ -1437,7 +1436,11 @@ impl Store for ImapStore {
         let command = self.append_command(&server, &message, false)?;
         self.settle_read_ahead()?;
         let depth = self.depth_limit();
-        while self.connection.as_ref().is_some_and(|c| c.in_flight() >= depth) {
+        while self
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.in_flight() >= depth)
+        {
             self.pump_connection()?;
         }
         let Some(connection) = self.connection.as_mut() else {
@@ -1483,7 +1486,11 @@ impl Store for ImapStore {
             if let (Some(uid), Some(selected)) = (uid, self.selected.as_mut()) {
                 selected.uid_next = selected.uid_next.max(uid.saturating_add(1));
             }
-            let uid = if self.options.withhold_uids { None } else { uid };
+            let uid = if self.options.withhold_uids {
+                None
+            } else {
+                uid
+            };
             outcomes.push((append.ticket, Ok(uid)));
         }
         Ok(outcomes)
