@@ -30,7 +30,7 @@ fn message(i: usize) -> String {
 }
 
 fn seen(i: usize) -> bool {
-    i % 3 == 0
+    i.is_multiple_of(3)
 }
 
 struct Setup {
