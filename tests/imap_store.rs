@@ -809,7 +809,7 @@ fn prefetch_pipelines_bodies_within_the_buffer_limit() {
         .map(|i| crlf(&format!("Subject: m{i}\n\nbody {i}\n")))
         .collect();
     for limit in [10 * 1024 * 1024, 1] {
-        let relay = Relay::start(server.port, RelayMode::Pass);
+        let relay = Relay::start(server.port, RelayMode::Latency(10));
         let mut a = account(&server, TlsType::None);
         a.port = Some(relay.port);
         let options = ImapOptions {
@@ -824,13 +824,24 @@ fn prefetch_pipelines_bodies_within_the_buffer_limit() {
         )
         .unwrap();
         opened(&mut store, "INBOX");
+        let before = relay.counts().rounds;
         let uids: Vec<u32> = (1..=20).collect();
         store.prefetch(&uids).unwrap();
-        assert!(relay.max_in_flight() > 1, "limit {limit}: no pipelining");
         for (uid, body) in uids.iter().zip(&expected) {
             let message = store.fetch(*uid).unwrap().expect("message");
             assert_eq!(&message.data, body, "limit {limit}, UID {uid}");
             assert_eq!(message.flags.contains(Flags::SEEN), uid % 2 == 1);
+        }
+        let rounds = relay.counts().rounds - before;
+        if limit > 1 {
+            // The sizes, then every body in one go.
+            assert!(
+                rounds <= 2,
+                "limit {limit}: {rounds} round trips for 20 messages"
+            );
+        } else {
+            // Never more than one message ahead: a round trip each.
+            assert!(rounds >= 20, "limit {limit}: only {rounds} round trips");
         }
         assert_eq!(store.fetch(21).unwrap(), None);
     }

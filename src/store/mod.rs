@@ -201,6 +201,18 @@ pub struct NewMessage<'a> {
     pub date: Option<SystemTime>,
 }
 
+/// What [`Store::store_queued`] did with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreTicket {
+    /// Stored at once; the UID if known.
+    Done(Option<u32>),
+    /// Handed to the server; [`Store::finish_stores`] reports the outcome under this number.
+    Queued(u64),
+}
+
+/// The outcome of one queued store: its ticket number and the UID if known, or the failure.
+pub type QueuedOutcome = (u64, StoreResult<Option<u32>>);
+
 /// How bad a store failure is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureScope {
@@ -311,6 +323,27 @@ pub trait Store {
 
     /// Stores a message into the current mailbox and returns its UID if known.
     fn store(&mut self, message: NewMessage<'_>) -> StoreResult<Option<u32>>;
+
+    /// Hints that these messages of the current mailbox will be fetched next, in this order,
+    /// so a driver may read them ahead (IMAP: pipelined FETCHes within BufferLimit). Messages
+    /// are still fetched one by one with `fetch`; a UID not fetched is simply dropped later.
+    fn prefetch(&mut self, _uids: &[u32]) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// Like `store`, but a driver may send the message and return before the outcome is
+    /// known (IMAP: pipelined APPENDs); the outcome then comes from `finish_stores`. A
+    /// `Queued` message is not stored for sure until `finish_stores` says so.
+    fn store_queued(&mut self, message: NewMessage<'_>) -> StoreResult<StoreTicket> {
+        self.store(message).map(StoreTicket::Done)
+    }
+
+    /// Waits for every message `store_queued` queued and returns their outcomes in queue
+    /// order (a per-message failure has scope `Message`). An `Err` of the call itself means
+    /// the outcomes are unknown (e.g. the connection was lost).
+    fn finish_stores(&mut self) -> StoreResult<Vec<QueuedOutcome>> {
+        Ok(Vec::new())
+    }
 
     /// Makes durable everything `store` and `store_to_trash` wrote since the last flush (group
     /// commit): when it returns `Ok`, those messages, the directory entries naming them and

@@ -7,7 +7,7 @@ use crate::config::Side;
 use crate::output;
 use crate::store::{
     FetchedMessage, Flags, ListAreas, LoadRequest, Loaded, MessageInfo, NewMessage, OpenOutcome,
-    Store, StoreResult,
+    QueuedOutcome, Store, StoreResult, StoreTicket,
 };
 use crate::sync::DebugFlags;
 use crate::sync::entry::{Entry, Status};
@@ -260,6 +260,42 @@ impl Store for DebugStore<'_> {
                 message.flags.letters(),
                 result_text(&result)
             )
+        });
+        result
+    }
+    fn prefetch(&mut self, uids: &[u32]) -> StoreResult<()> {
+        let result = self.inner.prefetch(uids);
+        self.call(|| {
+            format!(
+                "prefetch {} messages -> {}",
+                uids.len(),
+                result_text(&result)
+            )
+        });
+        result
+    }
+    fn store_queued(&mut self, message: NewMessage<'_>) -> StoreResult<StoreTicket> {
+        self.data_lines("data to store", message.data);
+        let result = self.inner.store_queued(message);
+        self.call(|| {
+            let outcome = match &result {
+                Ok(StoreTicket::Done(uid)) => format!("UID {}", result_text(&Ok(*uid))),
+                Ok(StoreTicket::Queued(ticket)) => format!("queued as {ticket}"),
+                Err(_) => format!("UID {}", result_text(&result)),
+            };
+            format!(
+                "store {} bytes, flags '{}' -> {outcome}",
+                message.data.len(),
+                message.flags.letters(),
+            )
+        });
+        result
+    }
+    fn finish_stores(&mut self) -> StoreResult<Vec<QueuedOutcome>> {
+        let result = self.inner.finish_stores();
+        self.call(|| match &result {
+            Ok(outcomes) => format!("finish {} queued stores", outcomes.len()),
+            Err(err) => format!("finish queued stores -> failed: {}", err.message),
         });
         result
     }

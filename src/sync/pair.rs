@@ -29,7 +29,9 @@
 
 use crate::config::Side;
 use crate::output;
-use crate::store::{FailureScope, Flags, NewMessage, OpenOutcome, Store, StoreError, Tuid};
+use crate::store::{
+    FailureScope, Flags, NewMessage, OpenOutcome, Store, StoreError, StoreTicket, Tuid,
+};
 use crate::sync::convert::{convert_line_ends, convert_message};
 use crate::sync::debug;
 use crate::sync::entry::{PairState, Record, Status};
@@ -919,8 +921,10 @@ impl PairRun<'_> {
         }
     }
 
-    /// Ends a copy batch: makes the batch's copies durable on the target (one `flush`), then
-    /// writes their `<`/`>` records and assigns their UIDs, in copy order.
+    /// Ends a copy batch: collects the outcomes of queued stores (`Store::finish_stores`),
+    /// makes the batch's copies durable on the target (one `flush`), then writes their `<`/`>`
+    /// records and assigns their UIDs, in copy order. A queued copy the target refused is
+    /// reported and its entry marked dead, as a refusal at once would be.
     fn confirm_batch(
         &mut self,
         work: &mut Work,
@@ -930,12 +934,67 @@ impl PairRun<'_> {
         if batch.stored == 0 {
             return Ok(());
         }
+        let mut outcomes = std::collections::HashMap::new();
         if !self.options.dry_run {
+            if batch
+                .slots
+                .iter()
+                .any(|slot| matches!(slot, CopySlot::Queued { .. }))
+            {
+                outcomes = self.stores[target.index()]
+                    .finish_stores()
+                    .map_err(|e| store_failure(target, e))?
+                    .into_iter()
+                    .collect();
+            }
             self.stores[target.index()]
                 .flush()
                 .map_err(|e| store_failure(target, e))?;
         }
-        for confirmation in std::mem::take(&mut batch.confirmations) {
+        for slot in std::mem::take(&mut batch.slots) {
+            let confirmation = match slot {
+                CopySlot::Stored(confirmation) => confirmation,
+                CopySlot::Queued {
+                    ticket,
+                    index,
+                    far,
+                    near,
+                    source_uid,
+                } => match outcomes.remove(&ticket) {
+                    Some(Ok(Some(uid))) => Confirmation {
+                        index,
+                        far,
+                        near,
+                        uid,
+                    },
+                    Some(Ok(None)) => {
+                        batch.unknown_uid = true;
+                        continue;
+                    }
+                    Some(Err(err)) if err.scope == FailureScope::Message => {
+                        output::error(&format!(
+                            "Error: {} refuses to store message {} from {}.",
+                            target.label(),
+                            source_uid,
+                            target.other().label()
+                        ));
+                        self.log_record(&Record::Dead { far, near })?;
+                        work.state.entries[index].status.set(Status::DEAD);
+                        batch.refused = true;
+                        continue;
+                    }
+                    Some(Err(err)) => return Err(store_failure(target, err)),
+                    None => {
+                        return Err(store_failure(
+                            target,
+                            StoreError::mailbox(format!(
+                                "Error: no outcome for the copy of message {source_uid} into {}",
+                                target.label()
+                            )),
+                        ));
+                    }
+                },
+            };
             self.log_record(&Record::Assign {
                 side: target,
                 far: confirmation.far,
@@ -1035,6 +1094,23 @@ impl PairRun<'_> {
             let mut unknown_uid = false;
             let copies = work.copy_list(target);
             let mut batch = CopyBatch::for_copies(copies.len());
+            if !self.options.dry_run && !copies.is_empty() {
+                // Announce the messages to fetch, in copy order, so the source can read them
+                // ahead (pipelined, within BufferLimit) instead of one round trip each.
+                let uids: Vec<u32> = copies
+                    .iter()
+                    .filter(|(_, index)| {
+                        let entry = &work.state.entries[*index];
+                        !entry.is_dead() && entry.status.has(Status::PENDING)
+                    })
+                    .map(|(m, _)| work.msgs[s][*m].uid)
+                    .collect();
+                match self.stores[s].prefetch(&uids) {
+                    Ok(()) => {}
+                    Err(err) if err.scope == FailureScope::Message => {}
+                    Err(err) => return Err(store_failure(source, err)),
+                }
+            }
             for (m, index) in copies {
                 if batch.is_full() {
                     self.confirm_batch(work, target, &mut batch)?;
@@ -1117,9 +1193,9 @@ impl PairRun<'_> {
                 };
                 let stored = if self.options.dry_run {
                     fake_next[t] += 1;
-                    Ok(Some(fake_next[t]))
+                    Ok(StoreTicket::Done(Some(fake_next[t])))
                 } else {
-                    self.stores[t].store(NewMessage {
+                    self.stores[t].store_queued(NewMessage {
                         data: &data,
                         flags,
                         date,
@@ -1128,18 +1204,26 @@ impl PairRun<'_> {
                 self.counters.stored[t] += 1;
                 self.report_progress();
                 match stored {
-                    Ok(uid) => {
+                    Ok(ticket) => {
                         batch.add_stored(data.len());
                         self.step(target)?;
-                        if let Some(uid) = uid {
-                            batch.confirmations.push(Confirmation {
+                        match ticket {
+                            StoreTicket::Done(Some(uid)) => {
+                                batch.slots.push(CopySlot::Stored(Confirmation {
+                                    index,
+                                    far: f,
+                                    near: n,
+                                    uid,
+                                }));
+                            }
+                            StoreTicket::Done(None) => unknown_uid = true,
+                            StoreTicket::Queued(ticket) => batch.slots.push(CopySlot::Queued {
+                                ticket,
                                 index,
                                 far: f,
                                 near: n,
-                                uid,
-                            });
-                        } else {
-                            unknown_uid = true;
+                                source_uid: src_uid,
+                            }),
                         }
                     }
                     Err(err) if err.scope == FailureScope::Message => {
@@ -1167,7 +1251,8 @@ impl PairRun<'_> {
                 }
             }
             self.confirm_batch(work, target, &mut batch)?;
-            if unknown_uid {
+            failed |= batch.refused;
+            if unknown_uid || batch.unknown_uid {
                 let first = self.rescan(work, target)?;
                 let candidates: Vec<usize> = (first..work.msgs[t].len()).collect();
                 let lost = work.match_tuids(
@@ -1207,16 +1292,35 @@ struct Confirmation {
     uid: u32,
 }
 
+/// A copy of the batch waiting for its record.
+enum CopySlot {
+    /// Stored, with the UID the target gave it.
+    Stored(Confirmation),
+    /// Handed to the target by `Store::store_queued`; the outcome comes with the batch's end.
+    Queued {
+        ticket: u64,
+        index: usize,
+        far: u32,
+        near: u32,
+        /// The message's UID on the source (for the error if the target refuses it).
+        source_uid: u32,
+    },
+}
+
 /// The copies stored since the target was last flushed.
 struct CopyBatch {
     /// Copies per batch.
     limit: usize,
-    /// Copies stored (with or without a returned UID).
+    /// Copies stored or queued (with or without a returned UID).
     stored: usize,
     /// Bytes of the stored copies.
     bytes: usize,
-    /// Records to write once the batch is durable, in copy order.
-    confirmations: Vec<Confirmation>,
+    /// Copies whose records wait until the batch is durable, in copy order.
+    slots: Vec<CopySlot>,
+    /// A queued copy came back without UID (the target must be searched by TUID).
+    unknown_uid: bool,
+    /// A queued copy was refused by the target.
+    refused: bool,
 }
 
 impl CopyBatch {
@@ -1230,7 +1334,9 @@ impl CopyBatch {
             },
             stored: 0,
             bytes: 0,
-            confirmations: Vec::new(),
+            slots: Vec::new(),
+            unknown_uid: false,
+            refused: false,
         }
     }
 

@@ -548,6 +548,10 @@ pub enum RelayMode {
     /// Passes everything through (and counts commands in flight), each tagged completion
     /// 50 ms late.
     Pass,
+    /// Delivers the server's data this many milliseconds late (a link with latency, without
+    /// holding answers back one after the other), counting commands, rounds and continuation
+    /// requests: a client that waits for each answer needs a round per command.
+    Latency(u64),
     /// Removes `[APPENDUID …]` and `[COPYUID …]` response codes (a server without UIDPLUS).
     StripUidPlus,
     /// Closes both directions once this many bytes of a `BODY[]` literal went to the client.
@@ -560,11 +564,31 @@ pub struct Relay {
     stop: Arc<AtomicBool>,
     /// The most commands the client had sent without their tagged response yet.
     pub max_in_flight: Arc<std::sync::Mutex<(usize, usize)>>,
+    /// What the client and server exchanged, over all connections.
+    pub counts: Arc<std::sync::Mutex<RelayCounts>>,
+}
+
+/// Traffic counts of a [`Relay`] (commands are recognised as lines starting with a numeric
+/// tag, so message data must not contain such lines).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RelayCounts {
+    /// Tagged commands the client sent.
+    pub commands: usize,
+    /// Times the client sent a command while none was outstanding: each is a round trip the
+    /// client waited for (a client that pipelines needs few).
+    pub rounds: usize,
+    /// Continuation requests (`+ …`) the server sent: for synchronizing literals each is a
+    /// round trip too.
+    pub continuations: usize,
 }
 
 impl Relay {
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight.lock().map(|c| c.1).unwrap_or(0)
+    }
+
+    pub fn counts(&self) -> RelayCounts {
+        self.counts.lock().map(|c| *c).unwrap_or_default()
     }
 }
 
@@ -589,6 +613,8 @@ impl Relay {
         let stop_flag = stop.clone();
         let counter = Arc::new(std::sync::Mutex::new((0usize, 0usize)));
         let max_in_flight = counter.clone();
+        let counts = Arc::new(std::sync::Mutex::new(RelayCounts::default()));
+        let connection_counts = counts.clone();
         listener.set_nonblocking(true).expect("nonblocking");
         thread::spawn(move || {
             while !stop_flag.load(Ordering::Relaxed) {
@@ -596,7 +622,13 @@ impl Relay {
                     Ok((client, _)) => {
                         let _ = client.set_nonblocking(false);
                         if let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) {
-                            relay_connection(client, server, mode, counter.clone());
+                            relay_connection(
+                                client,
+                                server,
+                                mode,
+                                counter.clone(),
+                                connection_counts.clone(),
+                            );
                         }
                     }
                     Err(_) => thread::sleep(Duration::from_millis(10)),
@@ -607,6 +639,7 @@ impl Relay {
             port,
             stop,
             max_in_flight,
+            counts,
         }
     }
 }
@@ -622,22 +655,40 @@ fn relay_connection(
     server: TcpStream,
     mode: RelayMode,
     counter: Arc<std::sync::Mutex<(usize, usize)>>,
+    counts: Arc<std::sync::Mutex<RelayCounts>>,
 ) {
     let (Ok(client_in), Ok(mut server_out)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
     let sent_counter = counter.clone();
+    let sent_counts = counts.clone();
     thread::spawn(move || {
         let mut reader = BufReader::new(client_in);
+        // Bytes of a literal (message data) still to pass: not looked at.
+        let mut literal_left = 0usize;
         loop {
             let mut line = Vec::new();
             match reader.read_until(b'\n', &mut line) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
+            if literal_left > 0 {
+                literal_left = literal_left.saturating_sub(line.len());
+                if server_out.write_all(&line).is_err() {
+                    break;
+                }
+                continue;
+            }
+            literal_left = announced_literal(&line);
             if tagged_line(&line, &[])
                 && let Ok(mut c) = sent_counter.lock()
             {
+                if let Ok(mut counts) = sent_counts.lock() {
+                    counts.commands += 1;
+                    if c.0 == 0 {
+                        counts.rounds += 1;
+                    }
+                }
                 c.0 += 1;
                 c.1 = c.1.max(c.0);
             }
@@ -648,6 +699,16 @@ fn relay_connection(
         let _ = server_out.shutdown(Shutdown::Write);
     });
     let mut client_out = client;
+    if let RelayMode::Latency(millis) = mode {
+        relay_with_latency(
+            server,
+            client_out,
+            Duration::from_millis(millis),
+            counter,
+            counts,
+        );
+        return;
+    }
     thread::spawn(move || {
         let mut reader = BufReader::new(server);
         let mut body_bytes_sent = 0usize;
@@ -669,7 +730,7 @@ fn relay_connection(
                 c.0 = c.0.saturating_sub(1);
             }
             match mode {
-                RelayMode::Pass => {}
+                RelayMode::Pass | RelayMode::Latency(_) => {}
                 RelayMode::StripUidPlus => {
                     for code in ["[APPENDUID ", "[COPYUID "] {
                         strip_code(&mut line, code);
@@ -696,6 +757,74 @@ fn relay_connection(
         }
         let _ = client_out.shutdown(Shutdown::Both);
     });
+}
+
+/// The server-to-client direction of [`RelayMode::Latency`]: a reader queues each line with
+/// its arrival time, a writer delivers it `latency` later (and only then counts it, so that
+/// the counts see what the client could see).
+fn relay_with_latency(
+    server: TcpStream,
+    mut client_out: TcpStream,
+    latency: Duration,
+    counter: Arc<std::sync::Mutex<(usize, usize)>>,
+    counts: Arc<std::sync::Mutex<RelayCounts>>,
+) {
+    let (queue, delivery) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(server);
+        loop {
+            let mut line = Vec::new();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if queue.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    thread::spawn(move || {
+        let mut literal_left = 0usize;
+        while let Ok((arrived, line)) = delivery.recv() {
+            let due = arrived + latency;
+            let now = Instant::now();
+            if due > now {
+                thread::sleep(due - now);
+            }
+            if literal_left > 0 {
+                literal_left = literal_left.saturating_sub(line.len());
+            } else {
+                if tagged_line(&line, &["OK", "NO", "BAD"])
+                    && let Ok(mut c) = counter.lock()
+                {
+                    c.0 = c.0.saturating_sub(1);
+                }
+                if line.starts_with(b"+")
+                    && let Ok(mut c) = counts.lock()
+                {
+                    c.continuations += 1;
+                }
+                literal_left = announced_literal(&line);
+            }
+            if client_out.write_all(&line).is_err() {
+                break;
+            }
+        }
+        let _ = client_out.shutdown(Shutdown::Both);
+    });
+}
+
+/// The size of a literal announced at the end of a line (`{123}\r\n`), or 0.
+fn announced_literal(line: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end();
+    let Some(inner) = text.strip_suffix('}') else {
+        return 0;
+    };
+    let Some(open) = inner.rfind('{') else {
+        return 0;
+    };
+    inner[open + 1..].trim_end_matches('+').parse().unwrap_or(0)
 }
 
 fn strip_code(line: &mut Vec<u8>, code: &str) {

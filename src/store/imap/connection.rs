@@ -18,7 +18,7 @@ use imap_next::imap_types::response::{
 use imap_next::imap_types::secret::Secret;
 use imap_next::{Interrupt, Io, State};
 use std::borrow::Cow;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -58,9 +58,10 @@ pub enum GreetingType {
 
 /// A command waiting for or in execution.
 struct Pending {
-    index: usize,
     tag: String,
-    command: Command<'static>,
+    /// The command as queued, kept until it is sent in full (see [`Connection::submit`]).
+    command: Option<Command<'static>>,
+    authenticate: bool,
     sent: bool,
 }
 
@@ -110,6 +111,10 @@ pub struct Connection {
     bye: Option<String>,
     /// Makes 8-bit status texts parseable.
     status_text: StatusTextFilter,
+    /// Commands submitted whose tagged response was not read yet, oldest first.
+    in_flight: VecDeque<Pending>,
+    /// Outcomes of finished commands not collected yet, by tag.
+    finished: HashMap<String, Outcome>,
 }
 
 /// Replaces 8-bit bytes in the human-readable text of status responses (`* OK …`,
@@ -241,6 +246,8 @@ impl Connection {
             expect_bye: false,
             bye: None,
             status_text: StatusTextFilter::default(),
+            in_flight: VecDeque::new(),
+            finished: HashMap::new(),
         }
     }
 
@@ -489,17 +496,111 @@ impl Connection {
     }
 
     /// Resets the sans-I/O client after the server refused a command before its literal was
-    /// sent (imap-next would otherwise wait for a continuation that never comes).
-    fn reset_client(&mut self, keep: &mut VecDeque<Pending>) {
+    /// sent (imap-next would otherwise wait for a continuation that never comes). Commands
+    /// not sent yet are queued again; one whose copy was not kept (a non-synchronizing APPEND,
+    /// see [`Connection::submit`]) is finished as not sent.
+    fn reset_client(&mut self) {
         self.client = Client::new(client_options(true));
-        for pending in keep.iter_mut() {
-            pending.sent = false;
-            self.client.enqueue_command(pending.command.clone());
+        let mut lost = Vec::new();
+        for pending in self.in_flight.iter_mut().filter(|p| !p.sent) {
+            match &pending.command {
+                Some(command) => {
+                    self.client.enqueue_command(command.clone());
+                }
+                None => lost.push(pending.tag.clone()),
+            }
+        }
+        for tag in lost {
+            self.in_flight.retain(|p| p.tag != tag);
+            self.finished.insert(
+                tag,
+                Outcome {
+                    kind: StatusKind::No,
+                    code: None,
+                    text: "not sent: an earlier command was refused".to_string(),
+                },
+            );
         }
     }
 
+    /// Commands submitted whose tagged response has not been read yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Queues a command to be sent and returns its tag; nothing is written until the flow is
+    /// driven ([`Connection::send_all`], [`Connection::wait_for`], [`Connection::pump`]).
+    /// Its outcome is kept until [`Connection::take_finished`] or `wait_for` collects it.
+    pub fn submit(&mut self, body: CommandBody<'static>) -> StoreResult<String> {
+        if self.broken {
+            return Err(temporary(format!(
+                "IMAP error: connection to {} was lost",
+                self.name
+            )));
+        }
+        let tag = self.new_tag();
+        let Ok(tag_value) = Tag::try_from(tag.clone()) else {
+            return Err(temporary("IMAP error: cannot make a command tag".into()));
+        };
+        let command = Command {
+            tag: tag_value,
+            body,
+        };
+        let authenticate = is_authenticate(&command);
+        // A copy is kept until the command is sent, in case the client must be reset; not
+        // for an APPEND with a non-synchronizing literal (the server cannot refuse it before
+        // its literal, and the copy would double the message in memory).
+        let keep = (!is_non_sync_append(&command.body)).then(|| command.clone());
+        self.client.enqueue_command(command);
+        self.in_flight.push_back(Pending {
+            tag: tag.clone(),
+            command: keep,
+            authenticate,
+            sent: false,
+        });
+        Ok(tag)
+    }
+
+    /// The outcome of a finished command, once.
+    pub fn take_finished(&mut self, tag: &str) -> Option<Outcome> {
+        self.finished.remove(tag)
+    }
+
+    /// Drives the flow until every submitted command is written in full (reading only what
+    /// must be read meanwhile, such as continuation requests for synchronizing literals).
+    pub async fn send_all(&mut self) -> StoreResult<()> {
+        while self.in_flight.iter().any(|p| !p.sent) {
+            self.step(&mut None).await?;
+        }
+        Ok(())
+    }
+
+    /// Drives the flow until `tag` finishes and returns its outcome.
+    pub async fn wait_for(&mut self, tag: &str) -> StoreResult<Outcome> {
+        loop {
+            if let Some(outcome) = self.finished.remove(tag) {
+                return Ok(outcome);
+            }
+            if !self.in_flight.iter().any(|p| p.tag == tag) {
+                self.broken = true;
+                return Err(temporary("IMAP error: a command got no answer".to_string()));
+            }
+            self.step(&mut None).await?;
+        }
+    }
+
+    /// Processes one event of the flow (a write, a read or a response); the caller must have
+    /// a command in flight, or this waits for the server (up to the timeout).
+    pub async fn pump(&mut self) -> StoreResult<()> {
+        if self.in_flight.is_empty() {
+            return Ok(());
+        }
+        self.step(&mut None).await
+    }
+
     /// Executes commands, pipelining up to `depth` at a time (`None` = unlimited), and returns
-    /// one outcome per command, in order. Untagged data is collected in `self.data`.
+    /// one outcome per command, in order. Untagged data is collected in `self.data`. Commands
+    /// submitted earlier and still in flight count against the depth and finish meanwhile.
     pub async fn execute(
         &mut self,
         bodies: Vec<CommandBody<'static>>,
@@ -523,166 +624,37 @@ impl Connection {
         }
         let total = bodies.len();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; total];
-        let mut waiting: VecDeque<(usize, CommandBody<'static>)> =
-            bodies.into_iter().enumerate().collect();
-        let mut in_flight: VecDeque<Pending> = VecDeque::new();
+        let mut waiting: VecDeque<CommandBody<'static>> = bodies.into();
+        let mut tags: Vec<String> = Vec::with_capacity(total);
         let limit = depth.map(|d| d.max(1) as usize).unwrap_or(usize::MAX);
         let mut done = 0;
+        let mut first_open = 0;
         while done < total {
-            while in_flight.len() < limit {
-                let Some((index, body)) = waiting.pop_front() else {
+            while self.in_flight.len() < limit {
+                let Some(body) = waiting.pop_front() else {
                     break;
                 };
-                let tag = self.new_tag();
-                let Ok(tag_value) = Tag::try_from(tag.clone()) else {
-                    return Err(temporary("IMAP error: cannot make a command tag".into()));
-                };
-                let command = Command {
-                    tag: tag_value,
-                    body,
-                };
-                self.client.enqueue_command(command.clone());
-                in_flight.push_back(Pending {
-                    index,
-                    tag,
-                    command,
-                    sent: false,
-                });
+                tags.push(self.submit(body)?);
             }
-            let event = self.client.next();
-            let finished: Option<(String, Outcome)> = match event {
-                Ok(Event::CommandSent { command, .. }) => {
-                    if self.trace {
-                        let outstanding = in_flight.iter().filter(|p| p.sent).count();
-                        self.traces.push(trace_command(&command, outstanding));
-                    }
-                    if let Some(p) = in_flight.iter_mut().find(|p| p.tag == command.tag.as_ref()) {
-                        p.sent = true;
-                    }
-                    None
+            for (index, tag) in tags.iter().enumerate().skip(first_open) {
+                if outcomes[index].is_none()
+                    && let Some(outcome) = self.finished.remove(tag)
+                {
+                    outcomes[index] = Some(outcome);
+                    done += 1;
                 }
-                Ok(Event::AuthenticateStarted { .. }) => {
-                    if let Some(p) = in_flight.iter_mut().find(|p| is_authenticate(&p.command)) {
-                        p.sent = true;
-                        if self.trace {
-                            self.traces.push(trace_command(&p.command, 0));
-                        }
-                    }
-                    None
-                }
-                Ok(Event::AuthenticateContinuationRequestReceived {
-                    continuation_request,
-                    ..
-                }) => {
-                    let challenge = continuation_bytes(&continuation_request);
-                    let answer = match sasl.as_mut() {
-                        Some(steps) => steps.respond(&challenge),
-                        None => Err("unexpected authentication challenge".to_string()),
-                    };
-                    let data = match answer {
-                        Ok(bytes) => AuthenticateData::Continue(Secret::new(Cow::Owned(bytes))),
-                        Err(why) => {
-                            self.notes
-                                .push(format!("IMAP error: authentication: {why}"));
-                            AuthenticateData::Cancel
-                        }
-                    };
-                    if self.client.set_authenticate_data(data).is_err() {
-                        self.broken = true;
-                        return Err(temporary(
-                            "IMAP error: authentication got out of step".to_string(),
-                        ));
-                    }
-                    None
-                }
-                Ok(Event::AuthenticateStatusReceived {
-                    command_authenticate,
-                    status,
-                    ..
-                }) => {
-                    if self.trace {
-                        let traced = Response::Status(status.clone());
-                        self.traces.push(trace_response(&traced));
-                    }
-                    status_outcome(&status)
-                        .map(|o| (command_authenticate.tag.as_ref().to_string(), o))
-                }
-                Ok(Event::CommandRejected {
-                    command, status, ..
-                }) => status_outcome(&status).map(|o| (command.tag.as_ref().to_string(), o)),
-                Ok(Event::StatusReceived { status }) => {
-                    if self.trace {
-                        let traced = Response::Status(status.clone());
-                        self.traces.push(trace_response(&traced));
-                    }
-                    self.status_received(status)
-                }
-                Ok(Event::DataReceived { data }) => {
-                    if self.trace {
-                        self.traces
-                            .push(trace_response(&Response::Data(data.clone())));
-                    }
-                    self.untagged_data(data);
-                    None
-                }
-                Ok(Event::ContinuationRequestReceived { .. }) => {
-                    self.broken = true;
-                    return Err(temporary(
-                        "IMAP error: unexpected command continuation request".to_string(),
-                    ));
-                }
-                Ok(Event::GreetingReceived { .. })
-                | Ok(Event::IdleCommandSent { .. })
-                | Ok(Event::IdleAccepted { .. })
-                | Ok(Event::IdleRejected { .. })
-                | Ok(Event::IdleDoneSent { .. }) => None,
-                Err(Interrupt::Io(Io::Output(bytes))) => {
-                    self.write(&bytes).await?;
-                    None
-                }
-                Err(Interrupt::Io(Io::NeedMoreInput)) => {
-                    self.read_more().await?;
-                    None
-                }
-                Err(Interrupt::Error(e)) => {
-                    self.broken = true;
-                    return Err(temporary(format!(
-                        "IMAP error: malformed response from {}: {e}",
-                        self.name
-                    )));
-                }
-            };
-            if let Some((tag, outcome)) = finished {
-                let Some(position) = in_flight.iter().position(|p| p.tag == tag) else {
-                    self.broken = true;
-                    return Err(temporary(format!("IMAP error: unexpected tag {tag}")));
-                };
-                let Some(pending) = in_flight.remove(position) else {
-                    continue;
-                };
-                match &outcome.code {
-                    Some(Code::Alert) => {
-                        self.notes
-                            .push(format!("*** IMAP ALERT *** {}", outcome.text));
-                    }
-                    // Capabilities in a tagged OK (typically after login) replace the list.
-                    Some(Code::Capability(caps)) => {
-                        let caps: Vec<Capability> = caps.as_ref().to_vec();
-                        self.set_capabilities(caps.iter());
-                    }
-                    _ => {}
-                }
-                if !pending.sent && !is_authenticate(&pending.command) {
-                    if self.trace {
-                        let line = trace_command(&pending.command, 0);
-                        self.traces
-                            .push(format!("{line} (refused before its literal)"));
-                    }
-                    self.reset_client(&mut in_flight);
-                }
-                outcomes[pending.index] = Some(outcome);
-                done += 1;
             }
+            while first_open < tags.len() && outcomes[first_open].is_some() {
+                first_open += 1;
+            }
+            if done == total {
+                break;
+            }
+            if self.in_flight.is_empty() {
+                self.broken = true;
+                return Err(temporary("IMAP error: a command got no answer".to_string()));
+            }
+            self.step(&mut sasl).await?;
         }
         let mut result = Vec::with_capacity(total);
         for outcome in outcomes {
@@ -695,6 +667,155 @@ impl Connection {
             }
         }
         Ok(result)
+    }
+
+    /// One event of the flow: writes what the client has to send, reads when it needs input,
+    /// and books responses (a tagged one finishes its command into `self.finished`).
+    async fn step(&mut self, sasl: &mut Option<&mut dyn SaslSteps>) -> StoreResult<()> {
+        let event = self.client.next();
+        let finished: Option<(String, Outcome)> = match event {
+            Ok(Event::CommandSent { command, .. }) => {
+                if self.trace {
+                    let outstanding = self.in_flight.iter().filter(|p| p.sent).count();
+                    self.traces.push(trace_command(&command, outstanding));
+                }
+                if let Some(p) = self
+                    .in_flight
+                    .iter_mut()
+                    .find(|p| p.tag == command.tag.as_ref())
+                {
+                    p.sent = true;
+                    // Sent in full: the copy kept for a client reset is not needed any more.
+                    p.command = None;
+                }
+                None
+            }
+            Ok(Event::AuthenticateStarted { .. }) => {
+                if let Some(p) = self.in_flight.iter_mut().find(|p| p.authenticate) {
+                    p.sent = true;
+                    if self.trace
+                        && let Some(command) = &p.command
+                    {
+                        self.traces.push(trace_command(command, 0));
+                    }
+                }
+                None
+            }
+            Ok(Event::AuthenticateContinuationRequestReceived {
+                continuation_request,
+                ..
+            }) => {
+                let challenge = continuation_bytes(&continuation_request);
+                let answer = match sasl.as_mut() {
+                    Some(steps) => steps.respond(&challenge),
+                    None => Err("unexpected authentication challenge".to_string()),
+                };
+                let data = match answer {
+                    Ok(bytes) => AuthenticateData::Continue(Secret::new(Cow::Owned(bytes))),
+                    Err(why) => {
+                        self.notes
+                            .push(format!("IMAP error: authentication: {why}"));
+                        AuthenticateData::Cancel
+                    }
+                };
+                if self.client.set_authenticate_data(data).is_err() {
+                    self.broken = true;
+                    return Err(temporary(
+                        "IMAP error: authentication got out of step".to_string(),
+                    ));
+                }
+                None
+            }
+            Ok(Event::AuthenticateStatusReceived {
+                command_authenticate,
+                status,
+                ..
+            }) => {
+                if self.trace {
+                    let traced = Response::Status(status.clone());
+                    self.traces.push(trace_response(&traced));
+                }
+                status_outcome(&status).map(|o| (command_authenticate.tag.as_ref().to_string(), o))
+            }
+            Ok(Event::CommandRejected {
+                command, status, ..
+            }) => status_outcome(&status).map(|o| (command.tag.as_ref().to_string(), o)),
+            Ok(Event::StatusReceived { status }) => {
+                if self.trace {
+                    let traced = Response::Status(status.clone());
+                    self.traces.push(trace_response(&traced));
+                }
+                self.status_received(status)
+            }
+            Ok(Event::DataReceived { data }) => {
+                if self.trace {
+                    self.traces
+                        .push(trace_response(&Response::Data(data.clone())));
+                }
+                self.untagged_data(data);
+                None
+            }
+            Ok(Event::ContinuationRequestReceived { .. }) => {
+                self.broken = true;
+                return Err(temporary(
+                    "IMAP error: unexpected command continuation request".to_string(),
+                ));
+            }
+            Ok(Event::GreetingReceived { .. })
+            | Ok(Event::IdleCommandSent { .. })
+            | Ok(Event::IdleAccepted { .. })
+            | Ok(Event::IdleRejected { .. })
+            | Ok(Event::IdleDoneSent { .. }) => None,
+            Err(Interrupt::Io(Io::Output(bytes))) => {
+                self.write(&bytes).await?;
+                None
+            }
+            Err(Interrupt::Io(Io::NeedMoreInput)) => {
+                self.read_more().await?;
+                None
+            }
+            Err(Interrupt::Error(e)) => {
+                self.broken = true;
+                return Err(temporary(format!(
+                    "IMAP error: malformed response from {}: {e}",
+                    self.name
+                )));
+            }
+        };
+        let Some((tag, outcome)) = finished else {
+            return Ok(());
+        };
+        let Some(position) = self.in_flight.iter().position(|p| p.tag == tag) else {
+            self.broken = true;
+            return Err(temporary(format!("IMAP error: unexpected tag {tag}")));
+        };
+        let Some(pending) = self.in_flight.remove(position) else {
+            return Ok(());
+        };
+        match &outcome.code {
+            Some(Code::Alert) => {
+                self.notes
+                    .push(format!("*** IMAP ALERT *** {}", outcome.text));
+            }
+            // Capabilities in a tagged OK (typically after login) replace the list.
+            Some(Code::Capability(caps)) => {
+                let caps: Vec<Capability> = caps.as_ref().to_vec();
+                self.set_capabilities(caps.iter());
+            }
+            _ => {}
+        }
+        if !pending.sent && !pending.authenticate {
+            if self.trace
+                && let Some(command) = &pending.command
+            {
+                let line = trace_command(command, 0);
+                self.traces
+                    .push(format!("{line} (refused before its literal)"));
+            }
+            self.reset_client();
+        }
+        self.finished.insert(tag, outcome);
+        Ok(())
     }
 
     /// A status response: a tagged one finishes its command, others are bookkeeping.
@@ -902,6 +1023,19 @@ fn client_options(discard_greeting: bool) -> Options {
 
 fn is_authenticate(command: &Command<'_>) -> bool {
     matches!(command.body, CommandBody::Authenticate { .. })
+}
+
+/// An APPEND whose message goes as a non-synchronizing literal (LITERAL+ / LITERAL-).
+fn is_non_sync_append(body: &CommandBody<'_>) -> bool {
+    use imap_next::imap_types::core::LiteralMode;
+    use imap_next::imap_types::extensions::binary::LiteralOrLiteral8;
+    match body {
+        CommandBody::Append { message, .. } => match message {
+            LiteralOrLiteral8::Literal(literal) => literal.mode() == LiteralMode::NonSync,
+            LiteralOrLiteral8::Literal8(literal) => literal.mode == LiteralMode::NonSync,
+        },
+        _ => false,
+    }
 }
 
 fn continuation_bytes(request: &CommandContinuationRequest<'_>) -> Vec<u8> {

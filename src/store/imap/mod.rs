@@ -1,7 +1,19 @@
 //! The IMAP4 store driver (spec config-cli-stores §5): an [`ImapStore`] serves one IMAPStore
 //! of the config over one connection, implementing the [`Store`] trait on top of a
-//! current-thread tokio runtime (each call blocks until its commands are answered; commands
-//! of one call are pipelined up to PipelineDepth).
+//! current-thread tokio runtime. Commands of one call are pipelined up to PipelineDepth, and
+//! two kinds stay in flight across calls, so first copies do not wait a round trip per
+//! message: read-ahead FETCHes (`prefetch`, bounded by BufferLimit, collected by `fetch`)
+//! and APPENDs (`store_queued`, written at once, their outcomes collected by
+//! `finish_stores` at the copy batch's group commit). Any other command first finishes the
+//! read-ahead in flight, so replies never mix.
+//!
+//! Memory: a listing holds no bodies. A fetched message is held by the parser's input buffer
+//! while its reply arrives (that buffer's capacity may stay until later replies), then as
+//! the decoded literal, which is moved (not copied) into the [`FetchedMessage`]; the sync
+//! core's line-end conversion makes one more copy before it is written. So a message of size
+//! S costs up to 3·S at its peak, beside the read-ahead buffer (at most BufferLimit), and an
+//! APPEND of size S about 3·S while it is written (the converted copy, the command, the
+//! encoded bytes). Bodies are not yet fetched in partial chunks.
 //!
 //! - `connection` — transport, TLS, the protocol flow (imap-next) and pipelining;
 //! - `session` — greeting, STARTTLS, authentication, capabilities, NAMESPACE;
@@ -28,7 +40,7 @@ pub use replay::{ReplaySummary, replay_server_bytes};
 use crate::config::{ImapAccountConfig, ImapStoreConfig};
 use crate::store::{
     FailureScope, FetchedMessage, Flags, ListAreas, LoadRequest, Loaded, MessageInfo, NewMessage,
-    OpenOutcome, Reporter, Store, StoreError, StoreResult,
+    OpenOutcome, QueuedOutcome, Reporter, Store, StoreError, StoreResult, StoreTicket,
 };
 use condstore::{BoxStatus, Changes, MailboxSnapshot, MergedListing};
 use connection::{Connection, Outcome};
@@ -51,8 +63,9 @@ use std::str::FromStr;
 /// Run-wide settings the store needs besides its config sections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImapOptions {
-    /// `BufferLimit`: the most message data [`ImapStore::prefetch`] reads ahead (APPENDs are
-    /// sent one per `store` call, so they never queue more than one message).
+    /// `BufferLimit`: the most message data the read-ahead (`Store::prefetch`) asks for at
+    /// once, counting what is buffered and what its FETCHes in flight announce (a message
+    /// larger than the limit is read alone). Queued APPENDs hold no data once written.
     pub buffer_limit: u64,
     /// `-Tu`: withhold the UIDs of stored messages (forces the X-TUID search).
     pub withhold_uids: bool,
@@ -112,6 +125,16 @@ pub struct ImapStore {
     /// Messages read ahead by `prefetch`, and their total size.
     prefetched: BTreeMap<u32, Option<FetchedMessage>>,
     prefetched_bytes: u64,
+    /// Messages `prefetch` announced whose FETCH is not sent yet, in order, with sizes …
+    read_ahead: std::collections::VecDeque<(u32, u64)>,
+    /// … and those whose size is not known yet (sized a chunk at a time).
+    not_sized: std::collections::VecDeque<u32>,
+    /// Body FETCHes sent and not finished yet (oldest first), and the bytes they announce.
+    body_fetches: std::collections::VecDeque<BodyFetch>,
+    body_fetch_bytes: u64,
+    /// APPENDs sent by `store_queued` whose outcome was not collected yet.
+    queued_appends: Vec<QueuedAppend>,
+    next_ticket: u64,
     /// Flag changes not sent yet: UID → (add, remove), later changes merged in.
     pending_flags: BTreeMap<u32, (Flags, Flags)>,
     /// UIDs the last load saw (to answer "is it gone?").
@@ -130,6 +153,30 @@ pub struct ImapStore {
 
 /// Most characters in one UID set (mbsync keeps command lines below ~1000 bytes).
 const MAX_SET_LEN: usize = 960;
+
+/// Read-ahead FETCHes ask for at most this many messages each …
+const READ_AHEAD_MESSAGES: usize = 64;
+/// … and at most this many bytes (a larger message goes alone), so that replies arrive as a
+/// stream of finished commands and the window can slide.
+const READ_AHEAD_COMMAND_BYTES: u64 = 1024 * 1024;
+/// Sizes for the read-ahead are asked for this many messages at a time (bounding what a
+/// huge mailbox's size replies hold in memory).
+const READ_AHEAD_SIZE_CHUNK: usize = 2000;
+
+/// A `UID FETCH … BODY.PEEK[]` sent for reading ahead.
+struct BodyFetch {
+    tag: String,
+    /// The UIDs asked for, with their announced sizes.
+    uids: Vec<(u32, u64)>,
+}
+
+/// An APPEND sent by `store_queued`.
+struct QueuedAppend {
+    ticket: u64,
+    tag: String,
+    /// How the command is shown in errors.
+    shown: String,
+}
 
 impl ImapStore {
     /// Makes the store; the connection is opened on first use.
@@ -166,6 +213,12 @@ impl ImapStore {
             prompted_password: None,
             prefetched: BTreeMap::new(),
             prefetched_bytes: 0,
+            read_ahead: Default::default(),
+            not_sized: Default::default(),
+            body_fetches: Default::default(),
+            body_fetch_bytes: 0,
+            queued_appends: Vec::new(),
+            next_ticket: 1,
             pending_flags: BTreeMap::new(),
             loaded: Default::default(),
             primed: None,
@@ -238,10 +291,12 @@ impl ImapStore {
             .ok_or_else(|| StoreError::store("IMAP error: no connection"))
     }
 
-    /// Runs commands on the connection (pipelined up to PipelineDepth).
+    /// Runs commands on the connection (pipelined up to PipelineDepth). Read-ahead FETCHes
+    /// still in flight are finished first, so their replies do not mix with the commands'.
     fn run(&mut self, commands: Vec<CommandBody<'static>>) -> StoreResult<Vec<Outcome>> {
         let depth = self.account.pipeline_depth;
         self.ensure_connected()?;
+        self.settle_read_ahead()?;
         let Some(connection) = self.connection.as_mut() else {
             return Err(StoreError::store("IMAP error: no connection"));
         };
@@ -518,21 +573,9 @@ impl ImapStore {
     /// Fetches full messages with pipelined `UID FETCH <uid> (FLAGS INTERNALDATE BODY.PEEK[])`
     /// commands; a UID maps to `None` if the message is gone.
     fn fetch_bodies(&mut self, uids: &[u32]) -> StoreResult<BTreeMap<u32, Option<FetchedMessage>>> {
-        let items = || {
-            vec![
-                MessageDataItemName::Uid,
-                MessageDataItemName::Flags,
-                MessageDataItemName::InternalDate,
-                MessageDataItemName::BodyExt {
-                    section: None,
-                    partial: None,
-                    peek: true,
-                },
-            ]
-        };
         let mut commands = Vec::new();
         for uid in uids {
-            commands.push(fetch_command(&uid.to_string(), items())?);
+            commands.push(fetch_command(&uid.to_string(), body_items())?);
         }
         self.take_data();
         let outcomes = self.run(commands)?;
@@ -548,59 +591,302 @@ impl ImapStore {
         let mut result: BTreeMap<u32, Option<FetchedMessage>> =
             uids.iter().map(|u| (*u, None)).collect();
         for data in self.take_data() {
-            let Some(fetched) = messages::parse_fetch(&data) else {
-                continue;
-            };
-            if fetched.body.is_some() && !result.contains_key(&fetched.uid) {
-                // Taking it for the asked one would copy the wrong message; ignoring it would
-                // make the asked one look vanished.
-                let asked = uid_sets(uids).join(",");
-                return Err(StoreError::mailbox(format!(
-                    "IMAP error: the server sent the message with UID {} in reply to UID FETCH {asked} (store {}, mailbox {})",
-                    fetched.uid,
-                    self.name,
-                    self.wanted.as_deref().unwrap_or("?")
-                )));
-            }
-            if let (Some(slot), Some(body)) = (result.get_mut(&fetched.uid), fetched.body) {
-                *slot = Some(FetchedMessage {
-                    data: body,
-                    flags: fetched.flags.map(|f| f.0).unwrap_or_default(),
-                    date: fetched.date,
-                });
+            if let Ok(Some((uid, message))) = take_body(data) {
+                let Some(slot) = result.get_mut(&uid) else {
+                    // Taking it for the asked one would copy the wrong message; ignoring it
+                    // would make the asked one look vanished.
+                    let asked = uid_sets(uids).join(",");
+                    return Err(StoreError::mailbox(format!(
+                        "IMAP error: the server sent the message with UID {uid} in reply to UID FETCH {asked} (store {}, mailbox {})",
+                        self.name,
+                        self.wanted.as_deref().unwrap_or("?")
+                    )));
+                };
+                *slot = Some(message);
             }
         }
         Ok(result)
     }
 
-    /// Reads messages ahead with pipelined FETCHes, keeping at most about BufferLimit bytes;
-    /// `fetch` then serves them without a round trip each. Messages not prefetched (over the
-    /// limit) are fetched on demand as usual.
-    pub fn prefetch(&mut self, uids: &[u32]) -> StoreResult<()> {
-        self.flush_flags()?;
-        self.ensure_selected()?;
-        self.selected()?;
-        let wanted: Vec<u32> = uids
+    /// The most commands in flight at once (PipelineDepth; unlimited by default).
+    fn depth_limit(&self) -> usize {
+        self.account
+            .pipeline_depth
+            .map(|d| d.max(1) as usize)
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Processes one event of the connection (a write, a read, a response).
+    fn pump_connection(&mut self) -> StoreResult<()> {
+        let Some(connection) = self.connection.as_mut() else {
+            return Err(StoreError::store("IMAP error: no connection"));
+        };
+        let result = self.runtime.block_on(connection.pump());
+        self.report_notes();
+        if result.is_err() {
+            self.selected = None;
+        }
+        result
+    }
+
+    /// Writes every submitted command in full.
+    fn send_submitted(&mut self) -> StoreResult<()> {
+        let Some(connection) = self.connection.as_mut() else {
+            return Err(StoreError::store("IMAP error: no connection"));
+        };
+        let result = self.runtime.block_on(connection.send_all());
+        self.report_notes();
+        if result.is_err() {
+            self.selected = None;
+        }
+        result
+    }
+
+    /// True if a read-ahead FETCH in flight asks for `uid`.
+    fn on_its_way(&self, uid: u32) -> bool {
+        self.body_fetches
             .iter()
-            .copied()
-            .filter(|u| !self.prefetched.contains_key(u))
-            .collect();
-        // Batches of a few messages, so the buffer limit is checked as data arrives.
-        for batch in wanted.chunks(16) {
-            if self.prefetched_bytes >= self.options.buffer_limit {
-                break;
+            .any(|f| f.uids.iter().any(|(u, _)| *u == uid))
+    }
+
+    /// Learns the sizes of the next announced messages (one pipelined `UID FETCH … RFC822.SIZE`
+    /// round per [`READ_AHEAD_SIZE_CHUNK`] messages), so the read-ahead can be bounded in bytes.
+    /// A message the server does not report is gone: it is buffered as `None`.
+    fn size_next_chunk(&mut self) -> StoreResult<()> {
+        let count = self.not_sized.len().min(READ_AHEAD_SIZE_CHUNK);
+        let chunk: Vec<u32> = self.not_sized.drain(..count).collect();
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let sets = uid_sets(&chunk);
+        let mut commands = Vec::new();
+        for set in &sets {
+            commands.push(fetch_command(
+                set,
+                vec![MessageDataItemName::Uid, MessageDataItemName::Rfc822Size],
+            )?);
+        }
+        self.settle_read_ahead()?;
+        self.take_data();
+        let outcomes = self.run(commands)?;
+        for (outcome, set) in outcomes.iter().zip(&sets) {
+            if !outcome.is_ok() {
+                return Err(self.command_error(
+                    &format!("UID FETCH {set} (UID RFC822.SIZE)"),
+                    outcome,
+                    FailureScope::Mailbox,
+                ));
             }
-            for (uid, message) in self.fetch_bodies(batch)? {
-                self.prefetched_bytes += message.as_ref().map_or(0, |m| m.data.len() as u64);
-                self.prefetched.insert(uid, message);
+        }
+        let mut sizes = std::collections::HashMap::new();
+        for data in self.take_data() {
+            if let Some(fetched) = messages::parse_fetch(&data)
+                && let Some(size) = fetched.size
+            {
+                sizes.insert(fetched.uid, size);
+            }
+        }
+        for uid in chunk {
+            match sizes.get(&uid) {
+                Some(size) => self.read_ahead.push_back((uid, *size)),
+                None => {
+                    self.prefetched.insert(uid, None);
+                }
             }
         }
         Ok(())
     }
 
+    /// Sends further read-ahead FETCHes while the bytes they announce plus the bytes buffered
+    /// stay within BufferLimit and PipelineDepth allows. With `force`, one FETCH goes even over
+    /// the limit (the message asked for next, or one larger than the limit when nothing else
+    /// is buffered or in flight).
+    fn top_up_read_ahead(&mut self, mut force: bool) -> StoreResult<()> {
+        let limit = self.options.buffer_limit;
+        let depth = self.depth_limit();
+        let mut sent = false;
+        loop {
+            if self.read_ahead.is_empty() {
+                if self.not_sized.is_empty() || !self.body_fetches.is_empty() {
+                    break;
+                }
+                self.size_next_chunk()?;
+                continue;
+            }
+            let Some(connection) = self.connection.as_mut() else {
+                break;
+            };
+            if connection.in_flight() >= depth && !force {
+                break;
+            }
+            let used = self.prefetched_bytes + self.body_fetch_bytes;
+            let idle = self.prefetched_bytes == 0 && self.body_fetches.is_empty();
+            let mut uids = Vec::new();
+            let mut bytes = 0u64;
+            while let Some(&(uid, size)) = self.read_ahead.front() {
+                let fits = used + bytes + size <= limit;
+                let first = uids.is_empty();
+                if first && !(fits || idle || force) {
+                    break;
+                }
+                if !first
+                    && (uids.len() >= READ_AHEAD_MESSAGES
+                        || bytes + size > READ_AHEAD_COMMAND_BYTES
+                        || !fits)
+                {
+                    break;
+                }
+                self.read_ahead.pop_front();
+                uids.push((uid, size));
+                bytes += size;
+            }
+            if uids.is_empty() {
+                break;
+            }
+            force = false;
+            let list: Vec<u32> = uids.iter().map(|(u, _)| *u).collect();
+            let set = uid_sets(&list).join(",");
+            let command = fetch_command(&set, body_items())?;
+            let tag = connection.submit(command)?;
+            self.body_fetch_bytes += bytes;
+            self.body_fetches.push_back(BodyFetch { tag, uids });
+            sent = true;
+        }
+        if sent {
+            self.send_submitted()?;
+        }
+        Ok(())
+    }
+
+    /// Moves bodies that arrived for read-ahead FETCHes from the connection's data into the
+    /// buffer (taking the literal over, not copying it) and ends the FETCHes that finished; a
+    /// UID they did not return is gone (`None`).
+    fn absorb_read_ahead(&mut self) -> StoreResult<()> {
+        if self.body_fetches.is_empty() {
+            return Ok(());
+        }
+        let Some(connection) = self.connection.as_mut() else {
+            return Ok(());
+        };
+        let arrived = std::mem::take(&mut connection.data);
+        let mut kept = Vec::new();
+        for data in arrived {
+            match take_body(data) {
+                Err(other) => kept.push(other),
+                Ok(None) => {}
+                Ok(Some((uid, message))) => {
+                    let wanted = self
+                        .body_fetches
+                        .iter()
+                        .any(|f| f.uids.iter().any(|(u, _)| *u == uid));
+                    if wanted && !self.prefetched.contains_key(&uid) {
+                        self.prefetched_bytes += message.data.len() as u64;
+                        self.prefetched.insert(uid, Some(message));
+                    }
+                }
+            }
+        }
+        kept.append(&mut connection.data);
+        connection.data = kept;
+        let mut index = 0;
+        while index < self.body_fetches.len() {
+            let Some(connection) = self.connection.as_mut() else {
+                break;
+            };
+            let Some(outcome) = connection.take_finished(&self.body_fetches[index].tag) else {
+                index += 1;
+                continue;
+            };
+            let Some(fetch) = self.body_fetches.remove(index) else {
+                break;
+            };
+            let bytes: u64 = fetch.uids.iter().map(|(_, size)| size).sum();
+            self.body_fetch_bytes = self.body_fetch_bytes.saturating_sub(bytes);
+            for (uid, _) in &fetch.uids {
+                self.prefetched.entry(*uid).or_insert(None);
+            }
+            if !outcome.is_ok() {
+                let list: Vec<u32> = fetch.uids.iter().map(|(u, _)| *u).collect();
+                return Err(self.command_error(
+                    &format!(
+                        "UID FETCH {} (UID FLAGS INTERNALDATE BODY.PEEK[])",
+                        uid_sets(&list).join(",")
+                    ),
+                    &outcome,
+                    FailureScope::Mailbox,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for every read-ahead FETCH in flight and buffers what it returns.
+    fn settle_read_ahead(&mut self) -> StoreResult<()> {
+        loop {
+            self.absorb_read_ahead()?;
+            if self.body_fetches.is_empty() {
+                return Ok(());
+            }
+            self.pump_connection()?;
+        }
+    }
+
+    /// Takes a buffered message out of the read-ahead buffer.
+    fn take_prefetched(&mut self, uid: u32) -> Option<Option<FetchedMessage>> {
+        let message = self.prefetched.remove(&uid)?;
+        self.prefetched_bytes -= message.as_ref().map_or(0, |m| m.data.len() as u64);
+        Some(message)
+    }
+
+    /// Serves `fetch` from the read-ahead: waits for the message if it is on its way, sends
+    /// its FETCH first if it is announced but not asked for yet, and tops the window up
+    /// again. `None` if the message was never announced (a plain FETCH is needed).
+    fn fetch_read_ahead(&mut self, uid: u32) -> StoreResult<Option<Option<FetchedMessage>>> {
+        loop {
+            self.absorb_read_ahead()?;
+            if let Some(message) = self.take_prefetched(uid) {
+                self.top_up_read_ahead(false)?;
+                return Ok(Some(message));
+            }
+            if self.on_its_way(uid) {
+                self.pump_connection()?;
+                continue;
+            }
+            if !self.read_ahead.iter().any(|(u, _)| *u == uid) {
+                if let Some(position) = self.not_sized.iter().position(|u| *u == uid) {
+                    // Not sized yet: size it now (and the messages before it).
+                    if position >= READ_AHEAD_SIZE_CHUNK {
+                        self.not_sized.remove(position);
+                        self.not_sized.push_front(uid);
+                    }
+                    self.size_next_chunk()?;
+                    continue;
+                }
+                return Ok(None);
+            }
+            // Asked for before the read-ahead reached it: it goes next, over the limit if need be.
+            if let Some(position) = self.read_ahead.iter().position(|(u, _)| *u == uid)
+                && let Some(entry) = self.read_ahead.remove(position)
+            {
+                self.read_ahead.push_front(entry);
+            }
+            self.top_up_read_ahead(true)?;
+            if !self.on_its_way(uid) && !self.prefetched.contains_key(&uid) {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Drops the read-ahead (after reading what is in flight, so that no reply arrives later).
     fn forget_prefetched(&mut self) {
+        if !self.body_fetches.is_empty() && self.settle_read_ahead().is_err() {
+            self.body_fetches.clear();
+            self.body_fetch_bytes = 0;
+        }
         self.prefetched.clear();
         self.prefetched_bytes = 0;
+        self.read_ahead.clear();
+        self.not_sized.clear();
     }
 
     fn highest_uid(&mut self) -> StoreResult<Option<u32>> {
@@ -1198,6 +1484,63 @@ fn fetch_command(
     })
 }
 
+/// The items of a full-message FETCH.
+fn body_items() -> Vec<MessageDataItemName<'static>> {
+    vec![
+        MessageDataItemName::Uid,
+        MessageDataItemName::Flags,
+        MessageDataItemName::InternalDate,
+        MessageDataItemName::BodyExt {
+            section: None,
+            partial: None,
+            peek: true,
+        },
+    ]
+}
+
+/// Takes the message out of a FETCH reply carrying `BODY[]` (moving the literal, not copying
+/// it); other data comes back as `Err`. `Ok(None)` for a reply without UID or with a NIL body.
+fn take_body(data: Data<'static>) -> Result<Option<(u32, FetchedMessage)>, Data<'static>> {
+    use imap_next::imap_types::core::Vec1;
+    use imap_next::imap_types::fetch::MessageDataItem;
+    let has_body = matches!(&data, Data::Fetch { items, .. }
+        if items.as_ref().iter().any(|i| matches!(i, MessageDataItem::BodyExt { section: None, .. })));
+    if !has_body {
+        return Err(data);
+    }
+    let Data::Fetch { seq, items } = data else {
+        return Err(data);
+    };
+    let mut rest = Vec::new();
+    let mut body = None;
+    for item in items.into_inner() {
+        match item {
+            MessageDataItem::BodyExt {
+                section: None,
+                data,
+                ..
+            } => body = data.0.map(|s| s.into_inner().into_owned()),
+            other => rest.push(other),
+        }
+    }
+    let Ok(items) = Vec1::try_from(rest) else {
+        return Ok(None);
+    };
+    let Some(fetched) = messages::parse_fetch(&Data::Fetch { seq, items }) else {
+        return Ok(None);
+    };
+    Ok(body.map(|data| {
+        (
+            fetched.uid,
+            FetchedMessage {
+                data,
+                flags: fetched.flags.map(|f| f.0).unwrap_or_default(),
+                date: fetched.date,
+            },
+        )
+    }))
+}
+
 fn header_fields(names: &[&str]) -> Option<MessageDataItemName<'static>> {
     let fields: Vec<_> = names
         .iter()
@@ -1630,11 +1973,95 @@ impl Store for ImapStore {
         self.flush_flags()?;
         self.ensure_selected()?;
         self.selected()?;
-        if let Some(message) = self.prefetched.remove(&uid) {
-            self.prefetched_bytes -= message.as_ref().map_or(0, |m| m.data.len() as u64);
+        if let Some(message) = self.fetch_read_ahead(uid)? {
             return Ok(message);
         }
         Ok(self.fetch_bodies(&[uid])?.remove(&uid).flatten())
+    }
+
+    /// Announces the messages to read ahead; their sizes are learned a chunk at a time and
+    /// FETCHes of up to [`READ_AHEAD_MESSAGES`] messages are kept in flight while the bytes
+    /// they announce plus those buffered stay within BufferLimit, so the connection streams
+    /// while the caller writes. A message larger than BufferLimit is read alone.
+    fn prefetch(&mut self, uids: &[u32]) -> StoreResult<()> {
+        self.flush_flags()?;
+        self.ensure_selected()?;
+        self.selected()?;
+        self.read_ahead.clear();
+        self.not_sized.clear();
+        let mut seen = std::collections::HashSet::new();
+        for uid in uids {
+            if seen.insert(*uid) && !self.prefetched.contains_key(uid) && !self.on_its_way(*uid) {
+                self.not_sized.push_back(*uid);
+            }
+        }
+        self.top_up_read_ahead(false)
+    }
+
+    fn store_queued(&mut self, message: NewMessage<'_>) -> StoreResult<StoreTicket> {
+        self.flush_flags()?;
+        let server = self.selected()?.server.clone();
+        let command = self.append_command(&server, &message, false)?;
+        self.settle_read_ahead()?;
+        let depth = self.depth_limit();
+        while self
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.in_flight() >= depth)
+        {
+            self.pump_connection()?;
+        }
+        let Some(connection) = self.connection.as_mut() else {
+            return Err(StoreError::store("IMAP error: no connection"));
+        };
+        let tag = connection.submit(command)?;
+        self.send_submitted()?;
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.queued_appends.push(QueuedAppend {
+            ticket,
+            tag,
+            shown: format!("APPEND \"{server}\" {{{}}}", message.data.len()),
+        });
+        Ok(StoreTicket::Queued(ticket))
+    }
+
+    fn finish_stores(&mut self) -> StoreResult<Vec<QueuedOutcome>> {
+        let queued = std::mem::take(&mut self.queued_appends);
+        let mut outcomes = Vec::with_capacity(queued.len());
+        for append in queued {
+            let Some(connection) = self.connection.as_mut() else {
+                return Err(StoreError::store("IMAP error: no connection"));
+            };
+            let waited = self.runtime.block_on(connection.wait_for(&append.tag));
+            self.report_notes();
+            let outcome = match waited {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    self.selected = None;
+                    return Err(error);
+                }
+            };
+            if !outcome.is_ok() {
+                let error = self.command_error(&append.shown, &outcome, FailureScope::Message);
+                outcomes.push((append.ticket, Err(error)));
+                continue;
+            }
+            let uid = match outcome.code {
+                Some(Code::AppendUid { uid, .. }) => Some(uid.get()),
+                _ => None,
+            };
+            if let (Some(uid), Some(selected)) = (uid, self.selected.as_mut()) {
+                selected.uid_next = selected.uid_next.max(uid.saturating_add(1));
+            }
+            let uid = if self.options.withhold_uids {
+                None
+            } else {
+                uid
+            };
+            outcomes.push((append.ticket, Ok(uid)));
+        }
+        Ok(outcomes)
     }
 
     fn store(&mut self, message: NewMessage<'_>) -> StoreResult<Option<u32>> {
