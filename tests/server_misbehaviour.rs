@@ -257,16 +257,13 @@ fn client_to_server(client: TcpStream, mut server: TcpStream, link: &Link) {
         if action.is_some() {
             link.fired.store(true, Ordering::SeqCst);
         }
-        match &action {
-            // Registered before the command goes on: the answer may come at once.
-            Some(
-                a @ (Action::InjectBeforeAnswer(_) | Action::ShiftUids | Action::AfterAnswer(_)),
-            ) => {
-                if let Ok(mut answers) = link.answers.lock() {
-                    answers.insert(tag.clone(), a.clone());
-                }
-            }
-            _ => {}
+        // Registered before the command goes on: the answer may come at once.
+        if let Some(
+            a @ (Action::InjectBeforeAnswer(_) | Action::ShiftUids | Action::AfterAnswer(_)),
+        ) = &action
+            && let Ok(mut answers) = link.answers.lock()
+        {
+            answers.insert(tag.clone(), a.clone());
         }
         // The whole command: its literals (a synchronising one only after the server's `+`).
         let mut line = first;
@@ -1220,4 +1217,43 @@ fn mailbox_deleted_by_another_client_mid_sync() {
             },
         )],
     );
+}
+
+#[test]
+fn uidvalidity_genuinely_changed_is_refused_without_touching_mail() {
+    // Folder `old` is deleted and made again on Dovecot (a new UIDVALIDITY) with another
+    // message under the UID `h` had: the change is genuine (sync-semantics §5), so the pair is
+    // refused with the spec's message on every run, and neither side is changed.
+    let server = Server::start();
+    let world = World::new(&server);
+    world.prepare();
+    world.run_ok();
+    world.assert_converged("before the change", &[]);
+    world
+        .server
+        .must(&["mailbox", "delete", "-u", &world.user, "old"]);
+    world.add_far("old", "other", "");
+    world.add_far("old", "h", "");
+    let far_before = world.far_mails();
+    let near_before = world.near_mails();
+    let mut tally = Tally::default();
+    for attempt in 0..2 {
+        let run = world.run(server.dovecot.port, &[]);
+        tally.tried += 1;
+        if run.code != 1
+            || !run
+                .stderr
+                .contains("far side box old (at UID 1): UIDVALIDITY genuinely changed.")
+        {
+            tally.failures.push(format!("run {attempt}: {run}"));
+        }
+        let (far, near) = (world.far_mails(), world.near_mails());
+        tally.compared += far.len() + near.len();
+        let lost = far_before.iter().filter(|m| !far.contains(m)).count()
+            + near_before.iter().filter(|m| !near.contains(m)).count();
+        tally.lost += lost;
+        tally.duplicated +=
+            (far.len() + near.len()).saturating_sub(far_before.len() + near_before.len());
+    }
+    tally.print_and_check("uidvalidity_genuine");
 }
