@@ -6,7 +6,11 @@
 //! [`COPY_BATCH_MESSAGES`] messages or [`COPY_BATCH_BYTES`]; one copy at a time into a target
 //! receiving fewer than [`SMALL_COPY_RUN`]). Within a batch each copy is written by the
 //! store without a sync of its own, then one `Store::flush` makes the whole batch durable,
-//! and only then are the batch's `<`/`>` records written, in copy order. The crash guarantee
+//! and only then are the batch's `<`/`>` records written, in copy order. A target may queue
+//! its stores (`Store::store_queued`, IMAP: APPENDs not waited for); their outcomes are
+//! collected with `Store::finish_stores` before that flush, so a copy is still recorded only
+//! once the server confirmed it. The source is told the batch's messages up front
+//! (`Store::prefetch`) so it can read them ahead. The crash guarantee
 //! of spec sync-semantics §3.4 still holds because it only needs two orderings:
 //!
 //! - *A record is written after the operation it confirms is durable.* A `<`/`>` record
