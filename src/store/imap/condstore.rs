@@ -162,7 +162,7 @@ impl MailboxSnapshot {
                     flags |= flag;
                 }
             }
-            if (last - first) as usize >= count.saturating_sub(messages.len()) + 1 {
+            if (last - first) as usize >= count.saturating_sub(messages.len()) {
                 return Err(bad(index, "more messages than the header counts"));
             }
             for uid in first..=last {

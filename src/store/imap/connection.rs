@@ -307,6 +307,9 @@ impl Connection {
                 let shown = format!("{host} ({address})");
                 match with_timeout(timeout, tokio::net::TcpStream::connect(address)).await {
                     Some(Ok(stream)) => {
+                        // Pipelined commands are small writes in a row: without this, Nagle's
+                        // algorithm holds each back until the previous one is acknowledged.
+                        let _ = stream.set_nodelay(true);
                         connected = Some((shown, stream));
                         break;
                     }
