@@ -347,7 +347,7 @@ impl Setup {
                     .nth(1)
                     .and_then(|rest| rest.split(" hdr.").next())
                     .unwrap_or("");
-                far.insert(id, letters(flags));
+                far.insert(id, dovecot::flag_letters(flags));
             }
             let mut near = BTreeMap::new();
             for sub in ["cur", "new"] {
@@ -442,23 +442,6 @@ impl Setup {
         )
         .expect("write near message");
     }
-}
-
-fn letters(imap_flags: &str) -> String {
-    let mut letters: Vec<char> = imap_flags
-        .split_whitespace()
-        .filter_map(|f| match f {
-            "\\Draft" => Some('D'),
-            "\\Flagged" => Some('F'),
-            "$Forwarded" => Some('P'),
-            "\\Answered" => Some('R'),
-            "\\Seen" => Some('S'),
-            "\\Deleted" => Some('T'),
-            _ => None,
-        })
-        .collect();
-    letters.sort();
-    letters.into_iter().collect()
 }
 
 const BOXES: [&str; 3] = ["INBOX", "work", "lists"];

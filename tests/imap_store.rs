@@ -673,13 +673,22 @@ fn pipeline_depth_limits_commands_in_flight() {
             a.pipeline_depth = depth;
             let (mut store, _) = open_store(&a, &store_config(None));
             opened(&mut store, "INBOX");
-            // Six messages read ahead: six UID FETCHes sent in one go. (Flag changes are
-            // sent one by one: the engine records each as made when set_flags returns.)
-            let uids: Vec<u32> = (1..=6).collect();
-            store.prefetch(&uids).unwrap();
-            for uid in &uids {
-                let message = store.fetch(*uid).unwrap().expect("prefetched message");
-                assert!(!message.data.is_empty());
+            // Six messages queued for APPEND: six commands written without waiting for an
+            // answer, within the depth bound.
+            let data = MESSAGE_C.replace('\n', "\r\n").into_bytes();
+            for _ in 0..6 {
+                store
+                    .store_queued(NewMessage {
+                        data: &data,
+                        flags: Flags::SEEN,
+                        date: None,
+                    })
+                    .unwrap();
+            }
+            let outcomes = store.finish_stores().unwrap();
+            assert_eq!(outcomes.len(), 6);
+            for (_, outcome) in &outcomes {
+                assert!(outcome.is_ok(), "{outcome:?}");
             }
             let max = relay.max_in_flight();
             if let Some(d) = depth {

@@ -132,62 +132,15 @@ struct Mail {
     flags: String,
 }
 
+fn parse_message(text: &str) -> (String, String) {
+    let (id, body) = dovecot::message_id_and_body(text);
+    (id, body.trim_end().to_string())
+}
+
 fn message_text(id: &str, body: &str) -> String {
     format!(
         "From: sender@example.org\nTo: rcpt@example.org\nSubject: test {id}\nMessage-ID: <{id}@test>\n\n{body}\n"
     )
-}
-
-fn parse_message(text: &str) -> (String, String) {
-    let text = text.replace("\r\n", "\n");
-    let (header, body) = text.split_once("\n\n").unwrap_or((&text, ""));
-    let id = header
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("message-id")
-                .then(|| value.trim().to_string())
-        })
-        .unwrap_or_default();
-    let id = id
-        .trim_start_matches('<')
-        .split('@')
-        .next()
-        .unwrap_or("")
-        .to_string();
-    (id, body.trim_end().to_string())
-}
-
-fn imap_flag_letters(text: &str) -> String {
-    let mut letters: Vec<char> = text
-        .split_whitespace()
-        .filter_map(|f| match f {
-            "\\Draft" => Some('D'),
-            "\\Flagged" => Some('F'),
-            "$Forwarded" => Some('P'),
-            "\\Answered" => Some('R'),
-            "\\Seen" => Some('S'),
-            "\\Deleted" => Some('T'),
-            _ => None,
-        })
-        .collect();
-    letters.sort();
-    letters.into_iter().collect()
-}
-
-fn imap_flag_names(letters: &str) -> Vec<&'static str> {
-    letters
-        .chars()
-        .filter_map(|c| match c {
-            'D' => Some("\\Draft"),
-            'F' => Some("\\Flagged"),
-            'P' => Some("$Forwarded"),
-            'R' => Some("\\Answered"),
-            'S' => Some("\\Seen"),
-            'T' => Some("\\Deleted"),
-            _ => None,
-        })
-        .collect()
 }
 
 /// One side of a channel: a Maildir under the test folder or a Dovecot user.
@@ -276,7 +229,7 @@ impl SideStore {
             Kind::Imap => {
                 let header = format!("<{id}@test>");
                 for (how, letters) in [("add", add), ("remove", remove)] {
-                    let names = imap_flag_names(letters);
+                    let names = dovecot::flag_names(letters);
                     if names.is_empty() {
                         continue;
                     }
@@ -381,7 +334,7 @@ impl SideStore {
                         Mail {
                             id,
                             body,
-                            flags: imap_flag_letters(
+                            flags: dovecot::flag_letters(
                                 row.get("flags").map(String::as_str).unwrap_or(""),
                             ),
                         }
@@ -414,7 +367,7 @@ impl SideStore {
                 let field = |name: &str| row.get(name).map(String::as_str).unwrap_or("");
                 let (id, body) = parse_message(field("text"));
                 let uid = field("uid").parse().unwrap_or(0);
-                let flags = imap_flag_letters(field("flags"));
+                let flags = dovecot::flag_letters(field("flags"));
                 (uid, Mail { id, body, flags })
             })
             .collect();

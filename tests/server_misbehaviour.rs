@@ -430,47 +430,15 @@ struct Mail {
     flags: String,
 }
 
+fn parse_message(text: &str) -> (String, String) {
+    let (id, body) = dovecot::message_id_and_body(text);
+    (id, body.trim_end().to_string())
+}
+
 fn message_text(id: &str) -> String {
     format!(
         "From: sender@example.org\nTo: rcpt@example.org\nSubject: test {id}\nMessage-ID: <{id}@test>\n\nbody of {id}\n"
     )
-}
-
-fn parse_message(text: &str) -> (String, String) {
-    let text = text.replace("\r\n", "\n");
-    let (header, body) = text.split_once("\n\n").unwrap_or((&text, ""));
-    let id = header
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("message-id")
-                .then(|| value.trim().to_string())
-        })
-        .unwrap_or_default();
-    let id = id
-        .trim_start_matches('<')
-        .split('@')
-        .next()
-        .unwrap_or("")
-        .to_string();
-    (id, body.trim_end().to_string())
-}
-
-fn imap_flag_letters(text: &str) -> String {
-    let mut letters: Vec<char> = text
-        .split_whitespace()
-        .filter_map(|f| match f {
-            "\\Draft" => Some('D'),
-            "\\Flagged" => Some('F'),
-            "$Forwarded" => Some('P'),
-            "\\Answered" => Some('R'),
-            "\\Seen" => Some('S'),
-            "\\Deleted" => Some('T'),
-            _ => None,
-        })
-        .collect();
-    letters.sort();
-    letters.into_iter().collect()
 }
 
 struct Run {
@@ -679,7 +647,7 @@ impl<'s> World<'s> {
                     folder: field("mailbox").to_string(),
                     id,
                     body,
-                    flags: imap_flag_letters(field("flags")),
+                    flags: dovecot::flag_letters(field("flags")),
                 }
             })
             .collect();
@@ -1189,6 +1157,14 @@ fn mailbox_deleted_by_another_client_mid_sync() {
     // Folder `old` is deleted on Dovecot by another client right after mailsync selected it
     // (the relay holds the SELECT answer back until doveadm is done).
     let delete_old: FaultFor = Box::new(|world: &World| {
+        // Without the side files of the last run, `old` is selected (with them, its unchanged
+        // STATUS would spare the SELECT, and the deletion would only be seen by the next run).
+        let state = world.dir.path().join("state");
+        for entry in std::fs::read_dir(&state).expect("state folder").flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".mailsync") {
+                std::fs::remove_file(entry.path()).expect("remove side file");
+            }
+        }
         let conf = world.server.dovecot.conf.clone();
         let user = world.user.clone();
         let delete: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {

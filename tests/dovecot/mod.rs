@@ -1022,3 +1022,59 @@ impl Dovecot {
         (cert, key)
     }
 }
+
+/// Message-ID (the part between `<` and `@`) and body (LF line ends) of a message text.
+pub fn message_id_and_body(text: &str) -> (String, String) {
+    let text = text.replace("\r\n", "\n");
+    let (header, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let id = header
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("message-id")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_default();
+    let id = id
+        .trim_start_matches('<')
+        .split('@')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    (id, body.to_string())
+}
+
+/// The Maildir flag letters (sorted `DFPRST`) of IMAP flags as Dovecot prints them.
+pub fn flag_letters(imap_flags: &str) -> String {
+    let mut letters: Vec<char> = imap_flags
+        .split_whitespace()
+        .filter_map(|f| match f {
+            "\\Draft" => Some('D'),
+            "\\Flagged" => Some('F'),
+            "$Forwarded" => Some('P'),
+            "\\Answered" => Some('R'),
+            "\\Seen" => Some('S'),
+            "\\Deleted" => Some('T'),
+            _ => None,
+        })
+        .collect();
+    letters.sort();
+    letters.dedup();
+    letters.into_iter().collect()
+}
+
+/// The IMAP flag names of Maildir flag letters.
+pub fn flag_names(letters: &str) -> Vec<&'static str> {
+    letters
+        .chars()
+        .filter_map(|c| match c {
+            'D' => Some("\\Draft"),
+            'F' => Some("\\Flagged"),
+            'P' => Some("$Forwarded"),
+            'R' => Some("\\Answered"),
+            'S' => Some("\\Seen"),
+            'T' => Some("\\Deleted"),
+            _ => None,
+        })
+        .collect()
+}

@@ -174,23 +174,7 @@ pub fn body_hash(body: &str) -> u64 {
 
 /// Message-ID (without `<…@crash>`) and body of a message text.
 pub fn parse_message(text: &str) -> (String, String) {
-    let text = text.replace("\r\n", "\n");
-    let (header, body) = text.split_once("\n\n").unwrap_or((&text, ""));
-    let id = header
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("message-id")
-                .then(|| value.trim().to_string())
-        })
-        .unwrap_or_default();
-    let id = id
-        .trim_start_matches('<')
-        .split('@')
-        .next()
-        .unwrap_or("")
-        .to_string();
-    (id, body.to_string())
+    crate::dovecot::message_id_and_body(text)
 }
 
 pub fn message_text(id: &str, body: &str) -> String {
@@ -206,28 +190,14 @@ fn sorted_letters(letters: impl Iterator<Item = char>) -> String {
     v.into_iter().collect()
 }
 
+/// The synchronized letters this test tracks (`DFRS`) of IMAP flags.
 fn imap_flag_letters(text: &str) -> String {
-    sorted_letters(text.split_whitespace().filter_map(|f| match f {
-        "\\Draft" => Some('D'),
-        "\\Flagged" => Some('F'),
-        "\\Answered" => Some('R'),
-        "\\Seen" => Some('S'),
-        _ => None,
-    }))
+    sorted_letters(crate::dovecot::flag_letters(text).chars())
 }
 
+/// IMAP flag names of the tracked letters, blank-separated.
 fn imap_flag_names(letters: &str) -> String {
-    letters
-        .chars()
-        .filter_map(|c| match c {
-            'D' => Some("\\Draft"),
-            'F' => Some("\\Flagged"),
-            'R' => Some("\\Answered"),
-            'S' => Some("\\Seen"),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::dovecot::flag_names(&sorted_letters(letters.chars())).join(" ")
 }
 
 static MAILDIR_SEQ: AtomicU32 = AtomicU32::new(1);

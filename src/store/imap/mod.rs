@@ -770,6 +770,7 @@ impl ImapStore {
         };
         let arrived = std::mem::take(&mut connection.data);
         let mut kept = Vec::new();
+        let mut unasked = None;
         for data in arrived {
             match take_body(data) {
                 Err(other) => kept.push(other),
@@ -779,7 +780,11 @@ impl ImapStore {
                         .body_fetches
                         .iter()
                         .any(|f| f.uids.iter().any(|(u, _)| *u == uid));
-                    if wanted && !self.prefetched.contains_key(&uid) {
+                    if !wanted {
+                        // Taking it for an asked one would copy the wrong message; ignoring it
+                        // would make the asked one look vanished.
+                        unasked.get_or_insert(uid);
+                    } else if !self.prefetched.contains_key(&uid) {
                         self.prefetched_bytes += message.data.len() as u64;
                         self.prefetched.insert(uid, Some(message));
                     }
@@ -788,6 +793,19 @@ impl ImapStore {
         }
         kept.append(&mut connection.data);
         connection.data = kept;
+        if let Some(uid) = unasked {
+            let asked: Vec<u32> = self
+                .body_fetches
+                .iter()
+                .flat_map(|f| f.uids.iter().map(|(u, _)| *u))
+                .collect();
+            return Err(StoreError::mailbox(format!(
+                "IMAP error: the server sent the message with UID {uid} in reply to UID FETCH {} (store {}, mailbox {})",
+                uid_sets(&asked).join(","),
+                self.name,
+                self.wanted.as_deref().unwrap_or("?")
+            )));
+        }
         let mut index = 0;
         while index < self.body_fetches.len() {
             let Some(connection) = self.connection.as_mut() else {
@@ -2044,6 +2062,9 @@ impl Store for ImapStore {
             };
             if !outcome.is_ok() {
                 let error = self.command_error(&append.shown, &outcome, FailureScope::Message);
+                // The engine says only that the store refused the message: the server's
+                // reason is shown here.
+                self.reporter.warning(&error.message);
                 outcomes.push((append.ticket, Err(error)));
                 continue;
             }
