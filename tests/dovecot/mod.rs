@@ -385,6 +385,25 @@ impl Dovecot {
         std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
     }
 
+    /// Runs `doveadm -c <conf> <args>`: its standard output, or what it printed on failure.
+    pub fn try_doveadm(&self, args: &[&str]) -> Result<String, String> {
+        let output = Command::new("/usr/bin/doveadm")
+            .arg("-c")
+            .arg(&self.conf)
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(format!(
+                "doveadm {args:?}: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    }
+
     /// Runs `doveadm -c <conf> <args>` and returns its standard output.
     pub fn doveadm(&self, args: &[&str]) -> String {
         run(Command::new("/usr/bin/doveadm")

@@ -119,21 +119,7 @@ impl Server {
     }
 
     pub fn doveadm(&self, args: &[&str]) -> Result<String, String> {
-        let output = Command::new("/usr/bin/doveadm")
-            .arg("-c")
-            .arg(&self.dovecot.conf)
-            .args(args)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-        } else {
-            Err(format!(
-                "doveadm {args:?}: {}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
+        self.dovecot.try_doveadm(args)
     }
 
     pub fn must(&self, args: &[&str]) -> String {
