@@ -300,11 +300,17 @@ impl ImapStore {
         let Some(connection) = self.connection.as_mut() else {
             return Err(StoreError::store("IMAP error: no connection"));
         };
-        let mut result = self.runtime.block_on(connection.execute(commands, depth));
+        let result = self.runtime.block_on(connection.execute(commands, depth));
+        self.after_io(result)
+    }
+
+    /// What follows every wait on the connection: its notes are reported, and a failure
+    /// (BYE, EOF, malformed data, timeout) leaves no mailbox selected and says where it
+    /// happened.
+    fn after_io<T>(&mut self, mut result: StoreResult<T>) -> StoreResult<T> {
         self.report_notes();
         if let Err(error) = &mut result {
             self.selected = None;
-            // Connection-level failures (BYE, EOF, malformed data) say where they happened.
             error.message.push_str(&self.whereabouts());
         }
         result
@@ -622,11 +628,7 @@ impl ImapStore {
             return Err(StoreError::store("IMAP error: no connection"));
         };
         let result = self.runtime.block_on(connection.pump());
-        self.report_notes();
-        if result.is_err() {
-            self.selected = None;
-        }
-        result
+        self.after_io(result)
     }
 
     /// Writes every submitted command in full.
@@ -635,11 +637,7 @@ impl ImapStore {
             return Err(StoreError::store("IMAP error: no connection"));
         };
         let result = self.runtime.block_on(connection.send_all());
-        self.report_notes();
-        if result.is_err() {
-            self.selected = None;
-        }
-        result
+        self.after_io(result)
     }
 
     /// True if a read-ahead FETCH in flight asks for `uid`.
@@ -2052,14 +2050,7 @@ impl Store for ImapStore {
                 return Err(StoreError::store("IMAP error: no connection"));
             };
             let waited = self.runtime.block_on(connection.wait_for(&append.tag));
-            self.report_notes();
-            let outcome = match waited {
-                Ok(outcome) => outcome,
-                Err(error) => {
-                    self.selected = None;
-                    return Err(error);
-                }
-            };
+            let outcome = self.after_io(waited)?;
             if !outcome.is_ok() {
                 let error = self.command_error(&append.shown, &outcome, FailureScope::Message);
                 // The engine says only that the store refused the message: the server's
