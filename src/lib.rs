@@ -18,3 +18,17 @@ pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub mod worker;
+
+/// Helpers shared by unit tests.
+#[cfg(test)]
+mod test_env {
+    /// An environment lookup (as `std::env::var(..).ok()`) over fixed pairs.
+    pub fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        }
+    }
+}

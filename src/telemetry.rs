@@ -731,14 +731,7 @@ mod tests {
         }
     }
 
-    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| value.to_string())
-        }
-    }
+    use crate::test_env::lookup;
 
     #[test]
     fn sensitive_names_are_recognized_in_any_case_and_position() {

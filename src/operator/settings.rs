@@ -151,15 +151,7 @@ impl OperatorSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| value.to_string())
-        }
-    }
+    use crate::test_env::lookup;
 
     #[test]
     fn watch_namespaces_are_a_comma_separated_list() {
