@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
-use std::time::Duration;
 
 use dovecot::{Dovecot, Options, Relay, RelayMode};
 
@@ -66,18 +65,7 @@ impl Server {
         account_lines: String,
         label: &'static str,
     ) -> Server {
-        // All users are written before the first login: Dovecot notices a changed passwd-file
-        // by its modification time, which is too coarse for users added while tests run.
-        let passwd = dovecot.dir.path().join("passwd");
-        let mut text = std::fs::read_to_string(&passwd).expect("read passwd");
-        for n in 1..=MAX_USERS {
-            text.push_str(&format!(
-                "u{n}:{{PLAIN}}{USER_PASS}:1000:1000::{}::\n",
-                dovecot.mail_root.join(format!("u{n}")).display()
-            ));
-        }
-        thread::sleep(Duration::from_millis(1100));
-        std::fs::write(&passwd, text).expect("write passwd");
+        dovecot.add_users(MAX_USERS, USER_PASS);
         Server {
             dovecot,
             relay,

@@ -42,17 +42,7 @@ struct Server {
 impl Server {
     fn start() -> Server {
         let dovecot = Dovecot::start();
-        let passwd = dovecot.dir.path().join("passwd");
-        let mut text = std::fs::read_to_string(&passwd).expect("read passwd");
-        for n in 1..=MAX_USERS {
-            text.push_str(&format!(
-                "u{n}:{{PLAIN}}{USER_PASS}:1000:1000::{}::\n",
-                dovecot.mail_root.join(format!("u{n}")).display()
-            ));
-        }
-        // Dovecot notices a changed passwd-file by its modification time (seconds).
-        thread::sleep(Duration::from_millis(1100));
-        std::fs::write(&passwd, text).expect("write passwd");
+        dovecot.add_users(MAX_USERS, USER_PASS);
         Server {
             dovecot,
             next_user: AtomicU32::new(1),

@@ -385,6 +385,22 @@ impl Dovecot {
         std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
     }
 
+    /// Adds users `u1` … `u<count>` with this password, each with a Maildir under the mail
+    /// root. Call it before the first login: Dovecot notices a changed passwd-file by its
+    /// modification time, in whole seconds, so users added while tests run could be missed.
+    pub fn add_users(&self, count: u32, password: &str) {
+        let passwd = self.dir.path().join("passwd");
+        let mut text = std::fs::read_to_string(&passwd).expect("read passwd");
+        for n in 1..=count {
+            text.push_str(&format!(
+                "u{n}:{{PLAIN}}{password}:{MAIL_UID}:{MAIL_UID}::{}::\n",
+                self.mail_root.join(format!("u{n}")).display()
+            ));
+        }
+        thread::sleep(Duration::from_millis(1100));
+        std::fs::write(&passwd, text).expect("write passwd");
+    }
+
     /// Runs `doveadm -c <conf> <args>`: its standard output, or what it printed on failure.
     pub fn try_doveadm(&self, args: &[&str]) -> Result<String, String> {
         let output = Command::new("/usr/bin/doveadm")

@@ -93,18 +93,7 @@ pub struct Server {
 impl Server {
     pub fn start(max_users: u32) -> Server {
         let dovecot = Dovecot::start();
-        // All users are written before the first login: Dovecot notices a changed passwd-file
-        // by its modification time, which is too coarse for users added while tests run.
-        let passwd = dovecot.dir.path().join("passwd");
-        let mut text = std::fs::read_to_string(&passwd).expect("read passwd");
-        for n in 1..=max_users {
-            text.push_str(&format!(
-                "u{n}:{{PLAIN}}{USER_PASS}:1000:1000::{}::\n",
-                dovecot.mail_root.join(format!("u{n}")).display()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(1100));
-        std::fs::write(&passwd, text).expect("write passwd");
+        dovecot.add_users(max_users, USER_PASS);
         Server {
             dovecot,
             next_user: AtomicU32::new(1),
