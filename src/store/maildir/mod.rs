@@ -594,10 +594,14 @@ impl Store for MaildirStore {
 
     /// With FSync, one `syncfs` of the filesystem holding the written files (Linux), or an
     /// fsync of each file and directory elsewhere. The UID counter was already written
-    /// through to the device when each UID was allocated (see `uidvalidity`), so the
-    /// filesystem commit that makes the renames durable also covers it.
+    /// through to the device when each block of UIDs was reserved (see `uidvalidity`), so
+    /// the filesystem commit that makes the renames durable also covers it; the unused
+    /// rest of the block is given back first.
     fn flush(&mut self) -> StoreResult<()> {
         let unflushed = std::mem::take(&mut self.unflushed);
+        if let Some(open) = self.current.as_mut() {
+            open.uid_file.release()?;
+        }
         if unflushed.files.is_empty() {
             return Ok(());
         }

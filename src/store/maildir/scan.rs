@@ -167,6 +167,8 @@ impl ScanContext<'_> {
             };
             messages.push(info);
         }
+        // The file holds the highest UID given to a file name, not the end of a block.
+        open.uid_file.release()?;
         open.files = files;
         Ok(ScanPass::Finished(Loaded {
             messages,

@@ -1,6 +1,12 @@
 //! The `.uidvalidity` file of a mailbox (spec config-cli-stores §4.5): UIDVALIDITY and the
 //! highest UID assigned so far, read and rewritten under an exclusive fcntl record lock.
 //!
+//! UIDs are reserved in growing blocks (1, 2, 4, … up to [`MAX_RESERVATION`]): the file is
+//! rewritten (and with FSync written through) once per block rather than once per message,
+//! and [`UidFile::release`] gives the unused rest of a block back, so after a run without a
+//! crash the file holds the highest UID used, as with one write per UID. A crash leaves the
+//! counter at the block's end, which is never below a UID in a file name.
+//!
 //! The lock is an open-file-description lock on Linux (it conflicts with the classic POSIX
 //! locks other mbsync processes take, and also between two store objects of one process);
 //! elsewhere a classic POSIX record lock.
@@ -15,6 +21,9 @@ use crate::store::{Reporter, StoreError};
 /// The file name inside the mailbox directory.
 pub const FILE_NAME: &str = ".uidvalidity";
 
+/// The largest block of UIDs reserved by one rewrite of the file.
+pub const MAX_RESERVATION: u32 = 1024;
+
 /// An open `.uidvalidity` file.
 #[derive(Debug)]
 pub struct UidFile {
@@ -22,7 +31,13 @@ pub struct UidFile {
     /// The mailbox directory (used in messages).
     box_dir: String,
     uid_validity: u32,
+    /// The counter as last read or written (includes our reservation).
     highest: u32,
+    /// UIDs reserved by us and not yet handed out: `next..=end`, where `end` is the value
+    /// we wrote; `None` when nothing is reserved.
+    reserved: Option<(u32, u32)>,
+    /// The size of the next block to reserve.
+    next_block: u32,
     locked: bool,
     fsync: bool,
 }
@@ -66,6 +81,8 @@ impl UidFile {
             box_dir: box_dir.to_string(),
             uid_validity: 0,
             highest: 0,
+            reserved: None,
+            next_block: 1,
             locked: false,
             fsync,
         };
@@ -128,18 +145,53 @@ impl UidFile {
         }
     }
 
-    /// Allocates the next UID and writes it back; the lock must be held.
+    /// Allocates the next UID: from the current reservation, or by reserving a new block
+    /// and writing its end back; the lock must be held.
     pub fn allocate(&mut self) -> Result<u32, StoreError> {
         debug_assert!(self.locked, "UIDs are allocated under the lock");
-        let Some(next) = self.highest.checked_add(1) else {
-            return Err(StoreError::mailbox(format!(
+        if let Some((next, end)) = self.reserved {
+            self.reserved = (next < end).then(|| (next + 1, end));
+            return Ok(next);
+        }
+        let exhausted = || {
+            StoreError::mailbox(format!(
                 "Maildir error: UID space exhausted in {}.",
                 self.box_dir
-            )));
+            ))
         };
-        self.highest = next;
+        let first = self.highest.checked_add(1).ok_or_else(exhausted)?;
+        let end = self
+            .highest
+            .checked_add(self.next_block)
+            .unwrap_or(u32::MAX)
+            .max(first);
+        self.highest = end;
         self.write(Durability::WrittenThrough)?;
-        Ok(next)
+        self.reserved = (first < end).then(|| (first + 1, end));
+        self.next_block = (self.next_block * 2).min(MAX_RESERVATION);
+        Ok(first)
+    }
+
+    /// Gives back the reserved UIDs not handed out, if no other process has advanced the
+    /// counter past our block since: the file then holds the highest UID used. Takes and
+    /// releases the lock unless it is held. Lowering the counter to a used UID is always
+    /// safe, so the rewrite is not written through (the next flush covers it).
+    pub fn release(&mut self) -> Result<(), StoreError> {
+        let Some((next, end)) = self.reserved.take() else {
+            return Ok(());
+        };
+        let was_locked = self.locked;
+        self.lock_and_refresh()?;
+        let result = if self.highest == end {
+            self.highest = next - 1;
+            self.write(Durability::Cached)
+        } else {
+            Ok(())
+        };
+        if !was_locked {
+            self.unlock();
+        }
+        result
     }
 
     /// Makes the file's contents durable (fdatasync) when FSync is on.
@@ -161,14 +213,14 @@ impl UidFile {
     pub fn unlock(&mut self) {
         if self.locked {
             // Unlocking cannot meaningfully fail for a lock we hold; closing releases it anyway.
-            let _ = set_lock(&self.file, libc::F_UNLCK as libc::c_short);
+            let _ = set_lock(&self.file, libc::F_UNLCK as libc::c_short, true);
             self.locked = false;
         }
     }
 
     fn lock(&mut self) -> Result<(), StoreError> {
         loop {
-            match set_lock(&self.file, libc::F_WRLCK as libc::c_short) {
+            match set_lock(&self.file, libc::F_WRLCK as libc::c_short, true) {
                 Ok(()) => {
                     self.locked = true;
                     return Ok(());
@@ -209,7 +261,7 @@ impl UidFile {
             .and_then(|_| self.file.write_all(text.as_bytes()))
             .and_then(|_| self.file.set_len(text.len() as u64))
             .and_then(|_| match (self.fsync, durability) {
-                (false, _) => Ok(()),
+                (false, _) | (_, Durability::Cached) => Ok(()),
                 (true, Durability::Synced) => self.file.sync_data(),
                 (true, Durability::WrittenThrough) => write_through(&self.file),
             });
@@ -219,6 +271,14 @@ impl UidFile {
 
 impl Drop for UidFile {
     fn drop(&mut self) {
+        // Best effort, and never waiting for another holder of the lock: a reservation that
+        // is not given back only leaves a gap in the UIDs of this mailbox.
+        if self.reserved.is_some()
+            && (self.locked || set_lock(&self.file, libc::F_WRLCK as libc::c_short, false).is_ok())
+        {
+            self.locked = true;
+            let _ = self.release();
+        }
         self.unlock();
     }
 }
@@ -234,6 +294,8 @@ enum Durability {
     /// durable before the counter does: after a crash the counter is never below a UID
     /// found in a file name. This costs a write, not a flush, per UID.
     WrittenThrough,
+    /// Left in the page cache; the next flush makes it durable.
+    Cached,
 }
 
 /// Writes the file's dirty pages to the device and waits for them (no cache flush).
@@ -275,7 +337,8 @@ fn read_error(box_dir: &str) -> StoreError {
 }
 
 /// Sets (blocking) or clears an exclusive lock on the whole file.
-fn set_lock(file: &File, lock_type: libc::c_short) -> std::io::Result<()> {
+/// Sets or clears the lock; waits for a conflicting lock to go only when `wait`.
+fn set_lock(file: &File, lock_type: libc::c_short, wait: bool) -> std::io::Result<()> {
     // SAFETY: `flock` is plain old data; all-zero is a valid value before the fields are set.
     let mut request: libc::flock = unsafe { std::mem::zeroed() };
     request.l_type = lock_type;
@@ -283,9 +346,13 @@ fn set_lock(file: &File, lock_type: libc::c_short) -> std::io::Result<()> {
     request.l_start = 0;
     request.l_len = 0;
     #[cfg(target_os = "linux")]
-    let command = libc::F_OFD_SETLKW;
+    let command = if wait {
+        libc::F_OFD_SETLKW
+    } else {
+        libc::F_OFD_SETLK
+    };
     #[cfg(not(target_os = "linux"))]
-    let command = libc::F_SETLKW;
+    let command = if wait { libc::F_SETLKW } else { libc::F_SETLK };
     // SAFETY: the descriptor is open for the lifetime of `file`, and `request` is a valid
     // `flock` the kernel only reads.
     let result = unsafe { libc::fcntl(file.as_raw_fd(), command, &request) };
@@ -360,6 +427,62 @@ mod tests {
     }
 
     #[test]
+    fn blocks_are_reserved_and_the_rest_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let box_dir = dir_string(&dir);
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, "1000\n9\n").unwrap();
+        let mut file = UidFile::open(&box_dir, 5, true, &SilentReporter)
+            .unwrap()
+            .file;
+        let mut on_disk = Vec::new();
+        for expected in 10..=20 {
+            assert_eq!(file.allocate().unwrap(), expected);
+            on_disk.push(std::fs::read_to_string(&path).unwrap());
+        }
+        // Blocks of 1, 2, 4 and 8 UIDs: the file is rewritten at 10, 11, 13 and 17 only,
+        // and always holds at least the UID just handed out.
+        assert_eq!(on_disk[0], "1000\n10\n");
+        assert_eq!(on_disk[1], "1000\n12\n");
+        assert_eq!(on_disk[2], "1000\n12\n");
+        assert_eq!(on_disk[3], "1000\n16\n");
+        assert_eq!(on_disk[7], "1000\n24\n");
+        assert_eq!(on_disk[10], "1000\n24\n");
+        file.release().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1000\n20\n");
+        // After a release the next UID follows the last one used.
+        file.lock_and_refresh().unwrap();
+        assert_eq!(file.allocate().unwrap(), 21);
+        file.unlock();
+        drop(file);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1000\n21\n");
+    }
+
+    #[test]
+    fn a_reservation_is_not_given_back_after_another_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let box_dir = dir_string(&dir);
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, "1000\n0\n").unwrap();
+        let mut first = UidFile::open(&box_dir, 5, false, &SilentReporter)
+            .unwrap()
+            .file;
+        assert_eq!(first.allocate().unwrap(), 1);
+        assert_eq!(first.allocate().unwrap(), 2); // block 2..=3
+        first.unlock();
+        let mut second = UidFile::open(&box_dir, 5, false, &SilentReporter)
+            .unwrap()
+            .file;
+        assert_eq!(second.allocate().unwrap(), 4);
+        drop(second);
+        // UID 3 stays reserved: another process went past it.
+        first.release().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1000\n4\n");
+        first.lock_and_refresh().unwrap();
+        assert_eq!(first.allocate().unwrap(), 5);
+    }
+
+    #[test]
     fn garbage_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let box_dir = dir_string(&dir);
@@ -404,7 +527,13 @@ mod tests {
         assert_eq!(second.allocate().unwrap(), 1);
         assert_eq!(second.allocate().unwrap(), 2);
         second.unlock();
+        // UID 3 is still reserved by `second` …
         first.lock_and_refresh().unwrap();
-        assert_eq!(first.allocate().unwrap(), 3);
+        assert_eq!(first.allocate().unwrap(), 4);
+        first.unlock();
+        // … and given back only if nobody went past it.
+        second.release().unwrap();
+        first.lock_and_refresh().unwrap();
+        assert_eq!(first.highest(), 4);
     }
 }
