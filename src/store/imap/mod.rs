@@ -75,6 +75,9 @@ pub struct ImapOptions {
     /// The largest literal (message) accepted from the server; a larger announcement fails
     /// the connection before any of its data is buffered.
     pub max_literal: u64,
+    /// The caller lists the store right after connecting: the listing is asked for in the
+    /// log-in's round (used by `list` when its pattern is `*`).
+    pub list_ahead: bool,
 }
 
 impl Default for ImapOptions {
@@ -84,6 +87,7 @@ impl Default for ImapOptions {
             withhold_uids: false,
             trace: false,
             max_literal: connection::DEFAULT_MAX_LITERAL,
+            list_ahead: false,
         }
     }
 }
@@ -149,6 +153,10 @@ pub struct ImapStore {
     snapshot_out: Option<MailboxSnapshot>,
     /// `ENABLE QRESYNC` succeeded on this connection.
     qresync_enabled: bool,
+    /// The answers of a `LIST "" "*"` sent with the log-in, for the first `list`.
+    listed_ahead: Option<Vec<Data<'static>>>,
+    /// A connection was established before (a reconnection does not list ahead).
+    connected_before: bool,
 }
 
 /// Most characters in one UID set (mbsync keeps command lines below ~1000 bytes).
@@ -226,6 +234,8 @@ impl ImapStore {
             current: None,
             snapshot_out: None,
             qresync_enabled: false,
+            listed_ahead: None,
+            connected_before: false,
         })
     }
 
@@ -262,20 +272,24 @@ impl ImapStore {
             self.selected = None;
         }
         if self.connection.is_none() {
+            let list_ahead = self.options.list_ahead && !self.connected_before;
+            self.connected_before = true;
             let established = self.runtime.block_on(session::establish(
                 &self.account,
                 &self.store,
                 &*self.reporter,
                 &mut self.prompted_password,
                 self.options.trace,
+                list_ahead,
             ));
             match established {
-                Ok((mut connection, names)) => {
+                Ok((mut connection, names, extras)) => {
                     connection.set_max_literal(self.options.max_literal);
                     self.connection = Some(connection);
                     self.names = names;
                     self.trash_known = false;
-                    self.qresync_enabled = false;
+                    self.qresync_enabled = extras.qresync_enabled;
+                    self.listed_ahead = extras.listed_ahead;
                 }
                 Err(error) => {
                     // Not connecting (or not logging in) fails the store for the run: a
@@ -478,6 +492,45 @@ impl ImapStore {
             }
         }
         Ok(refused)
+    }
+
+    /// Lists the store with these patterns (LIST, or LSUB for SubscribedOnly) in one
+    /// pipelined round and returns the untagged answers.
+    fn list_patterns(&mut self, patterns: &[String]) -> StoreResult<Vec<Data<'static>>> {
+        let mut commands = Vec::new();
+        for pattern in patterns {
+            let Ok(wildcard) = ListMailbox::try_from(pattern.clone()) else {
+                return Err(StoreError::store(format!(
+                    "IMAP error: cannot list with pattern '{pattern}'"
+                )));
+            };
+            let Ok(reference) = Mailbox::try_from("") else {
+                return Err(StoreError::store("IMAP error: cannot build LIST"));
+            };
+            commands.push(if self.store.subscribed_only {
+                CommandBody::Lsub {
+                    reference,
+                    mailbox_wildcard: wildcard,
+                }
+            } else {
+                CommandBody::List {
+                    reference,
+                    mailbox_wildcard: wildcard,
+                }
+            });
+        }
+        self.take_data();
+        let outcomes = self.run(commands)?;
+        for (outcome, pattern) in outcomes.iter().zip(patterns) {
+            if !outcome.is_ok() {
+                return Err(self.command_error(
+                    &format!("LIST \"\" \"{pattern}\""),
+                    outcome,
+                    FailureScope::Store,
+                ));
+            }
+        }
+        Ok(self.take_data())
     }
 
     /// Runs a command addressing the Trash; creates the Trash on `[TRYCREATE]` and retries.
@@ -1628,40 +1681,14 @@ impl Store for ImapStore {
                 patterns.push(format!("{prefix}*"));
             }
         }
-        let mut commands = Vec::new();
-        for pattern in &patterns {
-            let Ok(wildcard) = ListMailbox::try_from(pattern.clone()) else {
-                return Err(StoreError::store(format!(
-                    "IMAP error: cannot list with pattern '{pattern}'"
-                )));
-            };
-            let Ok(reference) = Mailbox::try_from("") else {
-                return Err(StoreError::store("IMAP error: cannot build LIST"));
-            };
-            commands.push(if self.store.subscribed_only {
-                CommandBody::Lsub {
-                    reference,
-                    mailbox_wildcard: wildcard,
-                }
-            } else {
-                CommandBody::List {
-                    reference,
-                    mailbox_wildcard: wildcard,
-                }
-            });
-        }
-        let outcomes = self.run(commands)?;
-        for (outcome, pattern) in outcomes.iter().zip(&patterns) {
-            if !outcome.is_ok() {
-                return Err(self.command_error(
-                    &format!("LIST \"\" \"{pattern}\""),
-                    outcome,
-                    FailureScope::Store,
-                ));
-            }
-        }
+        // The listing sent with the log-in serves if it used the same pattern.
+        let ahead = self.listed_ahead.take();
+        let listed = match ahead {
+            Some(data) if patterns == ["*"] => data,
+            _ => self.list_patterns(&patterns)?,
+        };
         let mut result = Vec::new();
-        for data in self.take_data() {
+        for data in listed {
             let (items, delim, mailbox) = match data {
                 Data::List {
                     items,
