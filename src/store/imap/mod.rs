@@ -39,8 +39,9 @@ pub use replay::{ReplaySummary, replay_server_bytes};
 
 use crate::config::{ImapAccountConfig, ImapStoreConfig};
 use crate::store::{
-    FailureScope, FetchedMessage, Flags, ListAreas, LoadRequest, Loaded, MessageInfo, NewMessage,
-    OpenOutcome, QueuedOutcome, Reporter, Store, StoreError, StoreResult, StoreTicket,
+    FailureScope, FetchedMessage, Flags, FlagsTicket, ListAreas, LoadRequest, Loaded, MessageInfo,
+    NewMessage, OpenOutcome, QueuedOutcome, RefusedFlags, Reporter, Store, StoreError, StoreResult,
+    StoreTicket,
 };
 use condstore::{BoxStatus, Changes, MailboxSnapshot, MergedListing};
 use connection::{Connection, Outcome};
@@ -422,7 +423,7 @@ impl ImapStore {
         let refused = self.send_flags()?;
         let broken = self.connection.as_ref().is_some_and(|c| c.broken);
         let mut first = None;
-        for error in refused {
+        for (_, error) in refused {
             self.reporter.warning(&error.message);
             first.get_or_insert(error);
         }
@@ -432,9 +433,10 @@ impl ImapStore {
         }
     }
 
-    /// Sends the queued flag changes, batched by change and UID ranges; returns the
-    /// refusals (commands answered NO or BAD).
-    fn send_flags(&mut self) -> StoreResult<Vec<StoreError>> {
+    /// Sends the queued flag changes, grouped by change (flags added, flags removed) into
+    /// `UID STORE <set> +FLAGS.SILENT` / `-FLAGS.SILENT` commands, all pipelined in one
+    /// round; returns the refusals (commands answered NO or BAD) with the UIDs each covered.
+    fn send_flags(&mut self) -> StoreResult<Vec<RefusedFlags>> {
         if self.pending_flags.is_empty() {
             return Ok(Vec::new());
         }
@@ -461,6 +463,7 @@ impl ImapStore {
                 continue;
             }
             for set in uid_sets(&uids) {
+                let covered = set_uids(&set, &uids);
                 for (bits, kind) in [(add, StoreType::Add), (remove, StoreType::Remove)] {
                     let flags = messages::imap_flags(Flags::from_bits(bits), forwarded_ok);
                     if flags.is_empty() {
@@ -469,9 +472,12 @@ impl ImapStore {
                     let Ok(sequence_set) = SequenceSet::from_str(&set) else {
                         continue;
                     };
-                    shown.push(format!(
-                        "UID STORE {set} {}FLAGS.SILENT",
-                        if kind == StoreType::Add { "+" } else { "-" }
+                    shown.push((
+                        format!(
+                            "UID STORE {set} {}FLAGS.SILENT",
+                            if kind == StoreType::Add { "+" } else { "-" }
+                        ),
+                        covered.clone(),
                     ));
                     commands.push(CommandBody::Store {
                         sequence_set,
@@ -486,9 +492,12 @@ impl ImapStore {
         }
         let outcomes = self.run(commands)?;
         let mut refused = Vec::new();
-        for (outcome, command) in outcomes.iter().zip(shown) {
+        for (outcome, (command, uids)) in outcomes.iter().zip(shown) {
             if !outcome.is_ok() {
-                refused.push(self.command_error(&command, outcome, FailureScope::Message));
+                refused.push((
+                    uids,
+                    self.command_error(&command, outcome, FailureScope::Message),
+                ));
             }
         }
         Ok(refused)
@@ -1539,6 +1548,21 @@ fn uid_sets(uids: &[u32]) -> Vec<String> {
     sets
 }
 
+/// The UIDs of `uids` that a set made by [`uid_sets`] from them covers.
+fn set_uids(set: &str, uids: &[u32]) -> Vec<u32> {
+    let ranges: Vec<(u32, u32)> = set
+        .split(',')
+        .filter_map(|item| match item.split_once(':') {
+            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+            None => item.parse().ok().map(|u| (u, u)),
+        })
+        .collect();
+    uids.iter()
+        .copied()
+        .filter(|u| ranges.iter().any(|(a, b)| a <= u && u <= b))
+        .collect()
+}
+
 fn fetch_command(
     set: &str,
     items: Vec<MessageDataItemName<'static>>,
@@ -2172,14 +2196,53 @@ impl Store for ImapStore {
                 .entry(uid)
                 .or_insert((Flags::EMPTY, Flags::EMPTY));
             *entry = (entry.0.minus(remove) | add, entry.1.minus(add) | remove);
-            // Sent at once: the engine records the change as made when this returns, so a
-            // refusal must be seen here — reported by a later batch it would leave the two
-            // sides' flags different for good.
-            if let Some(refusal) = self.send_flags()?.into_iter().next() {
+            // Sent at once: the caller takes the change as made when this returns, so a
+            // refusal must be seen here (`set_flags_queued` is the batched way).
+            if let Some((_, refusal)) = self.send_flags()?.into_iter().next() {
                 return Err(refusal);
             }
         }
         Ok(true)
+    }
+
+    /// Queues the change; the queued changes go out together, grouped by change, at
+    /// `finish_flag_changes` (or before any other command, reported as warnings then).
+    fn set_flags_queued(
+        &mut self,
+        uid: u32,
+        add: Flags,
+        remove: Flags,
+    ) -> StoreResult<FlagsTicket> {
+        self.selected()?;
+        let gone = self
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.expunged.contains(&uid));
+        if gone {
+            return Ok(FlagsTicket::Done(false));
+        }
+        if add.is_empty() && remove.is_empty() {
+            return Ok(FlagsTicket::Done(true));
+        }
+        // A later change to the same message wins over an earlier one.
+        let entry = self
+            .pending_flags
+            .entry(uid)
+            .or_insert((Flags::EMPTY, Flags::EMPTY));
+        *entry = (entry.0.minus(remove) | add, entry.1.minus(add) | remove);
+        Ok(FlagsTicket::Queued)
+    }
+
+    /// Sends the queued flag changes (one round, however many) and returns the refused sets.
+    /// A refusal that broke the connection (BAD) fails the call: what the rest became is
+    /// then unknown to the caller, who retries it all in a later run.
+    fn finish_flag_changes(&mut self) -> StoreResult<Vec<RefusedFlags>> {
+        let refused = self.send_flags()?;
+        let broken = self.connection.as_ref().is_some_and(|c| c.broken);
+        if broken && let Some((_, error)) = refused.first() {
+            return Err(error.clone());
+        }
+        Ok(refused)
     }
 
     fn trash(&mut self, uid: u32) -> StoreResult<bool> {

@@ -3,11 +3,12 @@
 //! UTF8=ACCEPT / QRESYNC, NAMESPACE and the resulting name mapping. Also `get-cert`'s
 //! handshake.
 //!
-//! **One round for the log-in.** What follows the log-in does not wait for its answer: a
-//! CAPABILITY, an ENABLE of QRESYNC and UTF8=ACCEPT (when the server offers ENABLE before
-//! log-in), the NAMESPACE the name mapping needs and, when the caller will list the store
-//! with the pattern `*`, that LIST are written right behind LOGIN (RFC 3501 §5.5 allows
-//! pipelining; behind AUTHENTICATE they go once it ends). Their answers are read only after
+//! **One round for the log-in.** What follows the log-in does not wait for its answer: an
+//! ENABLE of QRESYNC and UTF8=ACCEPT (when the server offers ENABLE before log-in), the
+//! NAMESPACE the name mapping needs and, when the caller will list the store with the
+//! pattern `*`, that LIST are written right behind LOGIN (RFC 3501 §5.5 allows pipelining;
+//! behind AUTHENTICATE they go once it ends; PipelineDepth bounds them). The capabilities
+//! after log-in come with its answer on most servers; a CAPABILITY round follows otherwise. Their answers are read only after
 //! the log-in's: a refused log-in is reported as such, and the commands behind it, refused
 //! by the server as not authenticated, are ignored. Whatever the server does not know
 //! (`BAD` to ENABLE or NAMESPACE) leaves the session as if it had not been asked; the
@@ -56,7 +57,6 @@ pub struct LoginExtras {
 /// A command written right behind the log-in, and what it was for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FollowUp {
-    Capability,
     Enable,
     Namespace,
     List,
@@ -68,8 +68,9 @@ fn follow_ups(
     connection: &Connection,
     store: &ImapStoreConfig,
     list_ahead: bool,
+    pipeline_depth: Option<u32>,
 ) -> Vec<(FollowUp, CommandBody<'static>)> {
-    let mut commands = vec![(FollowUp::Capability, CommandBody::Capability)];
+    let mut commands = Vec::new();
     if connection.has("ENABLE") {
         let mut wanted = Vec::new();
         if !connection.is_disabled("QRESYNC") && !connection.is_disabled("CONDSTORE") {
@@ -107,6 +108,9 @@ fn follow_ups(
         };
         commands.push((FollowUp::List, list));
     }
+    // PipelineDepth counts the log-in too.
+    let room = pipeline_depth.map_or(usize::MAX, |d| (d.max(1) as usize) - 1);
+    commands.truncate(room);
     commands
 }
 
@@ -194,7 +198,7 @@ pub async fn establish(
             connection.forget_capabilities();
             run_ok(&mut connection, CommandBody::Capability, "CAPABILITY").await?;
         }
-        let follow = follow_ups(&connection, store, list_ahead);
+        let follow = follow_ups(&connection, store, list_ahead, account.pipeline_depth);
         let tags = authenticate(&mut connection, account, port, reporter, prompted, follow).await?;
         // The log-in succeeded: the answers of the commands behind it.
         for (kind, tag) in tags {
