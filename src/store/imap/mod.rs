@@ -154,8 +154,9 @@ pub struct ImapStore {
     snapshot_out: Option<MailboxSnapshot>,
     /// `ENABLE QRESYNC` succeeded on this connection.
     qresync_enabled: bool,
-    /// The answers of a `LIST "" "*"` sent with the log-in, for the first `list`.
-    listed_ahead: Option<Vec<Data<'static>>>,
+    /// The answers (or the refusal) of a `LIST "" "*"` sent with the log-in, for the first
+    /// `list`.
+    listed_ahead: Option<Result<Vec<Data<'static>>, Outcome>>,
     /// A connection was established before (a reconnection does not list ahead).
     connected_before: bool,
 }
@@ -1708,7 +1709,10 @@ impl Store for ImapStore {
         // The listing sent with the log-in serves if it used the same pattern.
         let ahead = self.listed_ahead.take();
         let listed = match ahead {
-            Some(data) if patterns == ["*"] => data,
+            Some(Ok(data)) if patterns == ["*"] => data,
+            Some(Err(refusal)) if patterns == ["*"] => {
+                return Err(self.command_error("LIST \"\" \"*\"", &refusal, FailureScope::Store));
+            }
             _ => self.list_patterns(&patterns)?,
         };
         let mut result = Vec::new();

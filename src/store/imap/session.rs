@@ -16,7 +16,7 @@
 //! NAMESPACE is advertised, ENABLE only for what `* ENABLED` names).
 
 use super::auth::{self, Choice, Sasl};
-use super::connection::{Connection, GreetingType, SaslSteps};
+use super::connection::{Connection, GreetingType, Outcome, SaslSteps};
 use super::names::{NameMap, normalize_inbox};
 use super::tls;
 use crate::config::{CredentialCommand, ImapAccountConfig, ImapStoreConfig, TlsType};
@@ -49,9 +49,9 @@ impl SaslSteps for SaslAdapter<'_> {
 pub struct LoginExtras {
     /// `ENABLE QRESYNC` succeeded.
     pub qresync_enabled: bool,
-    /// The untagged answers of the `LIST "" "*"` (or LSUB) sent along with the log-in; valid
-    /// for a listing whose only pattern is `*` (an empty name prefix).
-    pub listed_ahead: Option<Vec<Data<'static>>>,
+    /// The untagged answers of the `LIST "" "*"` (or LSUB) sent along with the log-in, or
+    /// its refusal; valid for a listing whose only pattern is `*` (an empty name prefix).
+    pub listed_ahead: Option<Result<Vec<Data<'static>>, Outcome>>,
 }
 
 /// A command written right behind the log-in, and what it was for.
@@ -175,7 +175,7 @@ pub async fn establish(
         run_ok(&mut connection, CommandBody::Capability, "CAPABILITY").await?;
     }
     let mut extras = LoginExtras::default();
-    let mut follow_up_outcomes: Vec<(FollowUp, bool)> = Vec::new();
+    let mut follow_up_outcomes: Vec<(FollowUp, Outcome)> = Vec::new();
     if !connection.has("IMAP4REV1") {
         return Err(permanent(
             "IMAP error: Server does not support IMAP4rev1".into(),
@@ -203,14 +203,18 @@ pub async fn establish(
         // The log-in succeeded: the answers of the commands behind it.
         for (kind, tag) in tags {
             let outcome = connection.wait_for(&tag).await?;
-            follow_up_outcomes.push((kind, outcome.is_ok()));
+            follow_up_outcomes.push((kind, outcome));
         }
         if !connection.capabilities_known {
             run_ok(&mut connection, CommandBody::Capability, "CAPABILITY").await?;
         }
     }
     let asked = |kind: FollowUp| follow_up_outcomes.iter().any(|(k, _)| *k == kind);
-    let answered = |kind: FollowUp| follow_up_outcomes.iter().any(|(k, ok)| *k == kind && *ok);
+    let answered = |kind: FollowUp| {
+        follow_up_outcomes
+            .iter()
+            .any(|(k, outcome)| *k == kind && outcome.is_ok())
+    };
     let mut names = NameMap::default();
     let mut namespace_data = Vec::new();
     let mut list_data = Vec::new();
@@ -230,8 +234,15 @@ pub async fn establish(
             _ => {}
         }
     }
-    if answered(FollowUp::List) {
-        extras.listed_ahead = Some(list_data);
+    if let Some((_, outcome)) = follow_up_outcomes
+        .iter()
+        .find(|(kind, _)| *kind == FollowUp::List)
+    {
+        extras.listed_ahead = Some(if outcome.is_ok() {
+            Ok(list_data)
+        } else {
+            Err(outcome.clone())
+        });
     }
     if !asked(FollowUp::Enable) && (connection.has("UTF8=ACCEPT") || connection.has("UTF8=ONLY")) {
         let capabilities = Vec1::from(CapabilityEnable::from_str_accept());
