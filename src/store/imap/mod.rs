@@ -459,18 +459,25 @@ impl ImapStore {
         }
         let mut commands = Vec::new();
         let mut shown = Vec::new();
+        let mut refused = Vec::new();
         for ((add, remove), uids) in groups {
             if add == 0 && remove == 0 {
                 continue;
             }
-            for set in uid_sets(&uids) {
-                let covered = set_uids(&set, &uids);
+            for (set, covered) in uid_sets_with_members(&uids) {
                 for (bits, kind) in [(add, StoreType::Add), (remove, StoreType::Remove)] {
                     let flags = messages::imap_flags(Flags::from_bits(bits), forwarded_ok);
                     if flags.is_empty() {
                         continue;
                     }
                     let Ok(sequence_set) = SequenceSet::from_str(&set) else {
+                        refused.push((
+                            covered.clone(),
+                            StoreError::message(format!(
+                                "IMAP error: bad UID set {set}{}",
+                                self.whereabouts()
+                            )),
+                        ));
                         continue;
                     };
                     shown.push((
@@ -492,7 +499,6 @@ impl ImapStore {
             }
         }
         let outcomes = self.run(commands)?;
-        let mut refused = Vec::new();
         for (outcome, (command, uids)) in outcomes.iter().zip(shown) {
             if !outcome.is_ok() {
                 refused.push((
@@ -1517,6 +1523,14 @@ fn mailbox_arg(name: &str, utf8: bool) -> StoreResult<Mailbox<'static>> {
 
 /// UID sets of at most [`MAX_SET_LEN`] characters, contiguous UIDs merged into `a:b`.
 fn uid_sets(uids: &[u32]) -> Vec<String> {
+    uid_sets_with_members(uids)
+        .into_iter()
+        .map(|(set, _)| set)
+        .collect()
+}
+
+/// Like [`uid_sets`], each set with the UIDs it covers (ascending, without duplicates).
+fn uid_sets_with_members(uids: &[u32]) -> Vec<(String, Vec<u32>)> {
     let mut sorted = uids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
@@ -1529,6 +1543,7 @@ fn uid_sets(uids: &[u32]) -> Vec<String> {
     }
     let mut sets = Vec::new();
     let mut current = String::new();
+    let mut members = Vec::new();
     for (start, end) in runs {
         let item = if start == end {
             start.to_string()
@@ -1536,32 +1551,18 @@ fn uid_sets(uids: &[u32]) -> Vec<String> {
             format!("{start}:{end}")
         };
         if !current.is_empty() && current.len() + 1 + item.len() > MAX_SET_LEN {
-            sets.push(std::mem::take(&mut current));
+            sets.push((std::mem::take(&mut current), std::mem::take(&mut members)));
         }
         if !current.is_empty() {
             current.push(',');
         }
         current.push_str(&item);
+        members.extend(start..=end);
     }
     if !current.is_empty() {
-        sets.push(current);
+        sets.push((current, members));
     }
     sets
-}
-
-/// The UIDs of `uids` that a set made by [`uid_sets`] from them covers.
-fn set_uids(set: &str, uids: &[u32]) -> Vec<u32> {
-    let ranges: Vec<(u32, u32)> = set
-        .split(',')
-        .filter_map(|item| match item.split_once(':') {
-            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
-            None => item.parse().ok().map(|u| (u, u)),
-        })
-        .collect();
-    uids.iter()
-        .copied()
-        .filter(|u| ranges.iter().any(|(a, b)| a <= u && u <= b))
-        .collect()
 }
 
 fn fetch_command(
