@@ -245,7 +245,11 @@ pub async fn establish(
             Err(outcome.clone())
         });
     }
-    if !asked(FollowUp::Enable) && (connection.has("UTF8=ACCEPT") || connection.has("UTF8=ONLY")) {
+    // UTF8=ACCEPT went with the ENABLE behind the log-in unless DisableExtension left it
+    // out; a server with UTF8=ONLY is still asked for it then.
+    let utf8_asked = asked(FollowUp::Enable) && !connection.is_disabled("UTF8=ACCEPT");
+    if !names.utf8 && !utf8_asked && (connection.has("UTF8=ACCEPT") || connection.has("UTF8=ONLY"))
+    {
         let capabilities = Vec1::from(CapabilityEnable::from_str_accept());
         run_ok(
             &mut connection,
