@@ -615,3 +615,101 @@ fn unchanged_mailboxes_are_not_selected() {
     let quiet = setup.run(&["-Dn"]);
     assert!(selects(&quiet).is_empty(), "no mailbox changed:\n{quiet}");
 }
+
+/// Round trips of a no-change run through a relay with 30 ms latency (the WAN profile), for
+/// a mailbox config `Far :far:<far>` plus `Patterns` lines. The design: one round for the
+/// log-in with everything that can follow it unasked (CAPABILITY, ENABLE QRESYNC, NAMESPACE
+/// and the LIST of a Patterns channel), one round for the mailboxes (a QRESYNC SELECT of a
+/// single one, a STATUS of each of several), and the LOGOUT, whose answer is not waited for
+/// but which the relay counts as a round of its own.
+const NO_CHANGE_ROUNDS: usize = 3;
+
+fn no_change_rounds(boxes: &[&str], channel: &str) -> (dovecot::RelayCounts, String) {
+    let server = Dovecot::start();
+    for mailbox in boxes {
+        if *mailbox != "INBOX" {
+            server.create_mailbox(mailbox);
+        }
+        for n in 0..5 {
+            server.append(mailbox, &message(&format!("{mailbox}{n}")), "\\Seen");
+        }
+    }
+    let relay = dovecot::Relay::start(server.port, dovecot::RelayMode::Latency(30));
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::create_dir(dir.path().join("near")).expect("near store folder");
+    let config = format!(
+        "IMAPAccount acc\nHost 127.0.0.1\nPort {port}\nUser {USER}\nPass \"{PASS}\"\n\
+         TLSType None\nAuthMechs LOGIN\n\n\
+         IMAPStore far\nAccount acc\n\n\
+         MaildirStore near\nPath {root}/near/\nInbox {root}/near/INBOX\nSubFolders Verbatim\n\n\
+         Channel ex\n{channel}SyncState {root}/state/\nCreate Both\nExpunge Both\n",
+        port = relay.port,
+        root = dir.path().display(),
+    );
+    std::fs::write(dir.path().join("cfg"), config).expect("write config");
+    let run = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_mailsync"))
+            .arg("sync")
+            .arg("-Dn")
+            .arg("-c")
+            .arg(dir.path().join("cfg"))
+            .arg("ex")
+            .env("HOME", dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mailsync");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "mailsync failed:\n{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    let first = run();
+    assert_eq!(selects(&first).len(), boxes.len(), "{first}");
+    let before = relay.counts();
+    let quiet = run();
+    let after = relay.counts();
+    assert!(selects(&quiet).len() <= 1, "no mailbox changed:\n{quiet}");
+    let counts = dovecot::RelayCounts {
+        commands: after.commands - before.commands,
+        rounds: after.rounds - before.rounds,
+        continuations: after.continuations - before.continuations,
+    };
+    (counts, quiet)
+}
+
+#[test]
+fn a_no_change_run_of_one_mailbox_takes_three_round_trips() {
+    for channel in [
+        "Far :far:\nNear :near:\nPatterns *\n",
+        "Far :far:INBOX\nNear :near:INBOX\n",
+    ] {
+        let (counts, trace) = no_change_rounds(&["INBOX"], channel);
+        eprintln!("{channel:?}: {counts:?}");
+        assert!(
+            counts.rounds <= NO_CHANGE_ROUNDS,
+            "{channel:?}: a no-change run took {counts:?}:\n{trace}"
+        );
+        // The mailbox is asked for its changes since the snapshot, with QRESYNC enabled in
+        // the log-in's round.
+        assert!(trace.contains("SELECT INBOX (QRESYNC ("), "{trace}");
+        assert!(!trace.contains("FETCH"), "{trace}");
+    }
+}
+
+#[test]
+fn a_no_change_run_of_several_mailboxes_takes_three_round_trips() {
+    let boxes = ["INBOX", "a", "b", "c", "d", "e"];
+    let (counts, trace) = no_change_rounds(&boxes, "Far :far:\nNear :near:\nPatterns *\n");
+    eprintln!("{counts:?}");
+    assert!(selects(&trace).is_empty(), "{trace}");
+    assert!(
+        counts.rounds <= NO_CHANGE_ROUNDS,
+        "a no-change run of {} mailboxes took {counts:?}:\n{trace}",
+        boxes.len()
+    );
+    // The counts see every mailbox's STATUS: they went in one round.
+    assert!(counts.commands >= boxes.len() + 2, "{counts:?}");
+}

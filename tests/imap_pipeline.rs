@@ -303,3 +303,103 @@ fn first_upload_without_uidplus_finds_copies_by_tuid() {
         "upload of {MESSAGES} messages took {counts:?}"
     );
 }
+
+/// Sets the near flag letters of message `i` (renames its file).
+fn set_near_flags(setup: &Setup, i: usize, letters: &str) {
+    for sub in ["cur", "new"] {
+        let dir = setup.near().join("INBOX").join(sub);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("dir entry").path();
+            let text = std::fs::read_to_string(&path).expect("read message");
+            if subject_of(&text) != format!("message {i}") {
+                continue;
+            }
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            let base = name.split_once(":2,").map_or(name.as_str(), |(b, _)| b);
+            let target = setup
+                .near()
+                .join("INBOX")
+                .join("cur")
+                .join(format!("{base}:2,{letters}"));
+            std::fs::rename(&path, target).expect("rename message");
+            return;
+        }
+    }
+    panic!("no near message {i}");
+}
+
+/// The most round trips a run storing 100 flag changes may take: log-in, the rest of the
+/// log-in behind AUTHENTICATE, SELECT, the STOREs, LOGOUT, and a margin for a loaded machine.
+/// One STORE per message waited for would be over 100.
+const MAX_FLAG_ROUNDS: usize = 10;
+
+#[test]
+fn flag_changes_go_in_a_few_pipelined_stores() {
+    let server = Dovecot::start();
+    fill_server(&server);
+    let setup = Setup::new();
+    setup.write_config(server.port);
+    setup.run();
+    // 100 near flag changes in two kinds: flagged and answered, alternating.
+    let changed = 100;
+    let letters = |i: usize| {
+        let mut letters = String::from(if i.is_multiple_of(2) { "F" } else { "R" });
+        if seen(i) {
+            letters.push('S');
+        }
+        letters
+    };
+    for i in 0..changed {
+        set_near_flags(&setup, i, &letters(i));
+    }
+    let relay = Relay::start(server.port, RelayMode::Latency(LATENCY_MS));
+    setup.write_config(relay.port);
+    setup.run();
+    let counts = relay.counts();
+    eprintln!("{changed} flag changes: {counts:?}");
+    let flags: BTreeMap<u32, String> = server.flags("INBOX").into_iter().collect();
+    let by_subject = server_messages(&server);
+    for i in 0..MESSAGES {
+        let (_, flags_now) = &by_subject[&format!("message {i}")];
+        let want = if i < changed {
+            letters(i)
+        } else if seen(i) {
+            "S".to_string()
+        } else {
+            String::new()
+        };
+        assert_eq!(
+            dovecot::flag_letters(flags_now),
+            want,
+            "far flags of message {i}"
+        );
+    }
+    assert_eq!(flags.len(), MESSAGES);
+    assert!(
+        counts.rounds <= MAX_FLAG_ROUNDS,
+        "{changed} flag changes took {counts:?}"
+    );
+    // Grouped by change: two UID STOREs (one per kind; the sets fit in one command each),
+    // not one per message.
+    assert!(
+        counts.commands <= MAX_FLAG_ROUNDS + 2,
+        "{changed} flag changes took {counts:?}"
+    );
+    // Recorded: the next run has nothing to store.
+    let before = relay.counts();
+    setup.run();
+    let again = relay.counts();
+    assert!(
+        again.commands - before.commands <= MAX_FLAG_ROUNDS,
+        "the next run sent {} commands",
+        again.commands - before.commands
+    );
+    assert_eq!(server_messages(&server), by_subject);
+}

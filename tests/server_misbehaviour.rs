@@ -1209,3 +1209,116 @@ fn uidvalidity_genuinely_changed_is_refused_without_touching_mail() {
     }
     tally.print_and_check("uidvalidity_genuine");
 }
+
+/// The far UID → flag letters of every entry in the state files of a world.
+fn state_flags(world: &World) -> BTreeMap<u32, String> {
+    let mut found = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(world.dir.path().join("state")) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".lock") || name.ends_with(".mailsync") || name.ends_with(".journal") {
+            continue;
+        }
+        for line in read_text(&entry.path()).lines() {
+            let words: Vec<&str> = line.split(' ').collect();
+            if let [far, near, ..] = words[..]
+                && let (Ok(far), Ok(_)) = (far.parse::<u32>(), near.parse::<u32>())
+            {
+                found.insert(far, words.get(2).unwrap_or(&"").to_string());
+            }
+        }
+    }
+    found
+}
+
+/// Two sets of flag changes go as two pipelined `UID STORE`s; the relay refuses the one
+/// adding `\Flagged`. Its messages are neither changed nor recorded (the run still ends
+/// with exit code 0, naming the refusal); the other set's are both. The next run stores
+/// exactly the refused set.
+#[test]
+fn one_refused_store_set_of_two_is_retried_alone() {
+    let server = Server::start();
+    let world = World::new(&server);
+    for id in ["p", "q", "r", "s"] {
+        world.add_far("INBOX", id, "");
+    }
+    world.run_ok();
+    assert_eq!(
+        state_flags(&world).values().cloned().collect::<Vec<_>>(),
+        vec!["", "", "", ""]
+    );
+    world.near_set_flags("INBOX", "p", "F");
+    world.near_set_flags("INBOX", "q", "F");
+    world.near_set_flags("INBOX", "r", "R");
+    world.near_set_flags("INBOX", "s", "R");
+    let relay = FaultRelay::start(
+        server.dovecot.port,
+        Some(Fault::new("UID STORE", Action::Refuse("NO")).containing("\\FLAGGED")),
+        Vec::new(),
+    );
+    let faulty = world.run(relay.port, &["-Dn"]);
+    assert!(
+        relay.fired(),
+        "no STORE adding \\Flagged was seen:\n{faulty}"
+    );
+    drop(relay);
+    assert_eq!(faulty.code, 0, "{faulty}");
+    let all = format!("{}{}", faulty.stdout, faulty.stderr);
+    assert!(all.contains("refused by the test relay"), "{faulty}");
+    // Both STOREs were written before the first answer came: they were pipelined.
+    let stores: Vec<&str> = all
+        .lines()
+        .filter(|l| l.contains(">>> ") && l.contains("UID STORE"))
+        .collect();
+    assert_eq!(stores.len(), 2, "{faulty}");
+    assert!(
+        stores.iter().any(|l| l.contains("in progress")),
+        "the second STORE waited for the first:\n{faulty}"
+    );
+    let far_flags = |world: &World| -> BTreeMap<String, String> {
+        world
+            .far_mails()
+            .into_iter()
+            .map(|m| (m.id, m.flags))
+            .collect()
+    };
+    let expected = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        far_flags(&world),
+        expected(&[("p", ""), ("q", ""), ("r", "R"), ("s", "R")])
+    );
+    // UIDs 1–4 are p, q, r, s: the refused set is not recorded, the other one is.
+    let recorded: Vec<String> = state_flags(&world).values().cloned().collect();
+    assert_eq!(recorded, vec!["", "", "R", "R"], "{faulty}");
+
+    let next = world.run(server.dovecot.port, &["-Ds"]);
+    assert_eq!(next.code, 0, "{next}");
+    let retried: Vec<&str> = next
+        .stdout
+        .lines()
+        .chain(next.stderr.lines())
+        .filter(|l| l.contains("pass 4: far side UID"))
+        .collect();
+    assert_eq!(retried.len(), 2, "{next}");
+    assert!(
+        retried[0].ends_with("far side UID 1: add 'F', remove ''"),
+        "{next}"
+    );
+    assert!(
+        retried[1].ends_with("far side UID 2: add 'F', remove ''"),
+        "{next}"
+    );
+    assert_eq!(
+        far_flags(&world),
+        expected(&[("p", "F"), ("q", "F"), ("r", "R"), ("s", "R")])
+    );
+    let recorded: Vec<String> = state_flags(&world).values().cloned().collect();
+    assert_eq!(recorded, vec!["F", "F", "R", "R"], "{next}");
+}

@@ -213,6 +213,18 @@ pub enum StoreTicket {
 /// The outcome of one queued store: its ticket number and the UID if known, or the failure.
 pub type QueuedOutcome = (u64, StoreResult<Option<u32>>);
 
+/// What [`Store::set_flags_queued`] did with a flag change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagsTicket {
+    /// Made at once: `true`, or `false` if the message is gone.
+    Done(bool),
+    /// Queued; [`Store::finish_flag_changes`] says whether the server refused it.
+    Queued,
+}
+
+/// Messages whose queued flag change was refused, with the refusal (scope `Message`).
+pub type RefusedFlags = (Vec<u32>, StoreError);
+
 /// How bad a store failure is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureScope {
@@ -362,6 +374,27 @@ pub trait Store {
 
     /// Adds and removes flags; `Ok(false)` if the message is gone.
     fn set_flags(&mut self, uid: u32, add: Flags, remove: Flags) -> StoreResult<bool>;
+
+    /// Like `set_flags`, but a driver may queue the change and send it later, batched with
+    /// others (IMAP: one pipelined `UID STORE` per set of messages with the same change);
+    /// the outcome of a `Queued` change then comes from `finish_flag_changes`, which must be
+    /// called before the change is relied on (journalled).
+    fn set_flags_queued(
+        &mut self,
+        uid: u32,
+        add: Flags,
+        remove: Flags,
+    ) -> StoreResult<FlagsTicket> {
+        self.set_flags(uid, add, remove).map(FlagsTicket::Done)
+    }
+
+    /// Sends every flag change `set_flags_queued` queued and waits for the answers; returns
+    /// the messages whose change the server refused (not made, or not for sure), each set
+    /// with its refusal; every other queued change is made. An `Err` of the call itself
+    /// means the outcomes are unknown (e.g. the connection was lost).
+    fn finish_flag_changes(&mut self) -> StoreResult<Vec<RefusedFlags>> {
+        Ok(Vec::new())
+    }
 
     /// Moves a message into this store's Trash mailbox; `Ok(false)` if it is gone.
     fn trash(&mut self, uid: u32) -> StoreResult<bool>;

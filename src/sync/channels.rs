@@ -189,6 +189,7 @@ fn open_store(
     config: &Config,
     store: &StoreConfig,
     options: &RunOptions,
+    list_ahead: bool,
 ) -> Result<OpenedStore, StoreError> {
     match store {
         StoreConfig::Maildir(maildir) => {
@@ -214,6 +215,7 @@ fn open_store(
                 buffer_limit: config.buffer_limit,
                 withhold_uids: options.hooks.withhold_uids,
                 trace: options.debug.net || options.debug.net_all,
+                list_ahead,
                 ..ImapOptions::default()
             };
             let reporter = Rc::new(ConsoleReporter {
@@ -574,7 +576,10 @@ fn run_channel(
             side.label(),
             store.name()
         ));
-        match open_store(config, store, options) {
+        // A channel with Patterns lists both stores first: an IMAP store asks for the
+        // listing in its log-in round.
+        let list_ahead = selected.boxes.is_none() && !channel.patterns.is_empty();
+        match open_store(config, store, options, list_ahead) {
             Ok(opened) => stores.push(opened),
             Err(err) => {
                 output::error(&err.message);

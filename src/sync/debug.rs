@@ -6,8 +6,8 @@
 use crate::config::Side;
 use crate::output;
 use crate::store::{
-    FetchedMessage, Flags, ListAreas, LoadRequest, Loaded, MessageInfo, NewMessage, OpenOutcome,
-    QueuedOutcome, Store, StoreResult, StoreTicket,
+    FetchedMessage, Flags, FlagsTicket, ListAreas, LoadRequest, Loaded, MessageInfo, NewMessage,
+    OpenOutcome, QueuedOutcome, RefusedFlags, Store, StoreResult, StoreTicket,
 };
 use crate::sync::DebugFlags;
 use crate::sync::entry::{Entry, Status};
@@ -325,6 +325,38 @@ impl Store for DebugStore<'_> {
                 remove.letters(),
                 result_text(&result)
             )
+        });
+        result
+    }
+    fn set_flags_queued(
+        &mut self,
+        uid: u32,
+        add: Flags,
+        remove: Flags,
+    ) -> StoreResult<FlagsTicket> {
+        let result = self.inner.set_flags_queued(uid, add, remove);
+        self.call(|| {
+            let outcome = match &result {
+                Ok(FlagsTicket::Done(done)) => result_text(&Ok(*done)),
+                Ok(FlagsTicket::Queued) => "queued".to_string(),
+                Err(err) => format!("failed: {}", err.message),
+            };
+            format!(
+                "set flags of UID {uid}: +'{}' -'{}' -> {outcome}",
+                add.letters(),
+                remove.letters(),
+            )
+        });
+        result
+    }
+    fn finish_flag_changes(&mut self) -> StoreResult<Vec<RefusedFlags>> {
+        let result = self.inner.finish_flag_changes();
+        self.call(|| match &result {
+            Ok(refused) => format!(
+                "finish queued flag changes -> {} message(s) refused",
+                refused.iter().map(|(uids, _)| uids.len()).sum::<usize>()
+            ),
+            Err(err) => format!("finish queued flag changes -> failed: {}", err.message),
         });
         result
     }

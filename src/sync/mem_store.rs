@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use crate::store::{
-    FetchedMessage, Flags, ListAreas, LoadRequest, Loaded, MessageInfo, NewMessage, OpenOutcome,
-    Store, StoreError, StoreResult, Tuid,
+    FetchedMessage, Flags, FlagsTicket, ListAreas, LoadRequest, Loaded, MessageInfo, NewMessage,
+    OpenOutcome, RefusedFlags, Store, StoreError, StoreResult, Tuid,
 };
 
 /// One message in a memory mailbox.
@@ -45,6 +45,11 @@ pub struct MemStore {
     pub vanish_on_store: Vec<u32>,
     /// UIDs that another client removes from the open box right after it was loaded.
     pub vanish_after_load: Vec<u32>,
+    /// `set_flags_queued` queues changes (like IMAP) until `finish_flag_changes` …
+    pub queue_flags: bool,
+    /// … which refuses the changes of these UIDs (they are not made).
+    pub refuse_flags: Vec<u32>,
+    queued_flags: Vec<(u32, Flags, Flags)>,
     /// Calls of `flush` that had stored messages to make durable.
     pub flushes: u32,
     /// Messages stored since the last `flush`.
@@ -334,6 +339,34 @@ impl Store for MemStore {
             }
             None => false,
         })
+    }
+
+    fn set_flags_queued(
+        &mut self,
+        uid: u32,
+        add: Flags,
+        remove: Flags,
+    ) -> StoreResult<FlagsTicket> {
+        if !self.queue_flags {
+            return self.set_flags(uid, add, remove).map(FlagsTicket::Done);
+        }
+        self.queued_flags.push((uid, add, remove));
+        Ok(FlagsTicket::Queued)
+    }
+
+    fn finish_flag_changes(&mut self) -> StoreResult<Vec<RefusedFlags>> {
+        let mut refused = Vec::new();
+        for (uid, add, remove) in std::mem::take(&mut self.queued_flags) {
+            if self.refuse_flags.contains(&uid) {
+                refused.push((
+                    vec![uid],
+                    StoreError::message(format!("flag change of UID {uid} refused")),
+                ));
+                continue;
+            }
+            self.set_flags(uid, add, remove)?;
+        }
+        Ok(refused)
     }
 
     fn trash(&mut self, uid: u32) -> StoreResult<bool> {

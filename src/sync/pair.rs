@@ -34,13 +34,22 @@
 use crate::config::Side;
 use crate::output;
 use crate::store::{
-    FailureScope, Flags, NewMessage, OpenOutcome, Store, StoreError, StoreTicket, Tuid,
+    FailureScope, Flags, FlagsTicket, NewMessage, OpenOutcome, Store, StoreError, StoreTicket, Tuid,
 };
 use crate::sync::convert::{convert_line_ends, convert_message};
 use crate::sync::debug;
 use crate::sync::entry::{PairState, Record, Status};
 use crate::sync::passes::{Notices, RecordSink, SyncError, Work};
 use crate::sync::plan::{PairSettings, plan_load};
+
+/// A flag change whose *finish* (its `*` record) waits for the stores' queued changes.
+struct Deferred {
+    index: usize,
+    side: Side,
+    /// A change the store queued (UID, added, removed): applied to the pair's view only
+    /// once the store did not refuse it.
+    pending: Option<(u32, Flags, Flags)>,
+}
 
 /// Where the pair's state lives and where its journal records go. The disk implementation
 /// wraps the state file, journal and lock (`files.rs`); tests use an in-memory one.
@@ -703,13 +712,17 @@ impl PairRun<'_> {
             }
         }
         self.report_progress();
-        // The `*` record of a flag change must not precede the change itself: an IMAP store
-        // queues flag changes and sends them in batches, so a run killed between the record
-        // and the batch left a state claiming flags the server never got — the change was
-        // then never made (one-way sync) or even undone from the other side (two ways). So
-        // once an entry has a change queued on a store that is not Maildir (whose renames
-        // are done at once), its *finish* steps wait until both stores flushed.
-        let mut deferred: Vec<(usize, Side)> = Vec::new();
+        // The `*` record of a flag change must not precede the change itself: a store may
+        // queue flag changes (IMAP: `Store::set_flags_queued`, sent as a few pipelined
+        // `UID STORE`s, one per set of messages with the same change) — a run killed between
+        // the record and the STORE left a state claiming flags the server never got, so the
+        // change was never made (one-way sync) or even undone from the other side (two
+        // ways). So an entry with a change queued, or made on a store that is not Maildir
+        // (whose renames are done at once), has its *finish* steps wait until both stores
+        // finished their queued changes and flushed; a queued change the server refused is
+        // then reported and left unrecorded (the next run makes it again), the others are
+        // applied and recorded.
+        let mut deferred: Vec<Deferred> = Vec::new();
         let mut queued = [false; 2];
         for index in 0..work.state.entries.len() {
             let mut defer_entry = false;
@@ -718,6 +731,7 @@ impl PairRun<'_> {
                 let Some((add, del)) = work.flag_update(index, side, self.settings) else {
                     continue;
                 };
+                let mut pending = None;
                 if !add.is_empty() || !del.is_empty() {
                     let uid = work.state.entries[index].uid[t];
                     self.debug_sync(|| {
@@ -728,19 +742,19 @@ impl PairRun<'_> {
                             del.letters()
                         )
                     });
-                    let done = if self.options.dry_run {
-                        true
+                    let ticket = if self.options.dry_run {
+                        FlagsTicket::Done(true)
                     } else {
-                        match self.stores[t].set_flags(uid, add, del) {
-                            Ok(done) => done,
+                        match self.stores[t].set_flags_queued(uid, add, del) {
+                            Ok(ticket) => ticket,
                             Err(err) if err.scope == FailureScope::Message => {
                                 output::error(&err.message);
-                                false
+                                FlagsTicket::Done(false)
                             }
                             Err(err) => return Err(store_failure(side, err)),
                         }
                     };
-                    if !done {
+                    if ticket == FlagsTicket::Done(false) {
                         // Failed, or the message vanished: the operation completed without
                         // effect, which a proxy counts like any completion (§3.4).
                         self.step(side)?;
@@ -750,14 +764,24 @@ impl PairRun<'_> {
                     self.step(side)?;
                     self.counters.flagged[t] += 1;
                     self.report_progress();
-                    work.flags_applied(index, side, add, del);
-                    if !self.options.dry_run && !self.settings.store(side).maildir {
+                    if ticket == FlagsTicket::Queued {
                         queued[t] = true;
                         defer_entry = true;
+                        pending = Some((uid, add, del));
+                    } else {
+                        work.flags_applied(index, side, add, del);
+                        if !self.options.dry_run && !self.settings.store(side).maildir {
+                            queued[t] = true;
+                            defer_entry = true;
+                        }
                     }
                 }
                 if defer_entry {
-                    deferred.push((index, side));
+                    deferred.push(Deferred {
+                        index,
+                        side,
+                        pending,
+                    });
                     continue;
                 }
                 work.finish_flags(
@@ -771,14 +795,36 @@ impl PairRun<'_> {
         if deferred.is_empty() {
             return Ok(());
         }
+        let mut refused: [std::collections::HashSet<u32>; 2] = Default::default();
         for side in Side::BOTH {
-            if queued[side.index()] {
-                self.stores[side.index()]
-                    .flush()
+            let t = side.index();
+            if queued[t] {
+                let refusals = self.stores[t]
+                    .finish_flag_changes()
                     .map_err(|e| store_failure(side, e))?;
+                for (uids, error) in refusals {
+                    output::error(&error.message);
+                    refused[t].extend(uids);
+                }
+                self.stores[t].flush().map_err(|e| store_failure(side, e))?;
             }
         }
-        for (index, side) in deferred {
+        for Deferred {
+            index,
+            side,
+            pending,
+        } in deferred
+        {
+            let t = side.index();
+            if let Some((uid, add, del)) = pending {
+                if refused[t].contains(&uid) {
+                    // Not made: not recorded either, so the next run makes it again.
+                    self.counters.flagged[t] = self.counters.flagged[t].saturating_sub(1);
+                    self.planned.flagged[t] = self.planned.flagged[t].saturating_sub(1);
+                    continue;
+                }
+                work.flags_applied(index, side, add, del);
+            }
             work.finish_flags(
                 index,
                 side,
@@ -786,6 +832,7 @@ impl PairRun<'_> {
                 &mut Sink::new(self.files, self.options.debug_sync),
             )?;
         }
+        self.report_progress();
         Ok(())
     }
 

@@ -473,6 +473,29 @@ fn flags_merge_three_way() {
 }
 
 #[test]
+fn a_refused_queued_flag_change_is_left_for_the_next_run() {
+    let mut far = far_store(&[(1, "a", S), (2, "b", S), (3, "c", S)]);
+    far.queue_flags = true;
+    far.refuse_flags = vec![1];
+    let mut near = near_store(&[(1, "a", F | S), (2, "b", F | S), (3, "c", R | S)]);
+    let st = state([3, 3], &[(1, 1, S), (2, 2, S), (3, 3, S)]);
+    let o = run(&mut far, &mut near, settings(), Some(st));
+    // The refused change is neither made nor recorded; the other two are both.
+    let flags: Vec<Flags> = summary(&far, "farbox").iter().map(|m| m.2).collect();
+    assert_eq!(flags, vec![S, F | S, R | S]);
+    assert_eq!(records(&o), sv(&["* 2 2 18", "* 3 3 24"]));
+    assert_eq!(render(saved(&o)), sv(&["1 1 S", "2 2 FS", "3 3 RS"]));
+    assert_eq!(o.counters, counters([0, 2, 0, 0], [0, 0, 0, 0]));
+    // The next run makes exactly the refused change.
+    far.refuse_flags.clear();
+    let o = run(&mut far, &mut near, settings(), Some(saved(&o).clone()));
+    let flags: Vec<Flags> = summary(&far, "farbox").iter().map(|m| m.2).collect();
+    assert_eq!(flags, vec![F | S, F | S, R | S]);
+    assert_eq!(records(&o), sv(&["* 1 1 18"]));
+    assert_eq!(o.counters, counters([0, 1, 0, 0], [0, 0, 0, 0]));
+}
+
+#[test]
 fn flags_only_in_one_direction() {
     let mut far = far_store(&[(1, "a", F | S)]);
     let mut near = near_store(&[(1, "a", S | R)]);

@@ -26,6 +26,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// until the next load), so a bogus EXISTS cannot make us allocate without bound.
 const MAX_TRACKED_MESSAGES: u32 = 10_000_000;
 
+/// How long LOGOUT's answer is waited for before the connection is closed anyway.
+pub const LOGOUT_WAIT: Duration = Duration::from_millis(5);
+
 /// The largest literal accepted from a server unless the store sets another limit (mbsync
 /// accepts literals below 2 GiB). A larger announcement fails the connection at once, before
 /// any of its data is read or buffered.
@@ -407,6 +410,11 @@ impl Connection {
         self.capabilities.iter().any(|c| c == capability)
     }
 
+    /// The config disables this extension (DisableExtension; `capability` in upper case).
+    pub fn is_disabled(&self, capability: &str) -> bool {
+        self.disabled.iter().any(|c| c == capability)
+    }
+
     /// Forgets the capabilities (they change with login).
     pub fn forget_capabilities(&mut self) {
         self.capabilities.clear();
@@ -580,6 +588,15 @@ impl Connection {
 
     /// Drives the flow until `tag` finishes and returns its outcome.
     pub async fn wait_for(&mut self, tag: &str) -> StoreResult<Outcome> {
+        self.wait_for_with(tag, None).await
+    }
+
+    /// Like [`Connection::wait_for`], with a SASL responder for an AUTHENTICATE in flight.
+    pub async fn wait_for_with(
+        &mut self,
+        tag: &str,
+        mut sasl: Option<&mut dyn SaslSteps>,
+    ) -> StoreResult<Outcome> {
         loop {
             if let Some(outcome) = self.finished.remove(tag) {
                 return Ok(outcome);
@@ -588,7 +605,7 @@ impl Connection {
                 self.broken = true;
                 return Err(temporary("IMAP error: a command got no answer".to_string()));
             }
-            self.step(&mut None).await?;
+            self.step(&mut sasl).await?;
         }
     }
 
@@ -951,11 +968,19 @@ impl Connection {
         self.codes.clear();
     }
 
-    /// Sends LOGOUT and closes the connection (errors are ignored).
+    /// Sends LOGOUT and closes the connection (errors are ignored). The answer is waited for
+    /// [`LOGOUT_WAIT`] at most: nothing depends on it (RFC 3501 §6.1.3 has the server answer
+    /// and close; the client has nothing left to say), and on a link with latency waiting
+    /// would cost a whole round trip at the end of every run. Answers of other commands
+    /// still in flight are not waited for either.
     pub async fn logout(&mut self) {
         if !self.broken {
             self.expect_bye = true;
-            let _ = self.execute(vec![CommandBody::Logout], Some(1)).await;
+            if let Ok(tag) = self.submit(CommandBody::Logout)
+                && self.send_all().await.is_ok()
+            {
+                let _ = tokio::time::timeout(LOGOUT_WAIT, self.wait_for(&tag)).await;
+            }
         }
         if let Some(mut stream) = self.stream.take() {
             let _ = stream.shutdown().await;

@@ -39,8 +39,9 @@ pub use replay::{ReplaySummary, replay_server_bytes};
 
 use crate::config::{ImapAccountConfig, ImapStoreConfig};
 use crate::store::{
-    FailureScope, FetchedMessage, Flags, ListAreas, LoadRequest, Loaded, MessageInfo, NewMessage,
-    OpenOutcome, QueuedOutcome, Reporter, Store, StoreError, StoreResult, StoreTicket,
+    FailureScope, FetchedMessage, Flags, FlagsTicket, ListAreas, LoadRequest, Loaded, MessageInfo,
+    NewMessage, OpenOutcome, QueuedOutcome, RefusedFlags, Reporter, Store, StoreError, StoreResult,
+    StoreTicket,
 };
 use condstore::{BoxStatus, Changes, MailboxSnapshot, MergedListing};
 use connection::{Connection, Outcome};
@@ -75,6 +76,9 @@ pub struct ImapOptions {
     /// The largest literal (message) accepted from the server; a larger announcement fails
     /// the connection before any of its data is buffered.
     pub max_literal: u64,
+    /// The caller lists the store right after connecting: the listing is asked for in the
+    /// log-in's round (used by `list` when its pattern is `*`).
+    pub list_ahead: bool,
 }
 
 impl Default for ImapOptions {
@@ -84,6 +88,7 @@ impl Default for ImapOptions {
             withhold_uids: false,
             trace: false,
             max_literal: connection::DEFAULT_MAX_LITERAL,
+            list_ahead: false,
         }
     }
 }
@@ -149,6 +154,11 @@ pub struct ImapStore {
     snapshot_out: Option<MailboxSnapshot>,
     /// `ENABLE QRESYNC` succeeded on this connection.
     qresync_enabled: bool,
+    /// The answers (or the refusal) of a `LIST "" "*"` sent with the log-in, for the first
+    /// `list`.
+    listed_ahead: Option<Result<Vec<Data<'static>>, Outcome>>,
+    /// A connection was established before (a reconnection does not list ahead).
+    connected_before: bool,
 }
 
 /// Most characters in one UID set (mbsync keeps command lines below ~1000 bytes).
@@ -226,6 +236,8 @@ impl ImapStore {
             current: None,
             snapshot_out: None,
             qresync_enabled: false,
+            listed_ahead: None,
+            connected_before: false,
         })
     }
 
@@ -262,20 +274,24 @@ impl ImapStore {
             self.selected = None;
         }
         if self.connection.is_none() {
+            let list_ahead = self.options.list_ahead && !self.connected_before;
+            self.connected_before = true;
             let established = self.runtime.block_on(session::establish(
                 &self.account,
                 &self.store,
                 &*self.reporter,
                 &mut self.prompted_password,
                 self.options.trace,
+                list_ahead,
             ));
             match established {
-                Ok((mut connection, names)) => {
+                Ok((mut connection, names, extras)) => {
                     connection.set_max_literal(self.options.max_literal);
                     self.connection = Some(connection);
                     self.names = names;
                     self.trash_known = false;
-                    self.qresync_enabled = false;
+                    self.qresync_enabled = extras.qresync_enabled;
+                    self.listed_ahead = extras.listed_ahead;
                 }
                 Err(error) => {
                     // Not connecting (or not logging in) fails the store for the run: a
@@ -408,7 +424,7 @@ impl ImapStore {
         let refused = self.send_flags()?;
         let broken = self.connection.as_ref().is_some_and(|c| c.broken);
         let mut first = None;
-        for error in refused {
+        for (_, error) in refused {
             self.reporter.warning(&error.message);
             first.get_or_insert(error);
         }
@@ -418,9 +434,10 @@ impl ImapStore {
         }
     }
 
-    /// Sends the queued flag changes, batched by change and UID ranges; returns the
-    /// refusals (commands answered NO or BAD).
-    fn send_flags(&mut self) -> StoreResult<Vec<StoreError>> {
+    /// Sends the queued flag changes, grouped by change (flags added, flags removed) into
+    /// `UID STORE <set> +FLAGS.SILENT` / `-FLAGS.SILENT` commands, all pipelined in one
+    /// round; returns the refusals (commands answered NO or BAD) with the UIDs each covered.
+    fn send_flags(&mut self) -> StoreResult<Vec<RefusedFlags>> {
         if self.pending_flags.is_empty() {
             return Ok(Vec::new());
         }
@@ -442,22 +459,33 @@ impl ImapStore {
         }
         let mut commands = Vec::new();
         let mut shown = Vec::new();
+        let mut refused = Vec::new();
         for ((add, remove), uids) in groups {
             if add == 0 && remove == 0 {
                 continue;
             }
-            for set in uid_sets(&uids) {
+            for (set, covered) in uid_sets_with_members(&uids) {
                 for (bits, kind) in [(add, StoreType::Add), (remove, StoreType::Remove)] {
                     let flags = messages::imap_flags(Flags::from_bits(bits), forwarded_ok);
                     if flags.is_empty() {
                         continue;
                     }
                     let Ok(sequence_set) = SequenceSet::from_str(&set) else {
+                        refused.push((
+                            covered.clone(),
+                            StoreError::message(format!(
+                                "IMAP error: bad UID set {set}{}",
+                                self.whereabouts()
+                            )),
+                        ));
                         continue;
                     };
-                    shown.push(format!(
-                        "UID STORE {set} {}FLAGS.SILENT",
-                        if kind == StoreType::Add { "+" } else { "-" }
+                    shown.push((
+                        format!(
+                            "UID STORE {set} {}FLAGS.SILENT",
+                            if kind == StoreType::Add { "+" } else { "-" }
+                        ),
+                        covered.clone(),
                     ));
                     commands.push(CommandBody::Store {
                         sequence_set,
@@ -471,13 +499,54 @@ impl ImapStore {
             }
         }
         let outcomes = self.run(commands)?;
-        let mut refused = Vec::new();
-        for (outcome, command) in outcomes.iter().zip(shown) {
+        for (outcome, (command, uids)) in outcomes.iter().zip(shown) {
             if !outcome.is_ok() {
-                refused.push(self.command_error(&command, outcome, FailureScope::Message));
+                refused.push((
+                    uids,
+                    self.command_error(&command, outcome, FailureScope::Message),
+                ));
             }
         }
         Ok(refused)
+    }
+
+    /// Lists the store with these patterns (LIST, or LSUB for SubscribedOnly) in one
+    /// pipelined round and returns the untagged answers.
+    fn list_patterns(&mut self, patterns: &[String]) -> StoreResult<Vec<Data<'static>>> {
+        let mut commands = Vec::new();
+        for pattern in patterns {
+            let Ok(wildcard) = ListMailbox::try_from(pattern.clone()) else {
+                return Err(StoreError::store(format!(
+                    "IMAP error: cannot list with pattern '{pattern}'"
+                )));
+            };
+            let Ok(reference) = Mailbox::try_from("") else {
+                return Err(StoreError::store("IMAP error: cannot build LIST"));
+            };
+            commands.push(if self.store.subscribed_only {
+                CommandBody::Lsub {
+                    reference,
+                    mailbox_wildcard: wildcard,
+                }
+            } else {
+                CommandBody::List {
+                    reference,
+                    mailbox_wildcard: wildcard,
+                }
+            });
+        }
+        self.take_data();
+        let outcomes = self.run(commands)?;
+        for (outcome, pattern) in outcomes.iter().zip(patterns) {
+            if !outcome.is_ok() {
+                return Err(self.command_error(
+                    &format!("LIST \"\" \"{pattern}\""),
+                    outcome,
+                    FailureScope::Store,
+                ));
+            }
+        }
+        Ok(self.take_data())
     }
 
     /// Runs a command addressing the Trash; creates the Trash on `[TRYCREATE]` and retries.
@@ -1454,6 +1523,14 @@ fn mailbox_arg(name: &str, utf8: bool) -> StoreResult<Mailbox<'static>> {
 
 /// UID sets of at most [`MAX_SET_LEN`] characters, contiguous UIDs merged into `a:b`.
 fn uid_sets(uids: &[u32]) -> Vec<String> {
+    uid_sets_with_members(uids)
+        .into_iter()
+        .map(|(set, _)| set)
+        .collect()
+}
+
+/// Like [`uid_sets`], each set with the UIDs it covers (ascending, without duplicates).
+fn uid_sets_with_members(uids: &[u32]) -> Vec<(String, Vec<u32>)> {
     let mut sorted = uids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
@@ -1466,6 +1543,7 @@ fn uid_sets(uids: &[u32]) -> Vec<String> {
     }
     let mut sets = Vec::new();
     let mut current = String::new();
+    let mut members = Vec::new();
     for (start, end) in runs {
         let item = if start == end {
             start.to_string()
@@ -1473,15 +1551,16 @@ fn uid_sets(uids: &[u32]) -> Vec<String> {
             format!("{start}:{end}")
         };
         if !current.is_empty() && current.len() + 1 + item.len() > MAX_SET_LEN {
-            sets.push(std::mem::take(&mut current));
+            sets.push((std::mem::take(&mut current), std::mem::take(&mut members)));
         }
         if !current.is_empty() {
             current.push(',');
         }
         current.push_str(&item);
+        members.extend(start..=end);
     }
     if !current.is_empty() {
-        sets.push(current);
+        sets.push((current, members));
     }
     sets
 }
@@ -1628,40 +1707,17 @@ impl Store for ImapStore {
                 patterns.push(format!("{prefix}*"));
             }
         }
-        let mut commands = Vec::new();
-        for pattern in &patterns {
-            let Ok(wildcard) = ListMailbox::try_from(pattern.clone()) else {
-                return Err(StoreError::store(format!(
-                    "IMAP error: cannot list with pattern '{pattern}'"
-                )));
-            };
-            let Ok(reference) = Mailbox::try_from("") else {
-                return Err(StoreError::store("IMAP error: cannot build LIST"));
-            };
-            commands.push(if self.store.subscribed_only {
-                CommandBody::Lsub {
-                    reference,
-                    mailbox_wildcard: wildcard,
-                }
-            } else {
-                CommandBody::List {
-                    reference,
-                    mailbox_wildcard: wildcard,
-                }
-            });
-        }
-        let outcomes = self.run(commands)?;
-        for (outcome, pattern) in outcomes.iter().zip(&patterns) {
-            if !outcome.is_ok() {
-                return Err(self.command_error(
-                    &format!("LIST \"\" \"{pattern}\""),
-                    outcome,
-                    FailureScope::Store,
-                ));
+        // The listing sent with the log-in serves if it used the same pattern.
+        let ahead = self.listed_ahead.take();
+        let listed = match ahead {
+            Some(Ok(data)) if patterns == ["*"] => data,
+            Some(Err(refusal)) if patterns == ["*"] => {
+                return Err(self.command_error("LIST \"\" \"*\"", &refusal, FailureScope::Store));
             }
-        }
+            _ => self.list_patterns(&patterns)?,
+        };
         let mut result = Vec::new();
-        for data in self.take_data() {
+        for data in listed {
             let (items, delim, mailbox) = match data {
                 Data::List {
                     items,
@@ -2145,14 +2201,53 @@ impl Store for ImapStore {
                 .entry(uid)
                 .or_insert((Flags::EMPTY, Flags::EMPTY));
             *entry = (entry.0.minus(remove) | add, entry.1.minus(add) | remove);
-            // Sent at once: the engine records the change as made when this returns, so a
-            // refusal must be seen here — reported by a later batch it would leave the two
-            // sides' flags different for good.
-            if let Some(refusal) = self.send_flags()?.into_iter().next() {
+            // Sent at once: the caller takes the change as made when this returns, so a
+            // refusal must be seen here (`set_flags_queued` is the batched way).
+            if let Some((_, refusal)) = self.send_flags()?.into_iter().next() {
                 return Err(refusal);
             }
         }
         Ok(true)
+    }
+
+    /// Queues the change; the queued changes go out together, grouped by change, at
+    /// `finish_flag_changes` (or before any other command, reported as warnings then).
+    fn set_flags_queued(
+        &mut self,
+        uid: u32,
+        add: Flags,
+        remove: Flags,
+    ) -> StoreResult<FlagsTicket> {
+        self.selected()?;
+        let gone = self
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.expunged.contains(&uid));
+        if gone {
+            return Ok(FlagsTicket::Done(false));
+        }
+        if add.is_empty() && remove.is_empty() {
+            return Ok(FlagsTicket::Done(true));
+        }
+        // A later change to the same message wins over an earlier one.
+        let entry = self
+            .pending_flags
+            .entry(uid)
+            .or_insert((Flags::EMPTY, Flags::EMPTY));
+        *entry = (entry.0.minus(remove) | add, entry.1.minus(add) | remove);
+        Ok(FlagsTicket::Queued)
+    }
+
+    /// Sends the queued flag changes (one round, however many) and returns the refused sets.
+    /// A refusal that broke the connection (BAD) fails the call: what the rest became is
+    /// then unknown to the caller, who retries it all in a later run.
+    fn finish_flag_changes(&mut self) -> StoreResult<Vec<RefusedFlags>> {
+        let refused = self.send_flags()?;
+        let broken = self.connection.as_ref().is_some_and(|c| c.broken);
+        if broken && let Some((_, error)) = refused.first() {
+            return Err(error.clone());
+        }
+        Ok(refused)
     }
 
     fn trash(&mut self, uid: u32) -> StoreResult<bool> {

@@ -1,9 +1,23 @@
 //! Session establishment (spec config-cli-stores §5.3–§5.5, §5.8): connect, TLS, greeting,
 //! capabilities, STARTTLS, authentication with credentials from the config, ENABLE
-//! UTF8=ACCEPT, NAMESPACE and the resulting name mapping. Also `get-cert`'s handshake.
+//! UTF8=ACCEPT / QRESYNC, NAMESPACE and the resulting name mapping. Also `get-cert`'s
+//! handshake.
+//!
+//! **One round for the log-in.** What follows the log-in does not wait for its answer: an
+//! ENABLE of QRESYNC and UTF8=ACCEPT (when the server offers ENABLE before log-in), the
+//! NAMESPACE the name mapping needs and, when the caller will list the store with the
+//! pattern `*`, that LIST are written right behind LOGIN (RFC 3501 §5.5 allows pipelining;
+//! behind AUTHENTICATE they go once it ends; PipelineDepth bounds them). Their answers are
+//! read only after the log-in's: a refused log-in is reported as such, and the commands
+//! behind it, refused by the server as not authenticated, are ignored. Whatever the server
+//! does not know (`BAD` to ENABLE or NAMESPACE) leaves the session as if it had not been
+//! asked; the capabilities after log-in still decide what is used (a NAMESPACE answer
+//! counts only if NAMESPACE is advertised, ENABLE only for what `* ENABLED` names). A
+//! refused LIST is kept to fail the listing it stands for. The capabilities after log-in
+//! come with its answer on most servers; a CAPABILITY round follows otherwise.
 
 use super::auth::{self, Choice, Sasl};
-use super::connection::{Connection, GreetingType, SaslSteps};
+use super::connection::{Connection, GreetingType, Outcome, SaslSteps};
 use super::names::{NameMap, normalize_inbox};
 use super::tls;
 use crate::config::{CredentialCommand, ImapAccountConfig, ImapStoreConfig, TlsType};
@@ -31,14 +45,92 @@ impl SaslSteps for SaslAdapter<'_> {
     }
 }
 
+/// What the log-in round learnt besides the connection and the name mapping.
+#[derive(Debug, Default)]
+pub struct LoginExtras {
+    /// `ENABLE QRESYNC` succeeded.
+    pub qresync_enabled: bool,
+    /// The untagged answers of the `LIST "" "*"` (or LSUB) sent along with the log-in, or
+    /// its refusal; valid for a listing whose only pattern is `*` (an empty name prefix).
+    pub listed_ahead: Option<Result<Vec<Data<'static>>, Outcome>>,
+}
+
+/// A command written right behind the log-in, and what it was for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FollowUp {
+    Enable,
+    Namespace,
+    List,
+}
+
+/// The commands to write behind the log-in (see the module doc), decided from the
+/// capabilities before log-in and the config.
+fn follow_ups(
+    connection: &Connection,
+    store: &ImapStoreConfig,
+    list_ahead: bool,
+    pipeline_depth: Option<u32>,
+) -> Vec<(FollowUp, CommandBody<'static>)> {
+    let mut commands = Vec::new();
+    if connection.has("ENABLE") {
+        let mut wanted = Vec::new();
+        if !connection.is_disabled("QRESYNC") && !connection.is_disabled("CONDSTORE") {
+            wanted.push(CapabilityEnable::from(
+                imap_next::imap_types::core::Atom::unvalidated("QRESYNC"),
+            ));
+        }
+        if !connection.is_disabled("UTF8=ACCEPT") {
+            wanted.push(CapabilityEnable::from_str_accept());
+        }
+        if let Ok(capabilities) = Vec1::try_from(wanted) {
+            commands.push((FollowUp::Enable, CommandBody::Enable { capabilities }));
+        }
+    }
+    if wants_namespace(store) && !connection.is_disabled("NAMESPACE") {
+        commands.push((FollowUp::Namespace, CommandBody::Namespace));
+    }
+    if list_ahead
+        && store.path.is_none()
+        && let (Ok(reference), Ok(wildcard)) = (
+            imap_next::imap_types::mailbox::Mailbox::try_from(""),
+            imap_next::imap_types::mailbox::ListMailbox::try_from("*"),
+        )
+    {
+        let list = if store.subscribed_only {
+            CommandBody::Lsub {
+                reference,
+                mailbox_wildcard: wildcard,
+            }
+        } else {
+            CommandBody::List {
+                reference,
+                mailbox_wildcard: wildcard,
+            }
+        };
+        commands.push((FollowUp::List, list));
+    }
+    // PipelineDepth counts the log-in too.
+    let room = pipeline_depth.map_or(usize::MAX, |d| (d.max(1) as usize) - 1);
+    commands.truncate(room);
+    commands
+}
+
+/// The name mapping needs NAMESPACE (for the delimiter or the prefix).
+fn wants_namespace(store: &ImapStoreConfig) -> bool {
+    store.path_delimiter.is_none() || (store.path.is_none() && store.use_namespace)
+}
+
 /// Opens a connection for the account, logs in and works out the store's name mapping.
+/// With `list_ahead`, a listing of the whole store is asked for in the log-in's round (the
+/// caller lists the store next).
 pub async fn establish(
     account: &ImapAccountConfig,
     store: &ImapStoreConfig,
     reporter: &dyn Reporter,
     prompted: &mut Option<String>,
     trace: bool,
-) -> StoreResult<(Connection, NameMap)> {
+    list_ahead: bool,
+) -> StoreResult<(Connection, NameMap, LoginExtras)> {
     let tls_type = account.tls_type;
     let setup = if tls_type != TlsType::None {
         let setup = tls::client_config(account).map_err(permanent)?;
@@ -83,6 +175,8 @@ pub async fn establish(
     if !connection.capabilities_known {
         run_ok(&mut connection, CommandBody::Capability, "CAPABILITY").await?;
     }
+    let mut extras = LoginExtras::default();
+    let mut follow_up_outcomes: Vec<(FollowUp, Outcome)> = Vec::new();
     if !connection.has("IMAP4REV1") {
         return Err(permanent(
             "IMAP error: Server does not support IMAP4rev1".into(),
@@ -105,13 +199,57 @@ pub async fn establish(
             connection.forget_capabilities();
             run_ok(&mut connection, CommandBody::Capability, "CAPABILITY").await?;
         }
-        authenticate(&mut connection, account, port, reporter, prompted).await?;
+        let follow = follow_ups(&connection, store, list_ahead, account.pipeline_depth);
+        let tags = authenticate(&mut connection, account, port, reporter, prompted, follow).await?;
+        // The log-in succeeded: the answers of the commands behind it.
+        for (kind, tag) in tags {
+            let outcome = connection.wait_for(&tag).await?;
+            follow_up_outcomes.push((kind, outcome));
+        }
         if !connection.capabilities_known {
             run_ok(&mut connection, CommandBody::Capability, "CAPABILITY").await?;
         }
     }
+    let asked = |kind: FollowUp| follow_up_outcomes.iter().any(|(k, _)| *k == kind);
+    let answered = |kind: FollowUp| {
+        follow_up_outcomes
+            .iter()
+            .any(|(k, outcome)| *k == kind && outcome.is_ok())
+    };
     let mut names = NameMap::default();
-    if connection.has("UTF8=ACCEPT") || connection.has("UTF8=ONLY") {
+    let mut namespace_data = Vec::new();
+    let mut list_data = Vec::new();
+    for data in std::mem::take(&mut connection.data) {
+        match data {
+            Data::Enabled { capabilities } if answered(FollowUp::Enable) => {
+                for capability in capabilities {
+                    match capability.to_string().to_ascii_uppercase().as_str() {
+                        "QRESYNC" => extras.qresync_enabled = true,
+                        "UTF8=ACCEPT" => names.utf8 = true,
+                        _ => {}
+                    }
+                }
+            }
+            Data::Namespace { .. } => namespace_data.push(data),
+            Data::List { .. } | Data::Lsub { .. } => list_data.push(data),
+            _ => {}
+        }
+    }
+    if let Some((_, outcome)) = follow_up_outcomes
+        .iter()
+        .find(|(kind, _)| *kind == FollowUp::List)
+    {
+        extras.listed_ahead = Some(if outcome.is_ok() {
+            Ok(list_data)
+        } else {
+            Err(outcome.clone())
+        });
+    }
+    // UTF8=ACCEPT went with the ENABLE behind the log-in unless DisableExtension left it
+    // out; a server with UTF8=ONLY is still asked for it then.
+    let utf8_asked = asked(FollowUp::Enable) && !connection.is_disabled("UTF8=ACCEPT");
+    if !names.utf8 && !utf8_asked && (connection.has("UTF8=ACCEPT") || connection.has("UTF8=ONLY"))
+    {
         let capabilities = Vec1::from(CapabilityEnable::from_str_accept());
         run_ok(
             &mut connection,
@@ -122,11 +260,12 @@ pub async fn establish(
         names.utf8 = true;
     }
     let mut namespace: Option<(String, Option<char>)> = None;
-    if connection.has("NAMESPACE")
-        && (store.path_delimiter.is_none() || (store.path.is_none() && store.use_namespace))
-    {
-        run_ok(&mut connection, CommandBody::Namespace, "NAMESPACE").await?;
-        for data in std::mem::take(&mut connection.data) {
+    if connection.has("NAMESPACE") && wants_namespace(store) {
+        if !answered(FollowUp::Namespace) {
+            run_ok(&mut connection, CommandBody::Namespace, "NAMESPACE").await?;
+            namespace_data = std::mem::take(&mut connection.data);
+        }
+        for data in namespace_data {
             if let Data::Namespace { personal, .. } = data
                 && let Some(first) = personal.first()
             {
@@ -150,7 +289,7 @@ pub async fn establish(
         _ => String::new(),
     };
     names.prefix = normalize_inbox(&names.prefix, names.delimiter);
-    Ok((connection, names))
+    Ok((connection, names, extras))
 }
 
 trait EnableUtf8 {
@@ -183,14 +322,17 @@ async fn run_ok(
     Ok(())
 }
 
-/// Authenticates with the mechanism chosen from the capabilities and AuthMechs.
+/// Authenticates with the mechanism chosen from the capabilities and AuthMechs, writing
+/// `follow` right behind the log-in command; returns their tags once the log-in succeeded
+/// (their answers are still to be read).
 async fn authenticate(
     connection: &mut Connection,
     account: &ImapAccountConfig,
     port: u16,
     reporter: &dyn Reporter,
     prompted: &mut Option<String>,
-) -> StoreResult<()> {
+    follow: Vec<(FollowUp, CommandBody<'static>)>,
+) -> StoreResult<Vec<(FollowUp, String)>> {
     let server_mechs: Vec<String> = connection
         .capabilities
         .iter()
@@ -214,15 +356,15 @@ async fn authenticate(
                     account.name
                 )));
             };
-            let outcome = connection.execute(vec![command], Some(1)).await?;
-            if let Some(o) = outcome.first()
-                && !o.is_ok()
-            {
+            let (login, tags) = submit_with_follow_ups(connection, command, follow)?;
+            let o = connection.wait_for(&login).await?;
+            if !o.is_ok() {
                 return Err(permanent(format!(
                     "IMAP command 'LOGIN <user> <pass>' returned an error: {} (account {}, user {user}, server {})",
                     o.text, account.name, connection.name
                 )));
             }
+            Ok(tags)
         }
         Choice::Sasl(mechanism) => {
             reporter.debug(&format!(
@@ -248,12 +390,11 @@ async fn authenticate(
                 initial_response: initial.map(|ir| Secret::new(Cow::Owned(ir))),
             };
             let mut adapter = SaslAdapter(&mut sasl);
-            let outcome = connection
-                .execute_with(vec![command], Some(1), Some(&mut adapter))
+            let (authenticate, tags) = submit_with_follow_ups(connection, command, follow)?;
+            let o = connection
+                .wait_for_with(&authenticate, Some(&mut adapter))
                 .await?;
-            if let Some(o) = outcome.first()
-                && !o.is_ok()
-            {
+            if !o.is_ok() {
                 let shown = if mechanism == "PLAIN" {
                     "AUTHENTICATE PLAIN <authdata>".to_string()
                 } else {
@@ -270,9 +411,23 @@ async fn authenticate(
                 }
                 return Err(permanent(message));
             }
+            Ok(tags)
         }
     }
-    Ok(())
+}
+
+/// Submits the log-in command and the commands to follow it, and writes them all.
+fn submit_with_follow_ups(
+    connection: &mut Connection,
+    login: CommandBody<'static>,
+    follow: Vec<(FollowUp, CommandBody<'static>)>,
+) -> StoreResult<(String, Vec<(FollowUp, String)>)> {
+    let login_tag = connection.submit(login)?;
+    let mut tags = Vec::with_capacity(follow.len());
+    for (kind, command) in follow {
+        tags.push((kind, connection.submit(command)?));
+    }
+    Ok((login_tag, tags))
 }
 
 /// The login name: User, UserCmd or UserFile.
