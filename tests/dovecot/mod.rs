@@ -908,6 +908,7 @@ pub fn account(
         cipher_string: None,
         auth_mechs: Vec::new(),
         pipeline_depth: None,
+        max_connections: mailsync::config::DEFAULT_MAX_CONNECTIONS,
         disable_extensions: Vec::new(),
     }
 }
@@ -1011,6 +1012,7 @@ pub fn account_template() -> mailsync::config::ImapAccountConfig {
         cipher_string: None,
         auth_mechs: Vec::new(),
         pipeline_depth: None,
+        max_connections: mailsync::config::DEFAULT_MAX_CONNECTIONS,
         disable_extensions: Vec::new(),
     }
 }
