@@ -876,7 +876,9 @@ fn max_connections_keyword() {
         Some(DEFAULT_MAX_CONNECTIONS)
     );
     assert_eq!(
-        fx.errors("IMAPStore s\nHost h\nMaxConnections 0\n\nIMAPAccount a\nHost h\nMaxConnections 100\n"),
+        fx.errors(
+            "IMAPStore s\nHost h\nMaxConnections 0\n\nIMAPAccount a\nHost h\nMaxConnections 100\n"
+        ),
         vec![
             "/cfg/rc:3: MaxConnections must be between 1 and 64",
             "/cfg/rc:7: MaxConnections must be between 1 and 64",

@@ -1265,7 +1265,10 @@ mod tests {
             .collect();
         assert_eq!(
             accounts,
-            [("a".to_string(), 7), ("plain".to_string(), DEFAULT_MAX_CONNECTIONS)]
+            [
+                ("a".to_string(), 7),
+                ("plain".to_string(), DEFAULT_MAX_CONNECTIONS)
+            ]
         );
         let Some(StoreConfig::Imap(store)) = outcome.config.store("s") else {
             panic!("store s missing");
