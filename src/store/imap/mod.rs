@@ -274,11 +274,6 @@ impl ImapStore {
         }
     }
 
-    /// A connection is open (it may have broken since).
-    pub fn is_connected(&self) -> bool {
-        self.connection.is_some()
-    }
-
     /// Connects and logs in now (otherwise done on first use).
     pub fn connect(&mut self) -> StoreResult<()> {
         self.ensure_connected().map(|_| ())
