@@ -1382,6 +1382,101 @@ mod tests {
     }
 
     #[test]
+    fn upgrade_order_gives_each_pair_what_the_earlier_pairs_left() {
+        let mut initial = [SideOps::default(); 2];
+        for ops in &mut initial {
+            ops.types.upgrade = true;
+            ops.types.new = true;
+        }
+        let order = UpgradeOrder {
+            initial,
+            finished: Mutex::new(vec![None; 4]),
+            changed: Condvar::new(),
+        };
+        let upgrades = |ops: [SideOps; 2]| ops.map(|side| side.types.upgrade);
+        // Pair 2 finished first and dropped Upgrade on the far side: that is no concern of
+        // the pairs before it.
+        order.finish(2, [true, false]);
+        assert_eq!(upgrades(order.ops_before(1, false)), [true, true]);
+        std::thread::scope(|scope| {
+            // Pair 3 has placeholders: it waits for pairs 0 to 2 and sees both drops.
+            let waiting = scope.spawn(|| order.ops_before(3, true));
+            order.finish(0, [false, false]);
+            order.finish(1, [false, true]);
+            let ops = waiting.join().expect("waiting pair");
+            assert_eq!(upgrades(ops), [false, false]);
+            // Everything else is left as it was.
+            assert!(ops.iter().all(|side| side.types.new));
+        });
+        order.finish(3, [false, false]);
+        assert_eq!(order.dropped(), [true, true]);
+    }
+
+    #[test]
+    fn pairs_at_once_follow_max_connections_and_the_hooks() {
+        let env = crate::config::Environment {
+            home: "/home/u".into(),
+            xdg_config_home: None,
+            xdg_state_home: None,
+        };
+        let text = "IMAPAccount a\nHost h\nMaxConnections 7\n\nIMAPStore far\nAccount a\n\n\
+                    IMAPStore other\nHost h\n\n\
+                    MaildirStore near\nPath /m/\n\nMaildirStore near2\nPath /n/\n";
+        let config = match crate::config::parse_text("rc", text.as_bytes(), &env) {
+            Ok(loaded) => loaded.config,
+            Err(error) => panic!("{error}"),
+        };
+        let store = |name: &str| match config.store(name) {
+            Some(store) => store,
+            None => panic!("no store {name}"),
+        };
+        let at_once = |far: &str, near: &str, options: &RunOptions, pairs: usize| {
+            pairs_at_once(&config, [store(far), store(near)], options, pairs)
+        };
+        let plain = RunOptions::default();
+        assert_eq!(at_once("far", "near", &plain, 20), 7);
+        assert_eq!(
+            at_once("far", "near", &plain, 3),
+            3,
+            "never more than pairs"
+        );
+        assert_eq!(at_once("far", "near", &plain, 0), 1);
+        assert_eq!(
+            at_once("other", "near", &plain, 20),
+            DEFAULT_MAX_CONNECTIONS as usize
+        );
+        assert_eq!(
+            at_once("far", "other", &plain, 20),
+            DEFAULT_MAX_CONNECTIONS as usize
+        );
+        assert_eq!(
+            at_once("far", "far", &plain, 20),
+            3,
+            "two connections per pair"
+        );
+        assert_eq!(at_once("near", "near2", &plain, 20), MAILDIR_PAIRS_AT_ONCE);
+        let overridden = RunOptions {
+            max_connections: Some(2),
+            ..RunOptions::default()
+        };
+        assert_eq!(at_once("far", "near", &overridden, 20), 2);
+        assert_eq!(at_once("near", "near2", &overridden, 20), 2);
+        let mut sequential = Vec::new();
+        let mut options = RunOptions::default();
+        options.hooks.step_limit = 5;
+        sequential.push(options.clone());
+        let mut options = RunOptions::default();
+        options.hooks.keep_journal = true;
+        sequential.push(options.clone());
+        let mut options = RunOptions::default();
+        options.debug.sync = true;
+        sequential.push(options);
+        for options in &sequential {
+            assert_eq!(at_once("far", "near", options, 20), 1, "{options:?}");
+        }
+    }
+
+    #[test]
     fn maildir_root_of_inbox_path_and_other_boxes() {
         let tmp = match tempfile::tempdir() {
             Ok(tmp) => tmp,
