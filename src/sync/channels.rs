@@ -1289,8 +1289,8 @@ impl ChannelRun<'_> {
                 if result.failed { "failed" } else { "done" }
             ),
         );
-        for t in 0..2 {
-            in_order.dropped[t] = ops[t].types.upgrade && !settings.ops[t].types.upgrade;
+        for ((dropped, before), after) in in_order.dropped.iter_mut().zip(&ops).zip(&settings.ops) {
+            *dropped = before.types.upgrade && !after.types.upgrade;
         }
         report.failed = result.failed;
         report.boxes = result.boxes;
