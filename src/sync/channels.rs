@@ -1,6 +1,14 @@
 //! Running the selected channels (spec sync-semantics §4.1 phase 1, §3.3 of the config spec,
 //! §7): effective operations, opening the stores, selecting the boxes, running each mailbox
 //! pair with its state files on disk, the summary line and the exit code.
+//!
+//! The pairs of a channel run concurrently (mailsync extension `MaxConnections`): up to
+//! [`pairs_at_once`] workers take the pairs in order, each with its own store instances and
+//! journal writer. The main thread is the first worker and keeps the connections that listed
+//! the boxes and asked their STATUS; the other workers' IMAP instances start from what those
+//! learnt ([`ImapSeed`]) and connect only when a pair has a command to send. What the pairs
+//! share ([`ChannelRun`]) is behind locks: the queue, the outcome, the progress counter and
+//! the order of planning rule 5 ([`UpgradeOrder`]).
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
