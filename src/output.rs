@@ -1,9 +1,15 @@
 //! Console output with mbsync's verbosity levels and streams: errors and warnings to stderr,
 //! notices, progress and the summary to stdout (flushed after every line).
+//!
+//! Every function may be called from several threads at once (mailbox pairs synchronized
+//! concurrently): each line is written whole, never into a shown progress line, and recorded
+//! error lines are kept per thread so that each goes with the pair that printed it.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::thread::ThreadId;
 
 /// Verbosity levels, from `-qq` to `-V`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,20 +38,25 @@ pub fn verbosity() -> Verbosity {
     }
 }
 
-/// Error lines kept for a caller that reports them elsewhere (see [`record_errors`]).
-static RECORDED_ERRORS: Mutex<Option<Vec<String>>> = Mutex::new(None);
+/// Error lines kept for a caller that reports them elsewhere (see [`record_errors`]), by
+/// the thread that printed them.
+static RECORDED_ERRORS: Mutex<Option<HashMap<ThreadId, Vec<String>>>> = Mutex::new(None);
 
 /// Starts (or stops) keeping a copy of every error line, for [`take_recorded_errors`].
 pub fn record_errors(enabled: bool) {
     if let Ok(mut recorded) = RECORDED_ERRORS.lock() {
-        *recorded = enabled.then(Vec::new);
+        *recorded = enabled.then(HashMap::new);
     }
 }
 
-/// The error lines kept since the last call (empty when not recording).
+/// The error lines this thread printed since its last call (empty when not recording).
 pub fn take_recorded_errors() -> Vec<String> {
+    let thread = std::thread::current().id();
     match RECORDED_ERRORS.lock() {
-        Ok(mut recorded) => recorded.as_mut().map(std::mem::take).unwrap_or_default(),
+        Ok(mut recorded) => recorded
+            .as_mut()
+            .and_then(|by_thread| by_thread.remove(&thread))
+            .unwrap_or_default(),
         Err(_) => Vec::new(),
     }
 }
@@ -69,32 +80,48 @@ pub fn show_progress(line: &str, erase: &str) {
 
 /// Erases the progress line, if one is shown.
 pub fn erase_progress() {
+    with_progress_erased(|| {});
+}
+
+/// Erases the progress line, if one is shown, and runs `write` before another thread can
+/// show it again.
+fn with_progress_erased(write: impl FnOnce()) {
     let mut shown = PROGRESS_ERASE.lock().unwrap_or_else(|e| e.into_inner());
-    if shown.is_empty() {
-        return;
+    if !shown.is_empty() {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(shown.as_bytes());
+        let _ = out.flush();
+        shown.clear();
     }
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(shown.as_bytes());
-    let _ = out.flush();
-    shown.clear();
+    write();
+}
+
+/// A line on stderr, written with one call so that it stays whole.
+fn stderr_line(text: &str) {
+    with_progress_erased(|| {
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(format!("{text}\n").as_bytes());
+    });
 }
 
 /// An error line (always shown, stderr).
 pub fn error(text: &str) {
-    erase_progress();
-    let _ = writeln!(std::io::stderr(), "{text}");
+    stderr_line(text);
     if let Ok(mut recorded) = RECORDED_ERRORS.lock()
-        && let Some(lines) = recorded.as_mut()
+        && let Some(by_thread) = recorded.as_mut()
     {
-        lines.push(text.to_string());
+        by_thread
+            .entry(std::thread::current().id())
+            .or_default()
+            .push(text.to_string());
     }
 }
 
 /// A warning line (quiet and above, stderr).
 pub fn warning(text: &str) {
     if verbosity() >= Verbosity::Quiet {
-        erase_progress();
-        let _ = writeln!(std::io::stderr(), "{text}");
+        stderr_line(text);
     }
 }
 
@@ -114,8 +141,9 @@ pub fn info(text: &str) {
 
 /// A line on stdout regardless of verbosity, flushed at once.
 pub fn stdout_line(text: &str) {
-    erase_progress();
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}");
-    let _ = out.flush();
+    with_progress_erased(|| {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(format!("{text}\n").as_bytes());
+        let _ = out.flush();
+    });
 }

@@ -371,6 +371,7 @@ Channels defaults:a,b other
             cipher_string: Some("HIGH".into()),
             auth_mechs: vec!["PLAIN".into(), "LOGIN".into()],
             pipeline_depth: Some(3),
+            max_connections: mailsync::config::DEFAULT_MAX_CONNECTIONS,
             disable_extensions: vec!["MOVE".into(), "LITERAL+".into(), "COMPRESS=DEFLATE".into()],
         }
     );
@@ -853,5 +854,34 @@ fn load_reads_the_file_and_reports_open_failures() {
     assert_eq!(
         error.to_string(),
         format!("Cannot open config file '{missing}': No such file or directory")
+    );
+}
+
+#[test]
+fn max_connections_keyword() {
+    let fx = Fixture::new();
+    let config = fx.config(
+        "IMAPAccount acc\nHost h\nMaxConnections 9\n\nIMAPStore own\nHost h\nMaxConnections 2\n\nIMAPStore shared\nAccount acc\n",
+    );
+    assert_eq!(config.account("acc").map(|a| a.max_connections), Some(9));
+    let connections = |name: &str| match config.store(name) {
+        Some(StoreConfig::Imap(store)) => store.account_config(&config).map(|a| a.max_connections),
+        other => panic!("no IMAP store {name}: {other:?}"),
+    };
+    assert_eq!(connections("own"), Some(2));
+    assert_eq!(connections("shared"), Some(9));
+    let default = fx.config("IMAPAccount d\nHost h\n");
+    assert_eq!(
+        default.account("d").map(|a| a.max_connections),
+        Some(DEFAULT_MAX_CONNECTIONS)
+    );
+    assert_eq!(
+        fx.errors(
+            "IMAPStore s\nHost h\nMaxConnections 0\n\nIMAPAccount a\nHost h\nMaxConnections 100\n"
+        ),
+        vec![
+            "/cfg/rc:3: MaxConnections must be between 1 and 64",
+            "/cfg/rc:7: MaxConnections must be between 1 and 64",
+        ]
     );
 }

@@ -346,6 +346,16 @@ fn invalid_manifests_are_rejected_with_their_messages() {
             "spec.imap.port: Invalid value: 70000: spec.imap.port in body should be less than or equal to 65535",
         ),
         (
+            "more connections per run than the store allows",
+            store_manifest("per-run", "  imap:\n    host: imap.example.org\n    maxConnections: 2\n    connectionsPerRun: 3\n"),
+            "imap.connectionsPerRun cannot exceed imap.maxConnections (default 1)",
+        ),
+        (
+            "connections per run out of range",
+            store_manifest("per-run-range", "  imap:\n    host: imap.example.org\n    maxConnections: 64\n    connectionsPerRun: 65\n"),
+            "spec.imap.connectionsPerRun in body should be less than or equal to 64",
+        ),
+        (
             "password and OAuth2 together",
             store_manifest("pass-oauth", "  imap:\n    host: imap.example.org\n    auth:\n      username: me\n      passwordSecretRef: {name: s, key: p}\n      oauth2:\n        accessTokenSecretRef: {name: s, key: t}\n"),
             "set either auth.passwordSecretRef or auth.oauth2, not both",

@@ -472,10 +472,12 @@ impl<'s> World<'s> {
         self.dir.path().join("cfg")
     }
 
-    /// Writes the config for an IMAP server on this port.
+    /// Writes the config for an IMAP server on this port. One connection (`MaxConnections
+    /// 1`): the relay's faults address commands by their place in one session, which
+    /// mailbox pairs synchronized concurrently would make a matter of chance.
     fn write_config(&self, port: u16) {
         let text = format!(
-            "IMAPAccount acc\nHost 127.0.0.1\nPort {port}\nTLSType None\nAuthMechs LOGIN\nUser {user}\nPass {USER_PASS}\nTimeout 20\n\n\
+            "IMAPAccount acc\nHost 127.0.0.1\nPort {port}\nTLSType None\nAuthMechs LOGIN\nUser {user}\nPass {USER_PASS}\nTimeout 20\nMaxConnections 1\n\n\
              IMAPStore far\nAccount acc\n\n\
              MaildirStore near\nPath {root}/\nInbox {root}/INBOX\nSubFolders Verbatim\n\n\
              Channel ex\nFar :far:\nNear :near:\nPatterns *\nCreate Both\nExpunge Both\nSyncState {state}/\n",

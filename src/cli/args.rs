@@ -39,6 +39,8 @@ pub struct MbsyncArgs {
     /// `--allow-mass-delete` (mailsync extension): propagate deletions even where the
     /// mass-deletion guard would refuse them, for this run.
     pub allow_mass_delete: bool,
+    /// `--max-connections N` (mailsync extension): overrides every store's MaxConnections.
+    pub max_connections: Option<u32>,
     pub hooks: TestHooks,
     pub debug: DebugFlags,
     /// Deprecation notices to print (stderr).
@@ -251,6 +253,20 @@ fn parse_long(
         "dry-run" => args.dry_run = true,
         "ext-exit" => args.ext_exit = true,
         "allow-mass-delete" => args.allow_mass_delete = true,
+        "max-connections" => {
+            let limit = crate::config::MAX_CONNECTIONS_LIMIT;
+            let count = argv
+                .get(*index)
+                .and_then(|value| value.parse::<u32>().ok())
+                .filter(|count| (1..=limit).contains(count))
+                .ok_or_else(|| {
+                    UsageError::new(format!(
+                        "--max-connections requires a number from 1 to {limit}."
+                    ))
+                })?;
+            args.max_connections = Some(count);
+            *index += 1;
+        }
         "version" => return Ok(Some(Parsed::Version)),
         "help" => return Ok(Some(Parsed::Help)),
         "debug" => {
@@ -747,6 +763,8 @@ mod tests {
         assert!(run(&["--ext-exit"]).ext_exit);
         assert!(run(&["--allow-mass-delete"]).allow_mass_delete);
         assert!(!run(&["-e"]).allow_mass_delete);
+        assert_eq!(run(&["--max-connections", "6"]).max_connections, Some(6));
+        assert_eq!(run(&["-e"]).max_connections, None);
     }
 
     #[test]

@@ -87,6 +87,8 @@ Output and run control:
   -e, --ext-exit        exit status +32 / +64 when far / near changed
   --allow-mass-delete   propagate deletions although a side lost more than
                         MaxDeletePercent of its messages (mailsync extension)
+  --max-connections N   synchronize up to N mailboxes at once, N connections per
+                        store (overrides MaxConnections; mailsync extension)
   -D[CdDmMnNs], --debug[-<category>]   debugging output
   -v, --version         print the version
   -h, --help            print this help
@@ -176,6 +178,7 @@ pub fn run_mbsync(argv: &[String], program: Program) -> i32 {
         dry_run: args.dry_run,
         ext_exit: args.ext_exit,
         allow_mass_delete: args.allow_mass_delete,
+        max_connections: args.max_connections,
         hooks: args.hooks,
         debug: args.debug,
     };

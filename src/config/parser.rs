@@ -73,6 +73,7 @@ impl AccountBuilder {
                 cipher_string: None,
                 auth_mechs: Vec::new(),
                 pipeline_depth: None,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
                 disable_extensions: Vec::new(),
             },
             tls_type: None,
@@ -872,6 +873,16 @@ impl Parser<'_> {
                     }
                 }
             }
+            "maxconnections" => {
+                if let Some(count) = self.int_value(args) {
+                    match u32::try_from(count) {
+                        Ok(count @ 1..=MAX_CONNECTIONS_LIMIT) => account.max_connections = count,
+                        _ => self.error(format!(
+                            "MaxConnections must be between 1 and {MAX_CONNECTIONS_LIMIT}"
+                        )),
+                    }
+                }
+            }
             "disableextension" | "disableextensions" => {
                 for arg in args {
                     let upper = arg.to_ascii_uppercase();
@@ -1232,5 +1243,49 @@ mod tests {
         assert_eq!(parse_size("1g"), None);
         assert_eq!(parse_size("1kk"), None);
         assert_eq!(parse_size("-1"), None);
+    }
+
+    #[test]
+    fn max_connections_in_accounts_and_stores() {
+        let env = Environment {
+            home: "/home/u".into(),
+            xdg_config_home: None,
+            xdg_state_home: None,
+        };
+        let text = "IMAPAccount a\nHost h\nMaxConnections 7\n\n\
+                    IMAPAccount plain\nHost h\n\n\
+                    IMAPStore s\nHost h\nMaxConnections 1\n";
+        let outcome = parse("/cfg/rc", text.as_bytes(), &env);
+        assert_eq!(outcome.errors, Vec::<String>::new());
+        let accounts: Vec<(String, u32)> = outcome
+            .config
+            .accounts
+            .iter()
+            .map(|a| (a.name.clone(), a.max_connections))
+            .collect();
+        assert_eq!(
+            accounts,
+            [
+                ("a".to_string(), 7),
+                ("plain".to_string(), DEFAULT_MAX_CONNECTIONS)
+            ]
+        );
+        let Some(StoreConfig::Imap(store)) = outcome.config.store("s") else {
+            panic!("store s missing");
+        };
+        let own = store.implicit_account.as_deref().map(|a| a.max_connections);
+        assert_eq!(own, Some(1));
+
+        let bad = "IMAPAccount a\nHost h\nMaxConnections 0\nMaxConnections 65\n\
+                   MaxConnections many\n";
+        let outcome = parse("/cfg/rc", bad.as_bytes(), &env);
+        assert_eq!(
+            outcome.errors,
+            [
+                "/cfg/rc:3: MaxConnections must be between 1 and 64",
+                "/cfg/rc:4: MaxConnections must be between 1 and 64",
+                "/cfg/rc:5: invalid integer value 'many' (expected a decimal number)",
+            ]
+        );
     }
 }

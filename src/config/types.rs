@@ -221,9 +221,20 @@ pub struct ImapAccountConfig {
     pub auth_mechs: Vec<String>,
     /// `None` = unlimited.
     pub pipeline_depth: Option<u32>,
+    /// `MaxConnections` (mailsync extension): most connections open to this account's
+    /// server at once, one per mailbox pair synchronized concurrently (1 = one pair after
+    /// the other); default [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: u32,
     /// Upper-cased capability names.
     pub disable_extensions: Vec<String>,
 }
+
+/// The default `MaxConnections`: few enough for every public server (Gmail allows 15 per
+/// account, Dovecot 10 per user and address by default), enough to hide round trips.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
+
+/// The largest `MaxConnections` accepted.
+pub const MAX_CONNECTIONS_LIMIT: u32 = 64;
 
 /// An `IMAPStore` section.
 #[derive(Clone, Debug, PartialEq, Eq)]

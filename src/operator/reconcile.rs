@@ -475,16 +475,15 @@ pub fn plan(observed: &Observed) -> Actions {
     actions
 }
 
-/// An IMAP store of `rendered` whose `maxConnections` are all taken by active Jobs.
+/// An IMAP store of `rendered` whose `maxConnections` are all taken by active Jobs (each
+/// holding `connectionsPerRun` of them).
 fn busy_store(observed: &Observed, rendered: &RenderedChannel) -> Option<String> {
     for store in &rendered.imap_stores {
         let limit = observed
             .stores
             .get(store)
             .and_then(|s| s.spec.imap.as_ref())
-            .and_then(|imap| imap.max_connections)
-            .unwrap_or(1)
-            .max(1) as usize;
+            .map_or(1, |imap| imap.concurrent_runs());
         let in_use = observed
             .jobs
             .iter()

@@ -402,6 +402,7 @@ fn render_imap(
     if let Some(depth) = imap.pipeline_depth {
         let _ = writeln!(text, "PipelineDepth {depth}");
     }
+    let _ = writeln!(text, "MaxConnections {}", imap.run_connections());
     for extension in imap.disable_extensions.iter().flatten() {
         let value = serde_json::to_value(extension)
             .ok()
@@ -635,6 +636,50 @@ mod tests {
             channel.patterns,
             vec!["*".to_string(), "!Trash".to_string()]
         );
+    }
+
+    /// The account's MaxConnections as the engine reads the rendered config.
+    fn rendered_max_connections(far: &MailStore) -> u32 {
+        let near = maildir_store("local", "mail-pvc");
+        let rendered = render(&channel("server", "local"), far, &near).expect("renders");
+        let env = crate::config::Environment {
+            home: "/home/mailsync".into(),
+            xdg_config_home: None,
+            xdg_state_home: None,
+        };
+        let loaded = crate::config::parse_text("mbsyncrc", rendered.config.as_bytes(), &env)
+            .unwrap_or_else(|e| panic!("{e}\n{}", rendered.config));
+        let Some(crate::config::StoreConfig::Imap(store)) = loaded.config.store("server") else {
+            panic!("no IMAP store in\n{}", rendered.config);
+        };
+        let account = store.account_config(&loaded.config).expect("account");
+        assert!(
+            rendered
+                .config
+                .contains(&format!("\nMaxConnections {}\n", account.max_connections)),
+            "{}",
+            rendered.config
+        );
+        account.max_connections
+    }
+
+    #[test]
+    fn connections_per_run_become_max_connections() {
+        let mut far = imap_store("server");
+        // Unset: one connection, as one run used before.
+        assert_eq!(rendered_max_connections(&far), 1);
+        if let Some(imap) = far.spec.imap.as_mut() {
+            imap.max_connections = Some(8);
+            imap.connections_per_run = Some(3);
+        }
+        assert_eq!(rendered_max_connections(&far), 3);
+        assert_eq!(far.spec.imap.as_ref().map(|i| i.concurrent_runs()), Some(2));
+        // Never more than the store's budget (the CRD refuses it; a stored object from
+        // before is clamped).
+        if let Some(imap) = far.spec.imap.as_mut() {
+            imap.max_connections = None;
+        }
+        assert_eq!(rendered_max_connections(&far), 1);
     }
 
     #[test]

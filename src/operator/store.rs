@@ -19,6 +19,7 @@
 //! | `ClientCertificate`, `ClientKey` | `imap.tls.clientCertificate` |
 //! | `CipherString` | `imap.tls.cipherString` |
 //! | `PipelineDepth`, `DisableExtension` | `imap.pipelineDepth`, `imap.disableExtensions` |
+//! | `MaxConnections` (mailsync extension) | `imap.connectionsPerRun` (runs of all channels together stay within `imap.maxConnections`) |
 //! | `Path`, `PathDelimiter`, `UseNamespace`, `SubscribedOnly` (IMAPStore) | `imap.path`, `imap.pathDelimiter`, `imap.useNamespace`, `imap.subscribedOnly` |
 //! | `Path`, `Inbox`, `SubFolders`, `InfoDelimiter`, `AltMap` (MaildirStore) | `maildir.path`, `maildir.inbox`, `maildir.subFolders`, `maildir.infoDelimiter`, `maildir.altMap` |
 //! | global `FSync` | `maildir.fsync` |
@@ -124,6 +125,7 @@ pub struct MailStoreSpec {
 #[x_kube(validation = Rule::new("has(self.host) != has(self.tunnel)").message("exactly one of imap.host and imap.tunnel must be set"))]
 #[x_kube(validation = Rule::new("!has(self.tls) || self.tls.mode != 'None' || has(self.tunnel) || (has(self.tls.allowInsecure) && self.tls.allowInsecure)").message("tls.mode None sends the password unencrypted: set tls.allowInsecure: true to allow it (not needed with a tunnel)"))]
 #[x_kube(validation = Rule::new("!has(self.port) || has(self.host)").message("imap.port needs imap.host (a tunnel has no port)"))]
+#[x_kube(validation = Rule::new("!has(self.connectionsPerRun) || self.connectionsPerRun <= (has(self.maxConnections) ? self.maxConnections : 1)").message("imap.connectionsPerRun cannot exceed imap.maxConnections (default 1)"))]
 #[serde(rename_all = "camelCase")]
 pub struct ImapStore {
     /// Server host name or IP address; also the name checked in its certificate.
@@ -160,10 +162,17 @@ pub struct ImapStore {
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub disable_extensions: Option<Vec<ImapExtension>>,
     /// Most connections to this server at once, over all channels using this store; sync
-    /// Jobs wait for a free slot (default 1).
+    /// Jobs wait for a free slot (default 1). A run takes `connectionsPerRun` of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 64))]
     pub max_connections: Option<i32>,
+    /// Connections one sync run opens to this server at most, synchronizing that many
+    /// mailboxes at once (`MaxConnections` in the run's config; default 1, at most
+    /// `maxConnections`). Runs of other channels using this store wait while the store's
+    /// `maxConnections` are taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 64))]
+    pub connections_per_run: Option<i32>,
     /// Server-side prefix of every mailbox except INBOX, e.g. `INBOX.` (`Path`); overrides
     /// the server's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,6 +190,25 @@ pub struct ImapStore {
     /// List only subscribed mailboxes (`SubscribedOnly`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscribed_only: Option<bool>,
+}
+
+impl ImapStore {
+    /// The store's connection budget over all runs (`maxConnections`, default 1).
+    pub fn connection_budget(&self) -> i32 {
+        self.max_connections.unwrap_or(1).max(1)
+    }
+
+    /// The connections one run may open (`connectionsPerRun`, default 1, within the budget).
+    pub fn run_connections(&self) -> i32 {
+        self.connections_per_run
+            .unwrap_or(1)
+            .clamp(1, self.connection_budget())
+    }
+
+    /// How many runs may use the store at once.
+    pub fn concurrent_runs(&self) -> usize {
+        (self.connection_budget() / self.run_connections()).max(1) as usize
+    }
 }
 
 /// How to log in. Unset fields are not sent; with neither password nor OAuth2 the store can

@@ -1,9 +1,18 @@
 //! Running the selected channels (spec sync-semantics §4.1 phase 1, §3.3 of the config spec,
 //! §7): effective operations, opening the stores, selecting the boxes, running each mailbox
 //! pair with its state files on disk, the summary line and the exit code.
+//!
+//! The pairs of a channel run concurrently (mailsync extension `MaxConnections`): up to
+//! [`pairs_at_once`] workers take the pairs in order, each with its own store instances and
+//! journal writer. The main thread is the first worker and keeps the connections that listed
+//! the boxes and asked their STATUS; the other workers' IMAP instances start from what those
+//! learnt ([`ImapSeed`]) and connect only when a pair has a command to send. What the pairs
+//! share ([`ChannelRun`]) is behind locks: the queue, the outcome, the progress counter and
+//! the order of planning rule 5 ([`UpgradeOrder`]).
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::config::patterns::{
@@ -11,11 +20,11 @@ use crate::config::patterns::{
     state_file_path,
 };
 use crate::config::{
-    ChannelConfig, ChannelRef, Config, MaildirStoreConfig, Side, SideOps, StoreConfig,
-    SyncStateLocation, effective_ops,
+    ChannelConfig, ChannelRef, Config, DEFAULT_MAX_CONNECTIONS, ImapStoreConfig,
+    MaildirStoreConfig, Side, SideOps, StoreConfig, SyncStateLocation, effective_ops,
 };
 use crate::output;
-use crate::store::imap::{ImapOptions, ImapStore};
+use crate::store::imap::{ImapOptions, ImapSeed, ImapStore};
 use crate::store::maildir::{MaildirOptions, MaildirStore};
 use crate::store::{FailureScope, Reporter, Store, StoreError};
 use crate::sync::convert::new_tuid;
@@ -205,27 +214,37 @@ fn open_store(
                 .map(|store| OpenedStore::Maildir(Box::new(store)))
         }
         StoreConfig::Imap(imap) => {
-            let Some(account) = imap.account_config(config) else {
-                return Err(StoreError::store(format!(
-                    "Error: store '{}': no IMAP account '{}' defined",
-                    imap.common.name, imap.account
-                )));
-            };
-            let imap_options = ImapOptions {
-                buffer_limit: config.buffer_limit,
-                withhold_uids: options.hooks.withhold_uids,
-                trace: options.debug.net || options.debug.net_all,
-                list_ahead,
-                ..ImapOptions::default()
-            };
-            let reporter = Rc::new(ConsoleReporter {
-                debug: options.debug.net || options.debug.net_all,
-            });
-            let mut opened = ImapStore::new(imap, account, imap_options, reporter)?;
+            let mut opened = new_imap_store(config, imap, options, list_ahead)?;
             opened.connect()?;
             Ok(OpenedStore::Imap(Box::new(opened)))
         }
     }
+}
+
+/// An IMAP store instance, not connected yet.
+fn new_imap_store(
+    config: &Config,
+    imap: &ImapStoreConfig,
+    options: &RunOptions,
+    list_ahead: bool,
+) -> Result<ImapStore, StoreError> {
+    let Some(account) = imap.account_config(config) else {
+        return Err(StoreError::store(format!(
+            "Error: store '{}': no IMAP account '{}' defined",
+            imap.common.name, imap.account
+        )));
+    };
+    let imap_options = ImapOptions {
+        buffer_limit: config.buffer_limit,
+        withhold_uids: options.hooks.withhold_uids,
+        trace: options.debug.net || options.debug.net_all,
+        list_ahead,
+        ..ImapOptions::default()
+    };
+    let reporter = Rc::new(ConsoleReporter {
+        debug: options.debug.net || options.debug.net_all,
+    });
+    ImapStore::new(imap, account, imap_options, reporter)
 }
 
 /// Checks that each side can expunge as its operations ask (spec sync-semantics §4.3, store
@@ -234,16 +253,17 @@ fn open_store(
 fn check_expunge_support(
     ops: &[SideOps; 2],
     traits: &[StoreTraits; 2],
-    stores: [&dyn Store; 2],
+    names: [&str; 2],
+    selective_expunge: [bool; 2],
     racy_noticed: &mut HashSet<String>,
 ) -> Result<(), String> {
     for side in Side::BOTH {
         let t = side.index();
         let o = side.other().index();
-        if stores[t].selective_expunge() {
+        if selective_expunge[t] {
             continue;
         }
-        let name = stores[t].name();
+        let name = names[t];
         if ops[t].expunge_solo {
             return Err(format!("Error: Store {name} does not support ExpungeSolo."));
         }
@@ -264,8 +284,10 @@ struct ConsoleProgress {
     enabled: bool,
     meter: ProgressMeter,
     run: RunProgress,
-    done: Counters,
-    planned: Counters,
+    /// Done and planned counters of the channels finished so far …
+    earlier: (Counters, Counters),
+    /// … and of each worker of the running channel (by slot).
+    workers: Vec<(Counters, Counters)>,
 }
 
 impl ConsoleProgress {
@@ -281,8 +303,8 @@ impl ConsoleProgress {
                 channels_total,
                 ..RunProgress::default()
             },
-            done: Counters::default(),
-            planned: Counters::default(),
+            earlier: (Counters::default(), Counters::default()),
+            workers: Vec::new(),
         }
     }
 
@@ -291,7 +313,12 @@ impl ConsoleProgress {
         if !self.enabled {
             return;
         }
-        let stats = self.done.to_stats_with_totals(&self.planned);
+        let (mut done, mut planned) = self.earlier;
+        for (worker_done, worker_planned) in &self.workers {
+            done.add(worker_done);
+            planned.add(worker_planned);
+        }
+        let stats = done.to_stats_with_totals(&planned);
         if let Some(line) = self.meter.refresh(Instant::now(), &self.run, &stats) {
             output::show_progress(&line, &progress_erase(&line));
         }
@@ -308,15 +335,20 @@ impl ConsoleProgress {
     }
 
     fn channel_done(&mut self) {
+        for (done, planned) in std::mem::take(&mut self.workers) {
+            self.earlier.0.add(&done);
+            self.earlier.1.add(&planned);
+        }
         self.run.channels_done += 1;
         self.refresh();
     }
-}
 
-impl ProgressReport for ConsoleProgress {
-    fn update(&mut self, done: &Counters, planned: &Counters) {
-        self.done = *done;
-        self.planned = *planned;
+    /// A worker's counters of the running channel changed.
+    fn worker_update(&mut self, slot: usize, done: &Counters, planned: &Counters) {
+        if self.workers.len() <= slot {
+            self.workers.resize(slot + 1, Default::default());
+        }
+        self.workers[slot] = (*done, *planned);
         self.refresh();
     }
 }
@@ -407,7 +439,9 @@ pub struct MailboxReport {
 /// lines printed meanwhile.
 struct PairReportGuard<'a> {
     report: &'a mut MailboxReport,
-    reports: &'a mut Vec<MailboxReport>,
+    /// (pair index, report) of the worker that ran the pair.
+    reports: &'a mut Vec<(usize, MailboxReport)>,
+    index: usize,
 }
 
 impl Drop for PairReportGuard<'_> {
@@ -415,7 +449,7 @@ impl Drop for PairReportGuard<'_> {
         let mut report = std::mem::take(self.report);
         report.errors = output::take_recorded_errors();
         report.failed |= !report.errors.is_empty() && report.boxes.is_none();
-        self.reports.push(report);
+        self.reports.push((self.index, report));
     }
 }
 
@@ -464,14 +498,14 @@ fn run_channels_into(
         options.dry_run || driver_debug || hooks.async_both,
     ];
     let counters = &mut report.counters;
-    let mut planned = Counters::default();
+    let mut planned_total = Counters::default();
     let mut channels_done = 0u32;
     let mut boxes_done = 0u32;
     let mut failed = false;
     let mut failed_stores: HashMap<String, FailureScope> = HashMap::new();
     let mut racy_noticed: HashSet<String> = HashSet::new();
     let mut upgrade_dropped: HashMap<String, [bool; 2]> = HashMap::new();
-    let mut progress = ConsoleProgress::new(options, selection.len() as u32);
+    let progress = Mutex::new(ConsoleProgress::new(options, selection.len() as u32));
 
     for selected in selection {
         let Some(channel) = config.channel(&selected.channel) else {
@@ -492,8 +526,8 @@ fn run_channels_into(
             proxy,
             &mut journal,
             counters,
-            &mut planned,
-            &mut progress,
+            &mut planned_total,
+            &progress,
             &mut boxes_done,
             &mut failed_stores,
             &mut racy_noticed,
@@ -501,7 +535,7 @@ fn run_channels_into(
             &mut report.mailboxes,
         );
         report.errors.extend(output::take_recorded_errors());
-        progress.channel_done();
+        lock(&progress).channel_done();
         match outcome {
             Ok(ok) => failed |= !ok,
             Err(SyncError::Interrupted) => return 100,
@@ -535,8 +569,8 @@ fn run_channel(
     proxy: [bool; 2],
     journal: &mut Journal,
     counters: &mut Counters,
-    planned: &mut Counters,
-    progress: &mut ConsoleProgress,
+    planned_total: &mut Counters,
+    progress: &Mutex<ConsoleProgress>,
     boxes_done: &mut u32,
     failed_stores: &mut HashMap<String, FailureScope>,
     racy_noticed: &mut HashSet<String>,
@@ -666,20 +700,425 @@ fn run_channel(
             side_ops.types.upgrade = false;
         }
     }
-    let mut all_ok = true;
-    progress.boxes_found(pairs.len() as u32);
+    lock(progress).boxes_found(pairs.len() as u32);
     prefetch_statuses(&pairs, &store_configs, [&mut *far_store, &mut *near_store]);
-    for pair in pairs {
-        *boxes_done += 1;
+    let workers = pairs_at_once(
+        config,
+        [store_configs[0], store_configs[1]],
+        options,
+        pairs.len(),
+    );
+    let seeds = [far_store.imap(), near_store.imap()].map(|store| store.and_then(|s| s.seed()));
+    let run = ChannelRun {
+        config,
+        channel,
+        options,
+        proxy,
+        store_configs: [store_configs[0], store_configs[1]],
+        traits: [
+            traits_of(store_configs[0], far_store.as_store_ref()),
+            traits_of(store_configs[1], near_store.as_store_ref()),
+        ],
+        selective_expunge: [
+            far_store.as_store_ref().selective_expunge(),
+            near_store.as_store_ref().selective_expunge(),
+        ],
+        expunge_check: Mutex::new(None),
+        racy_noticed: Mutex::new(racy_noticed),
+        queue: Mutex::new(PairQueue {
+            next: 0,
+            stopped: false,
+        }),
+        upgrade: UpgradeOrder {
+            initial: ops,
+            finished: Mutex::new(vec![None; pairs.len()]),
+            changed: Condvar::new(),
+        },
+        pairs,
+        progress,
+        outcome: Mutex::new(ChannelOutcome::default()),
+    };
+    let primaries: Option<[OpenedStore; 2]> = stores.try_into().ok();
+    let mut primary = Worker {
+        slot: 0,
+        stores: primaries,
+        seeds: [None, None],
+        journal,
+        counters: Counters::default(),
+        planned: Counters::default(),
+        reports: Vec::new(),
+    };
+    let journal_options = *primary.journal.options();
+    let finished = std::thread::scope(|scope| {
+        let spawned: Vec<_> = (1..workers)
+            .map(|slot| {
+                let run = &run;
+                let seeds = seeds.clone();
+                scope.spawn(move || {
+                    let mut journal = Journal::new(journal_options);
+                    let mut worker = Worker {
+                        slot,
+                        stores: None,
+                        seeds,
+                        journal: &mut journal,
+                        counters: Counters::default(),
+                        planned: Counters::default(),
+                        reports: Vec::new(),
+                    };
+                    run.work(&mut worker);
+                    // The worker's connections close (LOGOUT) here, in its own thread.
+                    worker.stores = None;
+                    (worker.counters, worker.planned, worker.reports)
+                })
+            })
+            .collect();
+        run.work(&mut primary);
+        let mut finished = vec![(
+            primary.counters,
+            primary.planned,
+            std::mem::take(&mut primary.reports),
+        )];
+        for handle in spawned {
+            match handle.join() {
+                Ok(result) => finished.push(result),
+                Err(_) => run.stop(Some(SyncError::Fatal(
+                    "Error: a mailbox worker stopped unexpectedly".to_string(),
+                ))),
+            }
+        }
+        finished
+    });
+    let mut channel_reports = Vec::new();
+    for (done, planned, pair_reports) in finished {
+        counters.add(&done);
+        planned_total.add(&planned);
+        channel_reports.extend(pair_reports);
+    }
+    channel_reports.sort_by_key(|(index, _)| *index);
+    reports.extend(channel_reports.into_iter().map(|(_, report)| report));
+    *boxes_done += lock(&run.queue).next as u32;
+    let run_dropped = run.upgrade.dropped();
+    for t in 0..2 {
+        dropped[t] |= run_dropped[t];
+    }
+    let outcome = std::mem::take(&mut *lock(&run.outcome));
+    for (side, scope) in outcome.failed_stores {
+        failed_stores.insert(channel.sides[side.index()].store.clone(), scope);
+    }
+    match outcome.fatal {
+        Some(error) => Err(error),
+        None => Ok(!outcome.failed),
+    }
+}
+
+/// Locks a mutex, also one a panicking worker left poisoned (its data stays consistent:
+/// every change under these locks is a single assignment or push).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Pairs of a channel between two Maildir stores run this many at a time (unless
+/// `--max-connections` says otherwise).
+const MAILDIR_PAIRS_AT_ONCE: usize = 4;
+
+/// How many pairs of a channel run at once, each with its own store instances: the smallest
+/// `MaxConnections` of its IMAP stores (`--max-connections` replaces them), halved when both
+/// sides are the same IMAP store; [`MAILDIR_PAIRS_AT_ONCE`] between Maildir stores. The
+/// `-Ts` and `-Tj` test hooks count steps over the whole process and the debug output traces
+/// one pair at a time, so they run one pair at a time.
+fn pairs_at_once(
+    config: &Config,
+    stores: [&StoreConfig; 2],
+    options: &RunOptions,
+    pairs: usize,
+) -> usize {
+    let hooks = &options.hooks;
+    if hooks.step_limit != 0 || hooks.keep_journal || options.debug.any_output() {
+        return 1;
+    }
+    let imap_limits = stores.iter().filter_map(|store| match store {
+        StoreConfig::Imap(imap) => Some(options.max_connections.unwrap_or_else(|| {
+            imap.account_config(config)
+                .map_or(DEFAULT_MAX_CONNECTIONS, |account| account.max_connections)
+        }) as usize),
+        StoreConfig::Maildir(_) => None,
+    });
+    let mut limit = imap_limits.min().unwrap_or_else(|| {
+        options
+            .max_connections
+            .map_or(MAILDIR_PAIRS_AT_ONCE, |count| count as usize)
+    });
+    if let [StoreConfig::Imap(far), StoreConfig::Imap(near)] = stores
+        && far.common.name == near.common.name
+    {
+        limit /= 2;
+    }
+    limit.clamp(1, pairs.max(1))
+}
+
+/// Which pair a worker takes next; `stopped` once a store failed or the run must end.
+struct PairQueue {
+    next: usize,
+    stopped: bool,
+}
+
+/// How the pairs of a channel ended, together.
+#[derive(Default)]
+struct ChannelOutcome {
+    /// Something failed.
+    failed: bool,
+    /// Stores that failed for the rest of the run.
+    failed_stores: Vec<(Side, FailureScope)>,
+    /// The first error that ends the process (`Interrupted` or `Fatal`).
+    fatal: Option<SyncError>,
+}
+
+/// Planning rule 5 (a quirk, spec sync-semantics §4.3) makes a pair's operations depend on
+/// the pairs before it: the first pair without placeholders on a side drops Upgrade there
+/// for all later pairs. Pairs running concurrently get the operations the earlier pairs left
+/// exactly as one after another would: a pair without placeholders plans the same with or
+/// without Upgrade (it drops it itself), and a pair with placeholders waits for the earlier
+/// pairs to finish first ([`PairRun::ops_after_earlier_pairs`]).
+struct UpgradeOrder {
+    /// The operations at the channel's start.
+    initial: [SideOps; 2],
+    /// Per pair: `None` until it finished, then whether it dropped Upgrade [far, near].
+    finished: Mutex<Vec<Option<[bool; 2]>>>,
+    changed: Condvar,
+}
+
+impl UpgradeOrder {
+    /// The operations for pair `index` given the earlier pairs finished so far; with `wait`,
+    /// once all earlier pairs finished.
+    fn ops_before(&self, index: usize, wait: bool) -> [SideOps; 2] {
+        let mut finished = lock(&self.finished);
+        while wait && finished[..index].iter().any(Option::is_none) {
+            finished = self
+                .changed
+                .wait(finished)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        let mut ops = self.initial;
+        for dropped in finished[..index].iter().flatten() {
+            for (side_ops, gone) in ops.iter_mut().zip(dropped) {
+                if *gone {
+                    side_ops.types.upgrade = false;
+                }
+            }
+        }
+        ops
+    }
+
+    fn finish(&self, index: usize, dropped: [bool; 2]) {
+        lock(&self.finished)[index] = Some(dropped);
+        self.changed.notify_all();
+    }
+
+    /// Upgrade was dropped on [far, near] by any pair.
+    fn dropped(&self) -> [bool; 2] {
+        let finished = lock(&self.finished);
+        let mut any = [false; 2];
+        for dropped in finished.iter().flatten() {
+            for t in 0..2 {
+                any[t] |= dropped[t];
+            }
+        }
+        any
+    }
+}
+
+/// Marks a pair finished in the [`UpgradeOrder`] however its run ends.
+struct PairInOrder<'r> {
+    order: &'r UpgradeOrder,
+    index: usize,
+    dropped: [bool; 2],
+}
+
+impl Drop for PairInOrder<'_> {
+    fn drop(&mut self) {
+        self.order.finish(self.index, self.dropped);
+    }
+}
+
+/// What the workers running the pairs of one channel share.
+struct ChannelRun<'a> {
+    config: &'a Config,
+    channel: &'a ChannelConfig,
+    options: &'a RunOptions,
+    proxy: [bool; 2],
+    store_configs: [&'a StoreConfig; 2],
+    pairs: Vec<BoxPair>,
+    /// What the pairs need to know about the stores (the same for every instance).
+    traits: [StoreTraits; 2],
+    selective_expunge: [bool; 2],
+    /// The outcome of [`check_expunge_support`], once the first pair asked.
+    expunge_check: Mutex<Option<Result<(), String>>>,
+    racy_noticed: Mutex<&'a mut HashSet<String>>,
+    queue: Mutex<PairQueue>,
+    upgrade: UpgradeOrder,
+    progress: &'a Mutex<ConsoleProgress>,
+    outcome: Mutex<ChannelOutcome>,
+}
+
+/// One of the workers of a channel: its own store instances (created at its first pair; an
+/// IMAP instance connects only when it has a command to send), its journal writer and its
+/// counters.
+struct Worker<'j> {
+    /// Its place in the progress counter.
+    slot: usize,
+    stores: Option<[OpenedStore; 2]>,
+    /// What the channel's first IMAP connections learnt, for this worker's instances.
+    seeds: [Option<ImapSeed>; 2],
+    journal: &'j mut Journal,
+    counters: Counters,
+    planned: Counters,
+    /// (pair index, report).
+    reports: Vec<(usize, MailboxReport)>,
+}
+
+/// Passes a worker's counters to the shared progress counter.
+struct WorkerProgress<'a> {
+    slot: usize,
+    shared: &'a Mutex<ConsoleProgress>,
+}
+
+impl ProgressReport for WorkerProgress<'_> {
+    fn update(&mut self, done: &Counters, planned: &Counters) {
+        lock(self.shared).worker_update(self.slot, done, planned);
+    }
+}
+
+impl ChannelRun<'_> {
+    /// Takes the next pair to run, unless the channel was stopped.
+    fn take_pair(&self) -> Option<usize> {
+        let mut queue = lock(&self.queue);
+        if queue.stopped || queue.next >= self.pairs.len() {
+            return None;
+        }
+        queue.next += 1;
+        Some(queue.next - 1)
+    }
+
+    /// No further pairs start; `fatal` ends the process after the running pairs.
+    fn stop(&self, fatal: Option<SyncError>) {
+        lock(&self.queue).stopped = true;
+        if let Some(error) = fatal {
+            lock(&self.outcome).fatal.get_or_insert(error);
+        }
+    }
+
+    fn pair_failed(&self) {
+        lock(&self.outcome).failed = true;
+    }
+
+    /// A store failed: no further pairs start; `record` keeps the failure for later
+    /// channels.
+    fn store_failed(&self, side: Side, scope: FailureScope, record: bool) {
+        {
+            let mut outcome = lock(&self.outcome);
+            outcome.failed = true;
+            if record {
+                outcome.failed_stores.push((side, scope));
+            }
+        }
+        self.stop(None);
+    }
+
+    /// Runs pairs until none is left or the channel stopped.
+    fn work(&self, worker: &mut Worker) {
+        while let Some(index) = self.take_pair() {
+            if let Err(error) = self.run_pair(worker, index) {
+                self.stop(Some(error));
+            }
+        }
+    }
+
+    /// The worker's store instances, created at its first pair.
+    fn worker_stores<'w>(
+        &self,
+        stores: &'w mut Option<[OpenedStore; 2]>,
+        seeds: &mut [Option<ImapSeed>; 2],
+    ) -> Result<&'w mut [OpenedStore; 2], (Side, StoreError)> {
+        if stores.is_none() {
+            let mut opened = Vec::with_capacity(2);
+            for side in Side::BOTH {
+                let t = side.index();
+                let store = worker_store(
+                    self.config,
+                    self.store_configs[t],
+                    self.options,
+                    seeds[t].take(),
+                )
+                .map_err(|error| (side, error))?;
+                opened.push(store);
+            }
+            let near = opened.pop();
+            let far = opened.pop();
+            if let (Some(far), Some(near)) = (far, near) {
+                *stores = Some([far, near]);
+            }
+        }
+        stores
+            .as_mut()
+            .ok_or_else(|| (Side::Far, StoreError::store("Error: no store instance")))
+    }
+
+    /// The expunge check of the channel's stores, made (and its notice shown) once.
+    fn check_expunge(&self, ops: &[SideOps; 2]) -> Result<(), String> {
+        let mut check = lock(&self.expunge_check);
+        check
+            .get_or_insert_with(|| {
+                let names = [self.store_configs[0].name(), self.store_configs[1].name()];
+                check_expunge_support(
+                    ops,
+                    &self.traits,
+                    names,
+                    self.selective_expunge,
+                    &mut lock(&self.racy_noticed),
+                )
+            })
+            .clone()
+    }
+
+    /// Runs one mailbox pair; `Err` only for errors that end the process.
+    fn run_pair(&self, worker: &mut Worker, index: usize) -> Result<(), SyncError> {
+        let pair = &self.pairs[index];
+        let mut in_order = PairInOrder {
+            order: &self.upgrade,
+            index,
+            dropped: [false; 2],
+        };
         let mut pair_report = MailboxReport {
-            channel: channel.name.clone(),
+            channel: self.channel.name.clone(),
             names: pair.names.clone(),
             ..MailboxReport::default()
         };
-        let pair_report = PairReportGuard {
+        let mut worker_reports = std::mem::take(&mut worker.reports);
+        let guard = PairReportGuard {
             report: &mut pair_report,
-            reports: &mut *reports,
+            reports: &mut worker_reports,
+            index,
         };
+        let result = self.run_pair_reported(worker, index, &mut in_order, &mut *guard.report);
+        drop(guard);
+        worker.reports = worker_reports;
+        result
+    }
+
+    fn run_pair_reported(
+        &self,
+        worker: &mut Worker,
+        index: usize,
+        in_order: &mut PairInOrder,
+        report: &mut MailboxReport,
+    ) -> Result<(), SyncError> {
+        let channel = self.channel;
+        let config = self.config;
+        let options = self.options;
+        let store_configs = self.store_configs;
+        let pair = &self.pairs[index];
         let mut store_boxes = [String::new(), String::new()];
         let mut bad_name = false;
         for t in 0..2 {
@@ -692,9 +1131,24 @@ fn run_channel(
             }
         }
         if bad_name {
-            all_ok = false;
-            continue;
+            self.pair_failed();
+            return Ok(());
         }
+        let stores = match self.worker_stores(&mut worker.stores, &mut worker.seeds) {
+            Ok(stores) => stores,
+            Err((side, err)) => {
+                output::error(&err.message);
+                let scope = if err.scope == FailureScope::Temporary {
+                    FailureScope::Temporary
+                } else {
+                    FailureScope::Store
+                };
+                self.store_failed(side, scope, true);
+                return Ok(());
+            }
+        };
+        let (far_slot, near_slot) = stores.split_at_mut(1);
+        let (far_store, near_store) = (&mut far_slot[0], &mut near_slot[0]);
         // A box whose store directory vanished (an unmounted volume) is not an empty or
         // missing box: never create it there, never sync against it.
         let stores_ref: [&OpenedStore; 2] = [far_store, near_store];
@@ -717,8 +1171,8 @@ fn run_channel(
             }
         }
         if root_missing {
-            all_ok = false;
-            continue;
+            self.pair_failed();
+            return Ok(());
         }
         let near_dir = near_store.box_dir(&store_boxes[1]);
         let path = match state_file_path(
@@ -731,8 +1185,8 @@ fn run_channel(
             Ok(path) => path,
             Err(err) => {
                 output::error(&format!("Error: {err}"));
-                all_ok = false;
-                continue;
+                self.pair_failed();
+                return Ok(());
             }
         };
         let in_box = matches!(
@@ -744,28 +1198,20 @@ fn run_channel(
             && let Err(err) = create_state_dir(&path)
         {
             output::error(&err.to_string());
-            all_ok = false;
-            continue;
+            self.pair_failed();
+            return Ok(());
         }
-        let traits = [
-            traits_of(store_configs[0], far_store.as_store_ref()),
-            traits_of(store_configs[1], near_store.as_store_ref()),
-        ];
-        if let Err(text) = check_expunge_support(
-            &ops,
-            &traits,
-            [far_store.as_store_ref(), near_store.as_store_ref()],
-            racy_noticed,
-        ) {
+        let ops = self.upgrade.ops_before(index, false);
+        if let Err(text) = self.check_expunge(&ops) {
             output::error(&text);
-            all_ok = false;
-            continue;
+            self.pair_failed();
+            return Ok(());
         }
         let mut settings = PairSettings {
             channel: channel.name.clone(),
             box_names: pair.names.clone(),
             ops,
-            stores: traits,
+            stores: self.traits.clone(),
             max_messages: channel.max_messages,
             expire_side: channel.expire_side,
             expire_unread: channel.expire_unread,
@@ -774,7 +1220,7 @@ fn run_channel(
         };
         let pair_options = PairOptions {
             dry_run: options.dry_run,
-            proxy,
+            proxy: self.proxy,
             no_expunge: options.hooks.no_expunge,
             journal_end: options.hooks.journal_end,
             keep_journal: options.hooks.keep_journal,
@@ -788,7 +1234,7 @@ fn run_channel(
             channel.sides[0].store, pair.names[0], channel.sides[1].store, pair.names[1]
         );
         let mut files = DiskFiles {
-            journal: &mut *journal,
+            journal: &mut *worker.journal,
             paths: StatePaths::new(path),
             lock: None,
             label,
@@ -815,6 +1261,11 @@ fn run_channel(
                 files.paths.state.display()
             ),
         );
+        let ops_in_order = || self.upgrade.ops_before(index, true);
+        let mut progress = WorkerProgress {
+            slot: worker.slot,
+            shared: self.progress,
+        };
         let boxes = &pair_options.store_boxes;
         let mut far_debug = debug_store(far_store, Side::Far, &boxes[0], &options.debug);
         let mut near_debug = debug_store(near_store, Side::Near, &boxes[1], &options.debug);
@@ -823,10 +1274,11 @@ fn run_channel(
             stores: [&mut far_debug, &mut near_debug],
             files: &mut files,
             options: &pair_options,
-            counters: &mut *counters,
-            planned: &mut *planned,
-            progress: &mut *progress,
+            counters: &mut worker.counters,
+            planned: &mut worker.planned,
+            progress: &mut progress,
             new_tuid: &mut tuids,
+            ops_after_earlier_pairs: Some(&ops_in_order),
         }
         .run()?;
         let listings_after = [far_store.imap(), near_store.imap()]
@@ -840,7 +1292,7 @@ fn run_channel(
                 config.fsync,
             );
         }
-        progress.box_done();
+        lock(self.progress).box_done();
         debug::main(
             &options.debug,
             &format!(
@@ -851,28 +1303,40 @@ fn run_channel(
                 if result.failed { "failed" } else { "done" }
             ),
         );
-        for t in 0..2 {
-            if ops[t].types.upgrade && !settings.ops[t].types.upgrade {
-                dropped[t] = true;
-            }
+        for ((dropped, before), after) in in_order.dropped.iter_mut().zip(&ops).zip(&settings.ops) {
+            *dropped = before.types.upgrade && !after.types.upgrade;
         }
-        ops = settings.ops;
-        pair_report.report.failed = result.failed;
-        pair_report.report.boxes = result.boxes;
+        report.failed = result.failed;
+        report.boxes = result.boxes;
         if result.failed {
-            all_ok = false;
+            self.pair_failed();
         }
         if let Some((side, scope)) = result.store_failure {
             // A broken connection only abandons this channel; later channels connect anew
             // (spec §5: errors on an established connection). Anything else fails the store
             // for the run.
-            if scope != FailureScope::Temporary {
-                failed_stores.insert(channel.sides[side.index()].store.clone(), scope);
-            }
-            break;
+            self.store_failed(side, scope, scope != FailureScope::Temporary);
         }
+        Ok(())
     }
-    Ok(all_ok)
+}
+
+/// A store instance for a worker: a Maildir is checked; an IMAP store takes over what the
+/// channel's first connection learnt and connects only when it has a command to send.
+fn worker_store(
+    config: &Config,
+    store: &StoreConfig,
+    options: &RunOptions,
+    seed: Option<ImapSeed>,
+) -> Result<OpenedStore, StoreError> {
+    let StoreConfig::Imap(imap) = store else {
+        return open_store(config, store, options, false);
+    };
+    let mut opened = new_imap_store(config, imap, options, false)?;
+    if let Some(seed) = seed {
+        opened.adopt_seed(seed);
+    }
+    Ok(OpenedStore::Imap(Box::new(opened)))
 }
 
 /// With several mailboxes to run, asks each IMAP side for the status of all of them in one
@@ -928,6 +1392,101 @@ mod tests {
             sub_folders: None,
             info_delimiter: ':',
             fsync: false,
+        }
+    }
+
+    #[test]
+    fn upgrade_order_gives_each_pair_what_the_earlier_pairs_left() {
+        let mut initial = [SideOps::default(); 2];
+        for ops in &mut initial {
+            ops.types.upgrade = true;
+            ops.types.new = true;
+        }
+        let order = UpgradeOrder {
+            initial,
+            finished: Mutex::new(vec![None; 4]),
+            changed: Condvar::new(),
+        };
+        let upgrades = |ops: [SideOps; 2]| ops.map(|side| side.types.upgrade);
+        // Pair 2 finished first and dropped Upgrade on the far side: that is no concern of
+        // the pairs before it.
+        order.finish(2, [true, false]);
+        assert_eq!(upgrades(order.ops_before(1, false)), [true, true]);
+        std::thread::scope(|scope| {
+            // Pair 3 has placeholders: it waits for pairs 0 to 2 and sees both drops.
+            let waiting = scope.spawn(|| order.ops_before(3, true));
+            order.finish(0, [false, false]);
+            order.finish(1, [false, true]);
+            let ops = waiting.join().expect("waiting pair");
+            assert_eq!(upgrades(ops), [false, false]);
+            // Everything else is left as it was.
+            assert!(ops.iter().all(|side| side.types.new));
+        });
+        order.finish(3, [false, false]);
+        assert_eq!(order.dropped(), [true, true]);
+    }
+
+    #[test]
+    fn pairs_at_once_follow_max_connections_and_the_hooks() {
+        let env = crate::config::Environment {
+            home: "/home/u".into(),
+            xdg_config_home: None,
+            xdg_state_home: None,
+        };
+        let text = "IMAPAccount a\nHost h\nMaxConnections 7\n\nIMAPStore far\nAccount a\n\n\
+                    IMAPStore other\nHost h\n\n\
+                    MaildirStore near\nPath /m/\n\nMaildirStore near2\nPath /n/\n";
+        let config = match crate::config::parse_text("rc", text.as_bytes(), &env) {
+            Ok(loaded) => loaded.config,
+            Err(error) => panic!("{error}"),
+        };
+        let store = |name: &str| match config.store(name) {
+            Some(store) => store,
+            None => panic!("no store {name}"),
+        };
+        let at_once = |far: &str, near: &str, options: &RunOptions, pairs: usize| {
+            pairs_at_once(&config, [store(far), store(near)], options, pairs)
+        };
+        let plain = RunOptions::default();
+        assert_eq!(at_once("far", "near", &plain, 20), 7);
+        assert_eq!(
+            at_once("far", "near", &plain, 3),
+            3,
+            "never more than pairs"
+        );
+        assert_eq!(at_once("far", "near", &plain, 0), 1);
+        assert_eq!(
+            at_once("other", "near", &plain, 20),
+            DEFAULT_MAX_CONNECTIONS as usize
+        );
+        assert_eq!(
+            at_once("far", "other", &plain, 20),
+            DEFAULT_MAX_CONNECTIONS as usize
+        );
+        assert_eq!(
+            at_once("far", "far", &plain, 20),
+            3,
+            "two connections per pair"
+        );
+        assert_eq!(at_once("near", "near2", &plain, 20), MAILDIR_PAIRS_AT_ONCE);
+        let overridden = RunOptions {
+            max_connections: Some(2),
+            ..RunOptions::default()
+        };
+        assert_eq!(at_once("far", "near", &overridden, 20), 2);
+        assert_eq!(at_once("near", "near2", &overridden, 20), 2);
+        let mut sequential = Vec::new();
+        let mut options = RunOptions::default();
+        options.hooks.step_limit = 5;
+        sequential.push(options.clone());
+        let mut options = RunOptions::default();
+        options.hooks.keep_journal = true;
+        sequential.push(options.clone());
+        let mut options = RunOptions::default();
+        options.debug.sync = true;
+        sequential.push(options);
+        for options in &sequential {
+            assert_eq!(at_once("far", "near", options, 20), 1, "{options:?}");
         }
     }
 

@@ -82,6 +82,8 @@ pub struct RunOptions {
     /// `--allow-mass-delete` (mailsync extension): the user confirms that deletions are to be
     /// propagated even where the mass-deletion guard would refuse them.
     pub allow_mass_delete: bool,
+    /// `--max-connections` (mailsync extension): replaces every store's `MaxConnections`.
+    pub max_connections: Option<u32>,
     pub hooks: TestHooks,
     pub debug: DebugFlags,
 }

@@ -31,7 +31,7 @@
 //! the batch's later `%`/`$` records and stores, which replay does not care about (it
 //! finds entries by their UIDs, not by position).
 
-use crate::config::Side;
+use crate::config::{Side, SideOps};
 use crate::output;
 use crate::store::{
     FailureScope, Flags, FlagsTicket, NewMessage, OpenOutcome, Store, StoreError, StoreTicket, Tuid,
@@ -147,6 +147,16 @@ impl Counters {
         stats
     }
 
+    /// Adds another run's counters to these.
+    pub fn add(&mut self, other: &Counters) {
+        for t in 0..2 {
+            self.stored[t] += other.stored[t];
+            self.flagged[t] += other.flagged[t];
+            self.trashed[t] += other.trashed[t];
+            self.expunged[t] += other.expunged[t];
+        }
+    }
+
     /// Anything was done on this side.
     pub fn touched(&self, side: Side) -> bool {
         let t = side.index();
@@ -225,6 +235,22 @@ pub struct PairRun<'a> {
     pub planned: &'a mut Counters,
     pub progress: &'a mut dyn ProgressReport,
     pub new_tuid: TuidSource<'a>,
+    /// When pairs of a channel run concurrently: waits until the channel's earlier pairs
+    /// are done and returns the operations they left (planning rule 5 drops Upgrade for the
+    /// later pairs, spec sync-semantics §4.3). Asked only by a pair with placeholders, the
+    /// only pairs whose plan depends on it; `None` when the pairs run one after another and
+    /// `settings` already holds what the earlier pairs left.
+    pub ops_after_earlier_pairs: Option<&'a (dyn Fn() -> [SideOps; 2] + Sync)>,
+}
+
+/// The state has placeholders (or skipped messages) on either side: the entries planning
+/// rule 5 looks at.
+fn has_placeholders(state: &PairState) -> bool {
+    state.entries.iter().filter(|e| !e.is_dead()).any(|entry| {
+        entry.status.has(Status::DUMMY_F)
+            || entry.status.has(Status::DUMMY_N)
+            || entry.status.has(Status::SKIPPED)
+    })
 }
 
 /// What opening found: UIDVALIDITYs, and boxes that only pretend to exist (dry run).
@@ -590,6 +616,12 @@ impl PairRun<'_> {
         state: PairState,
         opened: &OpenedBoxes,
     ) -> Result<(Work, [u32; 2]), Stop> {
+        if let Some(ops_in_order) = self.ops_after_earlier_pairs
+            && self.settings.ops.iter().any(|ops| ops.types.upgrade)
+            && has_placeholders(&state)
+        {
+            self.settings.ops = ops_in_order();
+        }
         let plan = plan_load(&state, self.settings, opened.uid_validity);
         let mut work = Work::new(state);
         work.plan = plan;

@@ -226,6 +226,7 @@ fn run_with(
         planned: &mut planned,
         progress: &mut progress,
         new_tuid: &mut tuids,
+        ops_after_earlier_pairs: None,
     }
     .run()?;
     // The progress totals end equal to what was done, and never fall behind it.

@@ -615,6 +615,12 @@ pub struct RelayCounts {
     /// Continuation requests (`+ …`) the server sent: for synchronizing literals each is a
     /// round trip too.
     pub continuations: usize,
+    /// Client connections accepted.
+    pub connections: usize,
+    /// Client connections open now (until the client closes its side) …
+    pub open_connections: usize,
+    /// … and the most that were open at once.
+    pub max_open_connections: usize,
 }
 
 impl Relay {
@@ -656,6 +662,12 @@ impl Relay {
                 match listener.accept() {
                     Ok((client, _)) => {
                         let _ = client.set_nonblocking(false);
+                        if let Ok(mut counts) = connection_counts.lock() {
+                            counts.connections += 1;
+                            counts.open_connections += 1;
+                            counts.max_open_connections =
+                                counts.max_open_connections.max(counts.open_connections);
+                        }
                         if let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) {
                             relay_connection(
                                 client,
@@ -730,6 +742,9 @@ fn relay_connection(
             if server_out.write_all(&line).is_err() {
                 break;
             }
+        }
+        if let Ok(mut counts) = sent_counts.lock() {
+            counts.open_connections = counts.open_connections.saturating_sub(1);
         }
         let _ = server_out.shutdown(Shutdown::Write);
     });
@@ -908,6 +923,7 @@ pub fn account(
         cipher_string: None,
         auth_mechs: Vec::new(),
         pipeline_depth: None,
+        max_connections: mailsync::config::DEFAULT_MAX_CONNECTIONS,
         disable_extensions: Vec::new(),
     }
 }
@@ -1011,6 +1027,7 @@ pub fn account_template() -> mailsync::config::ImapAccountConfig {
         cipher_string: None,
         auth_mechs: Vec::new(),
         pipeline_depth: None,
+        max_connections: mailsync::config::DEFAULT_MAX_CONNECTIONS,
         disable_extensions: Vec::new(),
     }
 }

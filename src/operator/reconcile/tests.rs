@@ -253,6 +253,45 @@ fn the_store_connection_limit_holds_other_channels_back() {
 }
 
 #[test]
+fn runs_with_several_connections_take_several_of_the_store_budget() {
+    let first = channel("first", manual("1"));
+    let second = channel("second", manual("1"));
+    let running = job(
+        &first,
+        RunKind::Manual("1".into()),
+        None,
+        "2026-01-01T01:00:00Z",
+    );
+    let with_budget = |max: i32, per_run: i32| {
+        let mut stores = stores();
+        if let Some(imap) = stores
+            .get_mut("server")
+            .and_then(|store| store.spec.imap.as_mut())
+        {
+            imap.max_connections = Some(max);
+            imap.connections_per_run = Some(per_run);
+        }
+        stores
+    };
+    let plan_with = |stores: &BTreeMap<String, MailStore>| {
+        plan(&Observed {
+            channel: &second,
+            stores,
+            secrets: &secrets(),
+            jobs: std::slice::from_ref(&running),
+            now: at("2026-01-01T01:00:01Z"),
+        })
+    };
+    // 4 connections, 2 per run: a second run fits.
+    let actions = plan_with(&with_budget(4, 2));
+    assert!(actions.start.is_some(), "{:?}", actions.start);
+    // 4 connections, 3 per run: it waits.
+    let actions = plan_with(&with_budget(4, 3));
+    assert_eq!(actions.start, None);
+    assert_eq!(synchronizing(&actions).1, REASON_WAITING_FOR_CONNECTION);
+}
+
+#[test]
 fn finished_jobs_beyond_the_history_are_deleted_oldest_first() {
     let channel = channel("inbox", manual("9"));
     let jobs = vec![

@@ -107,6 +107,22 @@ struct Selected {
     /// Not selected on the server yet: a STATUS showed the mailbox unchanged since the
     /// snapshot, which serves the load; anything else selects it first.
     lazy: bool,
+    /// EXISTS and RECENT as the STATUS answer gave them (only while `lazy`, when the
+    /// mailbox is not selected on any connection).
+    lazy_counts: (u32, u32),
+}
+
+/// What a connected store learnt that another instance for the same store can use without
+/// connecting first: the capabilities, the name mapping, the STATUS answers and a password
+/// typed at the prompt. An instance given a seed (see [`ImapStore::adopt_seed`]) opens a
+/// mailbox that STATUS showed unchanged without connecting; it connects when it first has a
+/// command to send.
+#[derive(Clone, Debug, Default)]
+pub struct ImapSeed {
+    capabilities: Vec<String>,
+    names: NameMap,
+    statuses: HashMap<String, BoxStatus>,
+    prompted_password: Option<String>,
 }
 
 /// An IMAP store: one connection to one account, serving one IMAPStore.
@@ -159,6 +175,8 @@ pub struct ImapStore {
     listed_ahead: Option<Result<Vec<Data<'static>>, Outcome>>,
     /// A connection was established before (a reconnection does not list ahead).
     connected_before: bool,
+    /// The capabilities of a seed (see [`ImapSeed`]), in force until this instance connects.
+    seeded_capabilities: Option<Vec<String>>,
 }
 
 /// Most characters in one UID set (mbsync keeps command lines below ~1000 bytes).
@@ -238,7 +256,34 @@ impl ImapStore {
             qresync_enabled: false,
             listed_ahead: None,
             connected_before: false,
+            seeded_capabilities: None,
         })
+    }
+
+    /// What this connected store knows for another instance of it (`None` before it
+    /// connected).
+    pub fn seed(&self) -> Option<ImapSeed> {
+        let connection = self.connection.as_ref()?;
+        Some(ImapSeed {
+            capabilities: connection.capabilities.clone(),
+            names: self.names.clone(),
+            statuses: self.statuses.clone(),
+            prompted_password: self.prompted_password.clone(),
+        })
+    }
+
+    /// Takes over what another instance learnt (before this one connected): mailboxes STATUS
+    /// showed unchanged then open without a connection.
+    pub fn adopt_seed(&mut self, seed: ImapSeed) {
+        if self.connection.is_some() {
+            return;
+        }
+        self.seeded_capabilities = Some(seed.capabilities);
+        self.names = seed.names;
+        self.statuses = seed.statuses;
+        if self.prompted_password.is_none() {
+            self.prompted_password = seed.prompted_password;
+        }
     }
 
     /// Connects and logs in now (otherwise done on first use).
@@ -354,7 +399,23 @@ impl ImapStore {
     }
 
     fn has(&self, capability: &str) -> bool {
-        self.connection.as_ref().is_some_and(|c| c.has(capability))
+        match (&self.connection, &self.seeded_capabilities) {
+            (Some(c), _) => c.has(capability),
+            (None, Some(seeded)) => seeded.iter().any(|c| c == capability),
+            (None, None) => false,
+        }
+    }
+
+    /// EXISTS and RECENT of the open mailbox (from its STATUS answer while opened lazily).
+    fn counts(&self) -> (u32, u32) {
+        match &self.selected {
+            Some(selected) if selected.lazy => selected.lazy_counts,
+            _ => self
+                .connection
+                .as_ref()
+                .map(|c| (c.exists, c.recent))
+                .unwrap_or((0, 0)),
+        }
     }
 
     /// Learns the hierarchy delimiter with `LIST "" ""` if neither the config, NAMESPACE nor
@@ -1223,6 +1284,7 @@ impl ImapStore {
             uid_validity,
             highest_modseq,
             lazy: false,
+            lazy_counts: (0, 0),
         });
         // Messages expunged since the snapshot are gone for whoever asks.
         if let (Some(snapshot), Some(c)) = (snapshot, self.connection.as_mut()) {
@@ -1354,7 +1416,7 @@ impl ImapStore {
         let Some(highest_modseq) = selected.highest_modseq else {
             return;
         };
-        let exists = self.connection.as_ref().map(|c| c.exists).unwrap_or(0);
+        let exists = self.counts().0;
         let top = selected.uid_next.saturating_sub(1);
         let complete = exists == 0
             || request
@@ -1674,9 +1736,10 @@ impl Store for ImapStore {
     }
 
     fn selective_expunge(&self) -> bool {
-        match &self.connection {
-            Some(c) => c.has("UIDPLUS"),
-            None => !self
+        match (&self.connection, &self.seeded_capabilities) {
+            (Some(c), _) => c.has("UIDPLUS"),
+            (None, Some(seeded)) => seeded.iter().any(|c| c == "UIDPLUS"),
+            (None, None) => !self
                 .account
                 .disable_extensions
                 .iter()
@@ -1770,7 +1833,10 @@ impl Store for ImapStore {
 
     fn open_box(&mut self, name: &str) -> StoreResult<OpenOutcome> {
         self.flush_flags()?;
-        self.ensure_connected()?;
+        // A seeded instance connects only when the mailbox cannot be opened lazily.
+        if self.connection.is_some() || self.seeded_capabilities.is_none() {
+            self.ensure_connected()?;
+        }
         self.wanted = Some(name.to_string());
         self.selected = None;
         self.current = None;
@@ -1800,6 +1866,7 @@ impl Store for ImapStore {
                 uid_validity: status.uid_validity,
                 highest_modseq: Some(status.highest_modseq),
                 lazy: true,
+                lazy_counts: (status.messages, status.recent),
             });
             self.current = Some(MergedListing {
                 messages: snapshot.messages.clone(),
@@ -1867,17 +1934,13 @@ impl Store for ImapStore {
 
     fn is_empty(&mut self) -> StoreResult<bool> {
         self.selected()?;
-        Ok(self.connection.as_ref().map(|c| c.exists).unwrap_or(0) == 0)
+        Ok(self.counts().0 == 0)
     }
 
     fn load(&mut self, request: &LoadRequest) -> StoreResult<Loaded> {
         self.flush_flags()?;
         let uid_next = self.selected()?.uid_next;
-        let (exists, recent) = self
-            .connection
-            .as_ref()
-            .map(|c| (c.exists, c.recent))
-            .unwrap_or((0, 0));
+        let (exists, recent) = self.counts();
         let mut loaded = Loaded {
             messages: Vec::new(),
             total: exists,
