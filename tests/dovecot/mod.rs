@@ -589,7 +589,8 @@ pub enum RelayMode {
     Latency(u64),
     /// Removes `[APPENDUID …]` and `[COPYUID …]` response codes (a server without UIDPLUS).
     StripUidPlus,
-    /// Closes both directions once this many bytes of a `BODY[]` literal went to the client.
+    /// Closes both directions once this many bytes of a `BODY[]` literal (or of a chunk,
+    /// `BODY[]<origin>`) went to the client.
     CutInBody(usize),
 }
 
@@ -615,6 +616,8 @@ pub struct RelayCounts {
     /// Continuation requests (`+ …`) the server sent: for synchronizing literals each is a
     /// round trip too.
     pub continuations: usize,
+    /// `UID FETCH` commands the client sent.
+    pub fetches: usize,
 }
 
 impl Relay {
@@ -720,6 +723,9 @@ fn relay_connection(
             {
                 if let Ok(mut counts) = sent_counts.lock() {
                     counts.commands += 1;
+                    if tagged_line(&line, &["UID FETCH"]) {
+                        counts.fetches += 1;
+                    }
                     if c.0 == 0 {
                         counts.rounds += 1;
                     }
@@ -781,7 +787,10 @@ fn relay_connection(
                             return;
                         }
                         body_bytes_sent += line.len();
-                    } else if line.windows(7).any(|w| w == b"BODY[] ") {
+                    } else if line
+                        .windows(7)
+                        .any(|w| w == b"BODY[] " || w == b"BODY[]<")
+                    {
                         in_body = true;
                     }
                 }
