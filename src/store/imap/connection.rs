@@ -23,7 +23,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Above this many messages, sequence numbers are not tracked (EXPUNGE then goes unnoticed
-/// until the next load), so a bogus EXISTS cannot make us allocate without bound.
+/// until the next load). The table grows only with the FETCH replies that fill it (4 bytes a
+/// message), so a bogus EXISTS costs nothing by itself.
 const MAX_TRACKED_MESSAGES: u32 = 10_000_000;
 
 /// The largest literal accepted from a server unless the store sets another limit (mbsync
@@ -103,7 +104,9 @@ pub struct Connection {
     /// Mailbox state of the selected mailbox.
     pub exists: u32,
     pub recent: u32,
-    seq_uids: Vec<Option<u32>>,
+    /// UIDs by sequence number − 1, as far as known (0: unknown; shorter than `exists` when
+    /// the last messages were not seen yet).
+    seq_uids: Vec<u32>,
     /// UIDs reported expunged since the mailbox was selected.
     pub expunged: BTreeSet<u32>,
     /// The connection cannot be used any more.
@@ -981,7 +984,7 @@ impl Connection {
                 self.exists = *n;
                 // Sequence numbers are tracked for mailboxes of sane size only.
                 if *n <= MAX_TRACKED_MESSAGES {
-                    self.seq_uids.resize(*n as usize, None);
+                    self.seq_uids.truncate(*n as usize);
                 } else {
                     self.seq_uids.clear();
                 }
@@ -993,10 +996,11 @@ impl Connection {
             }
             Data::Expunge(seq) => {
                 let index = seq.get() as usize - 1;
-                if index < self.seq_uids.len()
-                    && let Some(uid) = self.seq_uids.remove(index)
-                {
-                    self.expunged.insert(uid);
+                if index < self.seq_uids.len() {
+                    let uid = self.seq_uids.remove(index);
+                    if uid != 0 {
+                        self.expunged.insert(uid);
+                    }
                 }
                 self.exists = self.exists.saturating_sub(1);
                 return;
@@ -1012,18 +1016,22 @@ impl Connection {
                     .take(MAX_TRACKED_MESSAGES as usize)
                     .collect();
                 self.seq_uids
-                    .retain(|slot| slot.is_none_or(|u| !uids.contains(&u)));
+                    .retain(|slot| *slot == 0 || !uids.contains(slot));
                 self.exists = self.exists.saturating_sub(uids.len() as u32);
                 self.expunged.extend(uids);
                 return;
             }
             Data::Fetch { seq, items } => {
                 let index = seq.get() as usize - 1;
+                let tracked = self.exists.min(MAX_TRACKED_MESSAGES) as usize;
                 for item in items.as_ref() {
                     if let imap_next::imap_types::fetch::MessageDataItem::Uid(uid) = item
-                        && let Some(slot) = self.seq_uids.get_mut(index)
+                        && index < tracked
                     {
-                        *slot = Some(uid.get());
+                        if index >= self.seq_uids.len() {
+                            self.seq_uids.resize(index + 1, 0);
+                        }
+                        self.seq_uids[index] = uid.get();
                     }
                 }
             }
@@ -1041,8 +1049,7 @@ impl Connection {
     /// of every message, e.g. from an incremental listing), so EXPUNGE responses map to UIDs.
     pub fn set_sequence_uids(&mut self, uids: impl Iterator<Item = u32>) {
         if self.exists <= MAX_TRACKED_MESSAGES {
-            self.seq_uids = uids.map(Some).collect();
-            self.seq_uids.resize(self.exists as usize, None);
+            self.seq_uids = uids.take(self.exists as usize).collect();
         }
     }
 

@@ -7,13 +7,15 @@
 //! `finish_stores` at the copy batch's group commit). Any other command first finishes the
 //! read-ahead in flight, so replies never mix.
 //!
-//! Memory: a listing holds no bodies. A fetched message is held by the parser's input buffer
-//! while its reply arrives (that buffer's capacity may stay until later replies), then as
-//! the decoded literal, which is moved (not copied) into the [`FetchedMessage`]; the sync
-//! core's line-end conversion makes one more copy before it is written. So a message of size
-//! S costs up to 3·S at its peak, beside the read-ahead buffer (at most BufferLimit), and an
-//! APPEND of size S about 3·S while it is written (the converted copy, the command, the
-//! encoded bytes). Bodies are not yet fetched in partial chunks.
+//! Memory: a listing holds no bodies. A message up to [`STREAM_CHUNK`] (1 MiB) is fetched
+//! whole: the parser's input buffer holds it while its reply arrives, then the decoded literal
+//! is moved (not copied) into the [`FetchedMessage`], and the read-ahead holds at most
+//! BufferLimit of such messages. A larger message is fetched in chunks
+//! (`BODY.PEEK[]<offset.length>`, each counted against BufferLimit only while it is on its
+//! way) into a spool file (`Store::set_spool_dir`: the target Maildir's `tmp/`; unlinked at
+//! once, so a crash leaves nothing), at most [`MAX_SPOOLED_AHEAD`] such messages ahead; and a
+//! message to store that comes as a stream is APPENDed by writing its literal a chunk at a
+//! time ([`connection::Connection::submit_streamed`]). No big message is ever whole in memory.
 //!
 //! - `connection` — transport, TLS, the protocol flow (imap-next) and pipelining;
 //! - `session` — greeting, STARTTLS, authentication, capabilities, NAMESPACE;
