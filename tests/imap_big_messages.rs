@@ -205,7 +205,10 @@ fn big_message_downloads_in_chunks_with_bounded_memory() {
     let setup = Setup::new(relay.port);
     let rss = setup.run();
     let counts = relay.counts();
-    eprintln!("download of {} bytes: peak RSS {rss} KiB, {counts:?}", message.len());
+    eprintln!(
+        "download of {} bytes: peak RSS {rss} KiB, {counts:?}",
+        message.len()
+    );
 
     let files = setup.near_files();
     assert_eq!(files.len(), 1, "near messages: {files:?}");
@@ -240,11 +243,8 @@ fn big_message_downloads_in_chunks_with_bounded_memory() {
 fn upload(server: &Dovecot, port: u16, label: &str) {
     let setup = Setup::new(port);
     let name = "1700000000.M1P1.test:2,S";
-    std::fs::write(
-        setup.near().join("INBOX/cur").join(name),
-        big_message("\n"),
-    )
-    .expect("write the big message");
+    std::fs::write(setup.near().join("INBOX/cur").join(name), big_message("\n"))
+        .expect("write the big message");
     let rss = setup.run();
     eprintln!("[{label}] upload: peak RSS {rss} KiB");
 
@@ -263,8 +263,16 @@ fn upload(server: &Dovecot, port: u16, label: &str) {
     assert!(rss < MAX_RSS_KIB, "[{label}] peak RSS {rss} KiB");
     // The copy was recorded (found by its X-TUID without UIDPLUS): nothing is copied again.
     setup.run();
-    assert_eq!(server.uids("INBOX").len(), 1, "[{label}] after a second run");
-    assert_eq!(setup.near_files().len(), 1, "[{label}] near after a second run");
+    assert_eq!(
+        server.uids("INBOX").len(),
+        1,
+        "[{label}] after a second run"
+    );
+    assert_eq!(
+        setup.near_files().len(),
+        1,
+        "[{label}] near after a second run"
+    );
 }
 
 #[test]

@@ -6,9 +6,7 @@ mod dovecot;
 use dovecot::{Dovecot, Relay, RelayMode, account, open_store, store_config};
 use mailsync::config::TlsType;
 use mailsync::store::imap::{ImapOptions, ImapStore};
-use mailsync::store::{
-    Flags, ListAreas, LoadRequest, MessageData, NewMessage, OpenOutcome, Store,
-};
+use mailsync::store::{Flags, ListAreas, LoadRequest, MessageData, NewMessage, OpenOutcome, Store};
 use std::time::{Duration, UNIX_EPOCH};
 
 const MESSAGE_A: &str =
@@ -729,7 +727,13 @@ fn messages_with_nul_bytes() {
     // connection.
     let fetched = store.fetch(1).unwrap().expect("message");
     assert_eq!(fetched.body.to_vec().unwrap().len(), data.len());
-    assert!(fetched.body.to_vec().unwrap().starts_with(b"Subject: nul\r\n\r\nbefore"));
+    assert!(
+        fetched
+            .body
+            .to_vec()
+            .unwrap()
+            .starts_with(b"Subject: nul\r\n\r\nbefore")
+    );
     assert!(fetched.body.to_vec().unwrap().ends_with(b"after\r\n"));
     // Without BINARY such a message is refused as a per-message error.
     let server = Dovecot::start_with(dovecot::Options::without(&["BINARY"]));
@@ -840,7 +844,11 @@ fn prefetch_pipelines_bodies_within_the_buffer_limit() {
         store.prefetch(&uids).unwrap();
         for (uid, body) in uids.iter().zip(&expected) {
             let message = store.fetch(*uid).unwrap().expect("message");
-            assert_eq!(&message.body.to_vec().unwrap(), body, "limit {limit}, UID {uid}");
+            assert_eq!(
+                &message.body.to_vec().unwrap(),
+                body,
+                "limit {limit}, UID {uid}"
+            );
             assert_eq!(message.flags.contains(Flags::SEEN), uid % 2 == 1);
         }
         let rounds = relay.counts().rounds - before;

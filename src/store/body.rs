@@ -135,10 +135,10 @@ impl Read for BodyReader<'_> {
 
 /// A message to store that is produced on the fly (a big message, converted as it is read).
 pub trait BodySource {
-    /// Bytes the reader produces in all.
-    fn len(&self) -> u64;
+    /// Bytes the reader produces in all (may read the source through once to learn it).
+    fn len(&self) -> io::Result<u64>;
     /// The produced bytes contain NUL (IMAP: a binary literal is needed).
-    fn contains_nul(&self) -> bool;
+    fn contains_nul(&self) -> io::Result<bool>;
     /// A reader of the bytes, from the start (may be called more than once).
     fn reader(&self) -> Box<dyn Read + '_>;
 }
@@ -154,16 +154,17 @@ impl std::fmt::Debug for MessageData<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             MessageData::Bytes(bytes) => write!(f, "Bytes({} bytes)", bytes.len()),
-            MessageData::Stream(source) => write!(f, "Stream({} bytes)", source.len()),
+            MessageData::Stream(source) => write!(f, "Stream({} bytes)", source.len().unwrap_or(0)),
         }
     }
 }
 
 impl MessageData<'_> {
+    /// The size (for messages and traces; a stream that cannot be read shows 0).
     pub fn len(&self) -> u64 {
         match self {
             MessageData::Bytes(bytes) => bytes.len() as u64,
-            MessageData::Stream(source) => source.len(),
+            MessageData::Stream(source) => source.len().unwrap_or(0),
         }
     }
 
@@ -221,10 +222,7 @@ impl Spool {
         use std::os::unix::fs::OpenOptionsExt;
         loop {
             let number = SPOOL_COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = dir.join(format!(
-                ".mailsync-spool-{}-{number}",
-                std::process::id()
-            ));
+            let path = dir.join(format!(".mailsync-spool-{}-{number}", std::process::id()));
             match std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)

@@ -72,7 +72,6 @@ pub fn placeholder_size_text(size: u64) -> String {
     format!("{}.{}MiB", tenths / 10, tenths % 10)
 }
 
-
 fn starts_with_ignore_case(text: &[u8], prefix: &[u8]) -> bool {
     text.len() >= prefix.len() && text[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
@@ -163,8 +162,7 @@ impl HeaderScanner {
     /// Notes what a finished header line (content up to `content_end`) holds.
     fn end_line(&mut self, content_end: u64) {
         let start = self.line_start;
-        if self.scan.existing_tuid.is_none() && starts_with_ignore_case(&self.prefix, b"X-TUID: ")
-        {
+        if self.scan.existing_tuid.is_none() && starts_with_ignore_case(&self.prefix, b"X-TUID: ") {
             self.scan.existing_tuid = Some((start, content_end));
         }
         if self.scan.subject_insert.is_none()
@@ -520,13 +518,14 @@ pub fn convert_message(
     apply(&conversion, source)
 }
 
-/// The copy of a message in a file, produced a chunk at a time as it is read (the source is
-/// read once more up front to learn the copy's size).
+/// The copy of a message in a file, produced a chunk at a time as it is read. Its size (and
+/// whether it holds NUL bytes) is learnt by one more pass over the source when first asked
+/// (an IMAP target needs it before the literal; a Maildir target never asks).
 pub struct ConvertedBody {
     source: MessageBody,
     conversion: Conversion,
-    len: u64,
-    contains_nul: bool,
+    /// The copy's size and whether it contains NUL, once measured.
+    measured: std::cell::OnceCell<(u64, bool)>,
 }
 
 impl ConvertedBody {
@@ -564,36 +563,49 @@ impl ConvertedBody {
     }
 
     fn new(source: MessageBody, conversion: Conversion) -> std::io::Result<ConvertedBody> {
-        let mut body = ConvertedBody {
+        Ok(ConvertedBody {
             source,
             conversion,
-            len: 0,
-            contains_nul: false,
-        };
-        let mut reader = body.reader();
+            measured: std::cell::OnceCell::new(),
+        })
+    }
+
+    /// The size of the source (the copy's size up to line ends and inserted headers).
+    pub fn source_len(&self) -> u64 {
+        self.source.len()
+    }
+
+    /// Reads the copy once through: its size and whether it contains NUL.
+    fn measure(&self) -> std::io::Result<(u64, bool)> {
+        let mut reader = self.reader();
         let mut buf = vec![0u8; READ_CHUNK];
         let (mut len, mut nul) = (0u64, false);
         loop {
             let got = reader.read(&mut buf)?;
             if got == 0 {
-                break;
+                return Ok((len, nul));
             }
             len += got as u64;
             nul |= buf[..got].contains(&0);
         }
-        drop(reader);
-        body.len = len;
-        body.contains_nul = nul;
-        Ok(body)
+    }
+
+    /// The measurement, made once.
+    fn measured(&self) -> std::io::Result<(u64, bool)> {
+        if let Some(measured) = self.measured.get() {
+            return Ok(*measured);
+        }
+        let measured = self.measure()?;
+        Ok(*self.measured.get_or_init(|| measured))
     }
 }
 
 impl BodySource for ConvertedBody {
-    fn len(&self) -> u64 {
-        self.len
+    fn len(&self) -> std::io::Result<u64> {
+        self.measured().map(|m| m.0)
     }
-    fn contains_nul(&self) -> bool {
-        self.contains_nul
+    fn contains_nul(&self) -> std::io::Result<bool> {
+        self.measured().map(|m| m.1)
     }
     fn reader(&self) -> Box<dyn Read + '_> {
         Box::new(ConvertingReader {
@@ -693,6 +705,14 @@ impl PreparedCopy {
         })
     }
 
+    /// About the copy's size, without reading a streamed source (for batch limits).
+    pub fn size_hint(&self) -> u64 {
+        match self {
+            PreparedCopy::Bytes(bytes) => bytes.len() as u64,
+            PreparedCopy::Stream(body) => body.source_len(),
+        }
+    }
+
     /// The bytes to hand to the target store.
     pub fn data(&self) -> MessageData<'_> {
         match self {
@@ -775,8 +795,8 @@ mod tests {
         let mut read = Vec::new();
         streamed.reader().read_to_end(&mut read).unwrap();
         assert_eq!(read, whole, "read from a file");
-        assert_eq!(streamed.len(), whole.len() as u64);
-        assert_eq!(streamed.contains_nul(), whole.contains(&0));
+        assert_eq!(streamed.len().unwrap(), whole.len() as u64);
+        assert_eq!(streamed.contains_nul().unwrap(), whole.contains(&0));
         whole
     }
 
@@ -833,14 +853,7 @@ mod tests {
     }
 
     fn placeholder(source: &str, size: u64) -> String {
-        String::from_utf8(converted(
-            source.as_bytes(),
-            false,
-            false,
-            TUID,
-            Some(size),
-        ))
-        .unwrap()
+        String::from_utf8(converted(source.as_bytes(), false, false, TUID, Some(size))).unwrap()
     }
 
     #[test]

@@ -7,8 +7,7 @@ use crate::config::Side;
 use crate::output;
 use crate::store::{
     FetchedMessage, Flags, ListAreas, LoadRequest, Loaded, MessageData, MessageInfo, NewMessage,
-    OpenOutcome,
-    QueuedOutcome, Store, StoreResult, StoreTicket,
+    OpenOutcome, QueuedOutcome, Store, StoreResult, StoreTicket,
 };
 use crate::sync::DebugFlags;
 use crate::sync::entry::{Entry, Status};

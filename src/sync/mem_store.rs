@@ -282,9 +282,7 @@ impl Store for MemStore {
             .to_vec()
             .map_err(|e| StoreError::message(format!("cannot read the message: {e}")))?;
         if let Some(needle) = &self.refuse_containing
-            && data
-                .windows(needle.len())
-                .any(|w| w == needle.as_slice())
+            && data.windows(needle.len()).any(|w| w == needle.as_slice())
         {
             return Err(StoreError::message("refused"));
         }

@@ -913,10 +913,11 @@ impl PairRun<'_> {
             Err(err) => return RemoteTrash::Failed(side, err),
         };
         let shown = msg.body.describe();
-        let copy = match PreparedCopy::line_ends(msg.body, self.stores[t].crlf(), self.stores[o].crlf()) {
-            Ok(copy) => copy,
-            Err(err) => return RemoteTrash::Failed(side, read_failure(&shown, uid, &err)),
-        };
+        let copy =
+            match PreparedCopy::line_ends(msg.body, self.stores[t].crlf(), self.stores[o].crlf()) {
+                Ok(copy) => copy,
+                Err(err) => return RemoteTrash::Failed(side, read_failure(&shown, uid, &err)),
+            };
         let stored = self.stores[o].store_to_trash(NewMessage {
             data: copy.data(),
             flags: msg.flags,
@@ -1219,7 +1220,7 @@ impl PairRun<'_> {
                 self.report_progress();
                 match stored {
                     Ok(ticket) => {
-                        batch.add_stored(copy.data().len() as usize);
+                        batch.add_stored(copy.size_hint() as usize);
                         self.step(target)?;
                         match ticket {
                             StoreTicket::Done(Some(uid)) => {

@@ -787,10 +787,7 @@ fn relay_connection(
                             return;
                         }
                         body_bytes_sent += line.len();
-                    } else if line
-                        .windows(7)
-                        .any(|w| w == b"BODY[] " || w == b"BODY[]<")
-                    {
+                    } else if line.windows(7).any(|w| w == b"BODY[] " || w == b"BODY[]<") {
                         in_body = true;
                     }
                 }

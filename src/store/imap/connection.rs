@@ -600,7 +600,9 @@ impl Connection {
         let tag = self.new_tag();
         let mut line = format!("{tag} ").into_bytes();
         line.extend_from_slice(head);
-        line.extend_from_slice(format!("{}{{{len}}}\r\n", if binary { "~" } else { "" }).as_bytes());
+        line.extend_from_slice(
+            format!("{}{{{len}}}\r\n", if binary { "~" } else { "" }).as_bytes(),
+        );
         self.in_flight.push_back(Pending {
             tag: tag.clone(),
             command: None,

@@ -62,9 +62,9 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 use std::rc::Rc;
 use std::str::FromStr;
+use std::time::SystemTime;
 
 /// Run-wide settings the store needs besides its config sections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -663,7 +663,11 @@ impl ImapStore {
         message: &NewMessage<'_>,
         source: &dyn BodySource,
     ) -> StoreResult<String> {
-        let binary = source.contains_nul();
+        let unreadable = |error: std::io::Error| {
+            StoreError::mailbox(format!("Error: cannot read the message to store: {error}"))
+        };
+        let binary = source.contains_nul().map_err(unreadable)?;
+        let len = source.len().map_err(unreadable)?;
         if binary && !self.has("BINARY") {
             return Err(StoreError::message(
                 "IMAP error: the message contains NUL bytes and the server lacks BINARY to store it",
@@ -683,12 +687,9 @@ impl ImapStore {
             return Err(StoreError::store("IMAP error: no connection"));
         };
         let mut reader = source.reader();
-        let result = self.runtime.block_on(connection.submit_streamed(
-            &head,
-            binary,
-            source.len(),
-            &mut *reader,
-        ));
+        let result =
+            self.runtime
+                .block_on(connection.submit_streamed(&head, binary, len, &mut *reader));
         self.after_io(result)
     }
 
@@ -801,16 +802,26 @@ impl ImapStore {
         }
     }
 
+    /// A spool file in the spool directory (or, if that fails, e.g. because the mailbox
+    /// whose `tmp/` it was is gone, in the temporary directory).
     fn new_spool(&self) -> StoreResult<Spool> {
-        Spool::create(&self.spool_dir).map_err(|error| {
-            StoreError::mailbox(format!(
-                "Error: cannot create a spool file in {}: {error}",
-                self.spool_dir.display()
-            ))
-        })
+        Spool::create(&self.spool_dir)
+            .or_else(|_| Spool::create(&std::env::temp_dir()))
+            .map_err(|error| {
+                StoreError::mailbox(format!(
+                    "Error: cannot create a spool file in {}: {error}",
+                    self.spool_dir.display()
+                ))
+            })
     }
 
-    fn spool_write(&self, spool: &mut Spool, uid: u32, offset: u64, data: &[u8]) -> StoreResult<()> {
+    fn spool_write(
+        &self,
+        spool: &mut Spool,
+        uid: u32,
+        offset: u64,
+        data: &[u8],
+    ) -> StoreResult<()> {
         spool.write_at(offset, data).map_err(|error| {
             StoreError::mailbox(format!(
                 "Error: cannot write message {uid} to its spool file in {}: {error}",
@@ -2542,8 +2553,7 @@ impl Store for ImapStore {
             }
             MessageData::Stream(_) => {
                 let mut outcome = self.append_now(&trash, &message, true)?;
-                if outcome.kind == StatusKind::No && matches!(outcome.code, Some(Code::TryCreate))
-                {
+                if outcome.kind == StatusKind::No && matches!(outcome.code, Some(Code::TryCreate)) {
                     self.create_trash()?;
                     outcome = self.append_now(&trash, &message, true)?;
                 }

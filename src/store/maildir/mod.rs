@@ -819,7 +819,11 @@ fn read_body(path: &str) -> std::io::Result<MessageBody> {
         file.read_to_end(&mut data)?;
         return Ok(MessageBody::Memory(data));
     }
-    Ok(MessageBody::File(BodyFile::existing(file, len, path.into())))
+    Ok(MessageBody::File(BodyFile::existing(
+        file,
+        len,
+        path.into(),
+    )))
 }
 
 /// Creates a maildir (the directory with parents, `cur/`, `new/`, `tmp/`, mode 0700).

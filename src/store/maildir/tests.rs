@@ -10,8 +10,8 @@ use super::environment::Environment;
 use super::{MaildirOptions, MaildirStore};
 use crate::config::{CommonStoreConfig, MaildirStoreConfig, SubFolders};
 use crate::store::{
-    MessageData,
-    FailureScope, Flags, ListAreas, LoadRequest, NewMessage, OpenOutcome, Reporter, Store,
+    FailureScope, Flags, ListAreas, LoadRequest, MessageData, NewMessage, OpenOutcome, Reporter,
+    Store,
 };
 
 /// Collects what the store reports.
@@ -603,7 +603,10 @@ fn foreign_files_get_uids_in_delivery_order() {
     assert_eq!(loaded.messages[1].flags, Flags::SEEN);
     assert!(loaded.messages[0].recent && !loaded.messages[1].recent);
     // The renamed files are found by UID afterwards.
-    assert_eq!(store.fetch(5).unwrap().unwrap().body.to_vec().unwrap(), b"weird\n");
+    assert_eq!(
+        store.fetch(5).unwrap().unwrap().body.to_vec().unwrap(),
+        b"weird\n"
+    );
 }
 
 #[test]
