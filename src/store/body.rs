@@ -137,6 +137,10 @@ impl Read for BodyReader<'_> {
 pub trait BodySource {
     /// Bytes the reader produces in all (may read the source through once to learn it).
     fn len(&self) -> io::Result<u64>;
+    /// The reader produces nothing.
+    fn is_empty(&self) -> io::Result<bool> {
+        self.len().map(|len| len == 0)
+    }
     /// The produced bytes contain NUL (IMAP: a binary literal is needed).
     fn contains_nul(&self) -> io::Result<bool>;
     /// A reader of the bytes, from the start (may be called more than once).

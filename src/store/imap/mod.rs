@@ -203,6 +203,8 @@ struct BodyFetch {
     uids: Vec<(u32, u64)>,
     /// A chunk of a big message: its offset.
     chunk: Option<u64>,
+    /// The UIDs whose bodies arrived (the others are gone once the FETCH ends).
+    arrived: Vec<u32>,
 }
 
 /// An APPEND sent by `store_queued`.
@@ -359,6 +361,45 @@ impl ImapStore {
         match &self.wanted {
             Some(name) => format!(" (store {}, mailbox {name})", self.name),
             None => format!(" (store {})", self.name),
+        }
+    }
+
+    /// Like `run`, but hands the untagged data to `sink` as it arrives instead of collecting
+    /// it, so a listing of a big mailbox is never held as a whole in reply form.
+    fn run_draining(
+        &mut self,
+        commands: Vec<CommandBody<'static>>,
+        sink: &mut dyn FnMut(Data<'static>),
+    ) -> StoreResult<Vec<Outcome>> {
+        let depth = self.depth_limit();
+        self.ensure_connected()?;
+        self.settle_read_ahead()?;
+        let mut waiting: std::collections::VecDeque<_> = commands.into();
+        let mut tags = Vec::new();
+        let mut outcomes: Vec<Option<Outcome>> = Vec::new();
+        loop {
+            let Some(connection) = self.connection.as_mut() else {
+                return Err(StoreError::store("IMAP error: no connection"));
+            };
+            while connection.in_flight() < depth
+                && let Some(command) = waiting.pop_front()
+            {
+                tags.push(connection.submit(command)?);
+                outcomes.push(None);
+            }
+            for data in connection.data.drain(..) {
+                sink(data);
+            }
+            for (tag, outcome) in tags.iter().zip(outcomes.iter_mut()) {
+                if outcome.is_none() {
+                    *outcome = connection.take_finished(tag);
+                }
+            }
+            if waiting.is_empty() && outcomes.iter().all(Option::is_some) {
+                return Ok(outcomes.into_iter().flatten().collect());
+            }
+            let result = self.runtime.block_on(connection.pump());
+            self.after_io(result)?;
         }
     }
 
@@ -964,6 +1005,7 @@ impl ImapStore {
                     tag,
                     uids: vec![(uid, len)],
                     chunk: Some(offset),
+                    arrived: Vec::new(),
                 });
                 force = false;
                 sent = true;
@@ -1004,6 +1046,7 @@ impl ImapStore {
                 tag,
                 uids,
                 chunk: None,
+                arrived: Vec::new(),
             });
             sent = true;
         }
@@ -1040,10 +1083,14 @@ impl ImapStore {
                     let Some(message) = reply.into_message() else {
                         continue;
                     };
-                    let wanted = self
+                    let asking = self
                         .body_fetches
-                        .iter()
-                        .any(|f| f.uids.iter().any(|(u, _)| *u == uid));
+                        .iter_mut()
+                        .find(|f| f.uids.iter().any(|(u, _)| *u == uid));
+                    let wanted = asking.is_some();
+                    if let Some(fetch) = asking {
+                        fetch.arrived.push(uid);
+                    }
                     if !wanted {
                         // Taking it for an asked one would copy the wrong message; ignoring it
                         // would make the asked one look vanished.
@@ -1099,8 +1146,12 @@ impl ImapStore {
                     }
                 }
             } else {
+                // A message that did not come is gone; one that came may have been taken
+                // already and must not come back as gone.
                 for (uid, _) in &fetch.uids {
-                    self.prefetched.entry(*uid).or_insert(None);
+                    if !fetch.arrived.contains(uid) {
+                        self.prefetched.entry(*uid).or_insert(None);
+                    }
                 }
             }
             if !outcome.is_ok() {
@@ -2340,36 +2391,25 @@ impl Store for ImapStore {
             }
             commands.push(fetch_command(&part.set, items)?);
         }
-        self.take_data();
-        let outcomes = self.run(commands)?;
-        for (outcome, part) in outcomes.iter().zip(&parts) {
-            if !outcome.is_ok() {
-                return Err(self.command_error(
-                    &format!("UID FETCH {} (…)", part.set),
-                    outcome,
-                    FailureScope::Mailbox,
-                ));
-            }
-        }
         let in_request = |uid: u32| {
             request.range.is_some_and(|(lo, hi)| uid >= lo && uid <= hi)
                 || request.exceptions.contains(&uid)
         };
         let mut by_uid: BTreeMap<u32, MessageInfo> = BTreeMap::new();
         let mut listing: BTreeMap<u32, Flags> = BTreeMap::new();
-        for data in self.take_data() {
+        let mut warnings = Vec::new();
+        // Each reply is taken in as it arrives: a big mailbox's listing is never held whole.
+        let mut take_in = |data: Data<'static>| {
             let Some(fetched) = messages::parse_fetch(&data) else {
-                continue;
+                return;
             };
             if let Some((flags, _)) = fetched.flags {
                 listing.insert(fetched.uid, flags);
             }
             if !in_request(fetched.uid) || fetched.flags.is_none() {
-                continue;
+                return;
             }
-            for warning in &fetched.warnings {
-                self.reporter.warning(warning);
-            }
+            warnings.extend(fetched.warnings.iter().cloned());
             let uid = fetched.uid;
             let info = by_uid.entry(uid).or_insert_with(|| MessageInfo {
                 uid,
@@ -2387,14 +2427,27 @@ impl Store for ImapStore {
                 if request.tuids_from.is_some_and(|t| uid >= t) {
                     match messages::header_tuid(header) {
                         Ok(tuid) => info.tuid = tuid,
-                        Err(()) => self.reporter.warning(&format!(
-                            "IMAP warning: malformed X-TUID header (UID {uid})"
-                        )),
+                        Err(()) => warnings
+                            .push(format!("IMAP warning: malformed X-TUID header (UID {uid})")),
                     }
                 }
                 if request.message_ids_upto.is_some_and(|m| uid <= m) {
                     info.message_id = messages::header_value(header, "Message-ID");
                 }
+            }
+        };
+        self.take_data();
+        let outcomes = self.run_draining(commands, &mut take_in)?;
+        for warning in &warnings {
+            self.reporter.warning(warning);
+        }
+        for (outcome, part) in outcomes.iter().zip(&parts) {
+            if !outcome.is_ok() {
+                return Err(self.command_error(
+                    &format!("UID FETCH {} (…)", part.set),
+                    outcome,
+                    FailureScope::Mailbox,
+                ));
             }
         }
         self.loaded = by_uid.keys().copied().collect();
