@@ -140,7 +140,7 @@ fn normalized(text: &str) -> String {
 
 /// Puts the messages on the server through mailsync's own IMAP store (no relay).
 fn fill_server(server: &Dovecot) {
-    use mailsync::store::{Flags, NewMessage, OpenOutcome, Store};
+    use mailsync::store::{Flags, MessageData, NewMessage, OpenOutcome, Store};
     let (mut store, _) = dovecot::open_store(
         &dovecot::account(server, mailsync::config::TlsType::None),
         &dovecot::store_config(None),
@@ -153,7 +153,7 @@ fn fill_server(server: &Dovecot) {
         let data = message(i).replace('\n', "\r\n");
         store
             .store(NewMessage {
-                data: data.as_bytes(),
+                data: MessageData::Bytes(data.as_bytes()),
                 flags: if seen(i) { Flags::SEEN } else { Flags::EMPTY },
                 date: None,
             })

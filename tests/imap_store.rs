@@ -6,7 +6,7 @@ mod dovecot;
 use dovecot::{Dovecot, Relay, RelayMode, account, open_store, store_config};
 use mailsync::config::TlsType;
 use mailsync::store::imap::{ImapOptions, ImapStore};
-use mailsync::store::{Flags, ListAreas, LoadRequest, NewMessage, OpenOutcome, Store};
+use mailsync::store::{Flags, ListAreas, LoadRequest, MessageData, NewMessage, OpenOutcome, Store};
 use std::time::{Duration, UNIX_EPOCH};
 
 const MESSAGE_A: &str =
@@ -95,10 +95,10 @@ fn store_methods() {
     );
 
     let fetched = store.fetch(1).unwrap().expect("message 1");
-    assert_eq!(fetched.data, crlf(MESSAGE_A));
+    assert_eq!(fetched.body.to_vec().unwrap(), crlf(MESSAGE_A));
     assert_eq!(fetched.flags, Flags::SEEN);
     assert!(fetched.date.is_some());
-    assert_eq!(store.fetch(99).unwrap(), None);
+    assert!(store.fetch(99).unwrap().is_none());
 
     // Flags: batched until the next command.
     assert!(
@@ -129,7 +129,7 @@ fn store_methods() {
     let data = crlf("Subject: new\n\nnew body\n");
     let uid = store
         .store(NewMessage {
-            data: &data,
+            data: MessageData::Bytes(&data),
             flags: Flags::SEEN | Flags::DRAFT,
             date: Some(date),
         })
@@ -137,7 +137,7 @@ fn store_methods() {
     assert_eq!(uid, Some(4));
     assert_eq!(store.uid_next_hint().unwrap(), 5);
     let copy = store.fetch(4).unwrap().expect("appended");
-    assert_eq!(copy.data, data);
+    assert_eq!(copy.body.to_vec().unwrap(), data);
     assert_eq!(copy.flags, Flags::SEEN | Flags::DRAFT);
     assert_eq!(copy.date, Some(date));
 
@@ -151,7 +151,7 @@ fn store_methods() {
     assert_eq!(server.uids("INBOX"), vec![1, 4]);
     store
         .store_to_trash(NewMessage {
-            data: &data,
+            data: MessageData::Bytes(&data),
             flags: Flags::SEEN,
             date: None,
         })
@@ -192,7 +192,7 @@ fn find_new_reads_tuids_when_uids_are_withheld() {
     assert_eq!(
         store
             .store(NewMessage {
-                data: &data,
+                data: MessageData::Bytes(&data),
                 flags: Flags::SEEN,
                 date: None
             })
@@ -238,7 +238,7 @@ fn listing_round_trips_names() {
     let data = crlf("Subject: x\n\ny\n");
     store
         .store(NewMessage {
-            data: &data,
+            data: MessageData::Bytes(&data),
             flags: Flags::EMPTY,
             date: None,
         })
@@ -322,7 +322,7 @@ fn scenario(
         let data = crlf(text);
         let uid = store
             .store(NewMessage {
-                data: &data,
+                data: MessageData::Bytes(&data),
                 flags: if i == 0 { Flags::SEEN } else { Flags::EMPTY },
                 date: None,
             })
@@ -526,7 +526,7 @@ fn trash_is_created_when_first_appended_to() {
         for _ in 0..2 {
             store
                 .store_to_trash(NewMessage {
-                    data: &data,
+                    data: MessageData::Bytes(&data),
                     flags: Flags::SEEN,
                     date: None,
                 })
@@ -535,7 +535,7 @@ fn trash_is_created_when_first_appended_to() {
         // The connection is still in step: more commands work.
         let uid = store
             .store(NewMessage {
-                data: &data,
+                data: MessageData::Bytes(&data),
                 flags: Flags::EMPTY,
                 date: None,
             })
@@ -679,7 +679,7 @@ fn pipeline_depth_limits_commands_in_flight() {
             for _ in 0..6 {
                 store
                     .store_queued(NewMessage {
-                        data: &data,
+                        data: MessageData::Bytes(&data),
                         flags: Flags::SEEN,
                         date: None,
                     })
@@ -717,7 +717,7 @@ fn messages_with_nul_bytes() {
     let data = b"Subject: nul\r\n\r\nbefore\0after\r\n".to_vec();
     let uid = store
         .store(NewMessage {
-            data: &data,
+            data: MessageData::Bytes(&data),
             flags: Flags::EMPTY,
             date: None,
         })
@@ -726,16 +726,22 @@ fn messages_with_nul_bytes() {
     // Read back: the server sends it without the NUL (Dovecot: 0x80), never breaking the
     // connection.
     let fetched = store.fetch(1).unwrap().expect("message");
-    assert_eq!(fetched.data.len(), data.len());
-    assert!(fetched.data.starts_with(b"Subject: nul\r\n\r\nbefore"));
-    assert!(fetched.data.ends_with(b"after\r\n"));
+    assert_eq!(fetched.body.to_vec().unwrap().len(), data.len());
+    assert!(
+        fetched
+            .body
+            .to_vec()
+            .unwrap()
+            .starts_with(b"Subject: nul\r\n\r\nbefore")
+    );
+    assert!(fetched.body.to_vec().unwrap().ends_with(b"after\r\n"));
     // Without BINARY such a message is refused as a per-message error.
     let server = Dovecot::start_with(dovecot::Options::without(&["BINARY"]));
     let (mut store, _) = open_store(&account(&server, TlsType::StartTls), &store_config(None));
     opened(&mut store, "INBOX");
     let error = store
         .store(NewMessage {
-            data: &data,
+            data: MessageData::Bytes(&data),
             flags: Flags::EMPTY,
             date: None,
         })
@@ -760,7 +766,7 @@ fn nul_bytes_from_the_server_do_not_break_the_connection() {
     let (mut store, collect) = open_store(&canned_account(port), &store_config(None));
     opened(&mut store, "INBOX");
     let fetched = store.fetch(5).unwrap().expect("message");
-    assert_eq!(fetched.data, b"a\x80bcd".to_vec());
+    assert_eq!(fetched.body.to_vec().unwrap(), b"a\x80bcd".to_vec());
     assert_eq!(fetched.flags, Flags::SEEN);
     let lines = collect.lines();
     assert!(lines.iter().any(|l| l.contains("NUL bytes")), "{lines:?}");
@@ -787,7 +793,7 @@ fn inbox_namespace_with_dot_delimiter() {
     let data = crlf("Subject: deep\n\nx\n");
     store
         .store(NewMessage {
-            data: &data,
+            data: MessageData::Bytes(&data),
             flags: Flags::EMPTY,
             date: None,
         })
@@ -838,7 +844,11 @@ fn prefetch_pipelines_bodies_within_the_buffer_limit() {
         store.prefetch(&uids).unwrap();
         for (uid, body) in uids.iter().zip(&expected) {
             let message = store.fetch(*uid).unwrap().expect("message");
-            assert_eq!(&message.data, body, "limit {limit}, UID {uid}");
+            assert_eq!(
+                &message.body.to_vec().unwrap(),
+                body,
+                "limit {limit}, UID {uid}"
+            );
             assert_eq!(message.flags.contains(Flags::SEEN), uid % 2 == 1);
         }
         let rounds = relay.counts().rounds - before;
@@ -852,7 +862,7 @@ fn prefetch_pipelines_bodies_within_the_buffer_limit() {
             // Never more than one message ahead: a round trip each.
             assert!(rounds >= 20, "limit {limit}: only {rounds} round trips");
         }
-        assert_eq!(store.fetch(21).unwrap(), None);
+        assert!(store.fetch(21).unwrap().is_none());
     }
 }
 
@@ -876,7 +886,7 @@ fn messages_expunged_by_another_client_are_noticed() {
     ]);
     // The next command brings the unsolicited EXPUNGE.
     assert!(store.fetch(1).unwrap().is_some());
-    assert_eq!(store.fetch(2).unwrap(), None);
+    assert!(store.fetch(2).unwrap().is_none());
     assert!(!store.set_flags(2, Flags::SEEN, Flags::EMPTY).unwrap());
     assert!(store.set_flags(3, Flags::SEEN, Flags::EMPTY).unwrap());
     let loaded = store.load(&load_all()).unwrap();
@@ -910,7 +920,7 @@ fn a_trash_that_cannot_be_created_fails_the_message_only() {
     let data = crlf(MESSAGE_C);
     let error = store
         .store_to_trash(NewMessage {
-            data: &data,
+            data: MessageData::Bytes(&data),
             flags: Flags::EMPTY,
             date: None,
         })

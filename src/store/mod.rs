@@ -6,10 +6,13 @@
 //! All operations are synchronous from the caller's point of view; a driver may pipeline
 //! internally.
 
+pub mod body;
 pub mod imap;
 pub mod maildir;
 
+pub use body::{BodySource, MessageBody, MessageData};
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// A set of the six synchronized message flags. The bit values are those of the journal
@@ -182,10 +185,10 @@ pub struct Loaded {
     pub recent: u32,
 }
 
-/// A message read in full.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A message read in full (a big one into a file, see [`MessageBody`]).
+#[derive(Debug)]
 pub struct FetchedMessage {
-    pub data: Vec<u8>,
+    pub body: MessageBody,
     /// The message's real flags (read even when the load did not ask for flags).
     pub flags: Flags,
     /// Arrival time (Maildir: file mtime; IMAP: INTERNALDATE).
@@ -195,7 +198,7 @@ pub struct FetchedMessage {
 /// A message to store.
 #[derive(Clone, Copy, Debug)]
 pub struct NewMessage<'a> {
-    pub data: &'a [u8],
+    pub data: MessageData<'a>,
     pub flags: Flags,
     /// Arrival time to give the message (CopyArrivalDate), or none.
     pub date: Option<SystemTime>,
@@ -342,6 +345,17 @@ pub trait Store {
     fn prefetch(&mut self, _uids: &[u32]) -> StoreResult<()> {
         Ok(())
     }
+
+    /// Where this store can take a big message's spool file so that it lands on the disk
+    /// that receives the copy (Maildir: the open mailbox's `tmp/`); `None` if it has no
+    /// such place.
+    fn spool_dir(&self) -> Option<PathBuf> {
+        None
+    }
+
+    /// Tells the store where to spool big messages it fetches (see `spool_dir`); a driver
+    /// that keeps no spool files ignores it.
+    fn set_spool_dir(&mut self, _dir: &Path) {}
 
     /// Like `store`, but a driver may send the message and return before the outcome is
     /// known (IMAP: pipelined APPENDs); the outcome then comes from `finish_stores`. A

@@ -6,7 +6,8 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
 
-use crate::store::Tuid;
+use crate::store::body::READ_CHUNK;
+use crate::store::{BodySource, MessageBody, MessageData, Tuid};
 
 /// The 64 characters a TUID is made of; each character carries 6 random bits.
 const TUID_ALPHABET: &[u8; 64] =
@@ -71,123 +72,433 @@ pub fn placeholder_size_text(size: u64) -> String {
     format!("{}.{}MiB", tenths / 10, tenths % 10)
 }
 
-/// One header line of the source: where it starts, where its content ends (before `\r\n` or
-/// `\n`), and where the next line starts.
-struct HeaderLine {
-    start: usize,
-    content_end: usize,
-    end: usize,
-}
-
-/// What the header scan found.
-struct HeaderScan {
-    lines: Vec<HeaderLine>,
-    /// Start of the empty line that ends the header, if there is one.
-    empty_line: Option<usize>,
-    /// End of the header area: the empty line's start, or the end of the data.
-    header_end: usize,
-    /// Some complete header line ends in CRLF.
-    has_crlf_line: bool,
-}
-
 fn starts_with_ignore_case(text: &[u8], prefix: &[u8]) -> bool {
     text.len() >= prefix.len() && text[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
-fn scan_header(data: &[u8]) -> HeaderScan {
-    let mut lines = Vec::new();
-    let mut has_crlf_line = false;
-    let mut pos = 0;
-    while pos < data.len() {
-        let (content_end, end) = match data[pos..].iter().position(|&b| b == b'\n') {
-            Some(offset) => {
-                let newline = pos + offset;
-                if newline > pos && data[newline - 1] == b'\r' {
-                    (newline - 1, newline + 1)
-                } else {
-                    (newline, newline + 1)
-                }
-            }
-            None => (data.len(), data.len()),
-        };
-        let complete = end > content_end;
-        if complete && content_end == pos {
-            return HeaderScan {
-                lines,
-                empty_line: Some(pos),
-                header_end: pos,
-                has_crlf_line,
-            };
+/// What the header scan found; positions are byte offsets into the source.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct HeaderScan {
+    /// The first `X-TUID: ` line: its start and the end of its content.
+    existing_tuid: Option<(u64, u64)>,
+    /// Where `[placeholder] ` goes into the first `Subject:` line.
+    subject_insert: Option<u64>,
+    /// The empty line that ends the header: its start and the start of what follows it.
+    empty_line: Option<(u64, u64)>,
+    /// End of the header area: the empty line's start, or the end of the data.
+    header_end: u64,
+    /// Some complete header line ends in CRLF.
+    has_crlf_line: bool,
+    /// Some header line is complete (ends in a newline).
+    any_complete_line: bool,
+    /// There is no empty line and the last header line has no newline.
+    last_line_incomplete: bool,
+}
+
+/// Scans a message's header as the source comes in, a chunk at a time (chunks may split a
+/// line anywhere, also between CR and LF); it keeps only the state of the current line.
+struct HeaderScanner {
+    scan: HeaderScan,
+    /// Offset of the next byte.
+    pos: u64,
+    /// Start of the current line.
+    line_start: u64,
+    /// The first bytes of the current line (enough for `Subject: ` and `X-TUID: `).
+    prefix: Vec<u8>,
+    /// The byte before `pos`.
+    prev: Option<u8>,
+    done: bool,
+}
+
+const LINE_PREFIX: usize = 9;
+
+impl HeaderScanner {
+    fn new() -> HeaderScanner {
+        HeaderScanner {
+            scan: HeaderScan::default(),
+            pos: 0,
+            line_start: 0,
+            prefix: Vec::with_capacity(LINE_PREFIX),
+            prev: None,
+            done: false,
         }
-        if complete && end - content_end == 2 {
-            has_crlf_line = true;
-        }
-        lines.push(HeaderLine {
-            start: pos,
-            content_end,
-            end,
-        });
-        pos = end;
     }
-    HeaderScan {
-        lines,
-        empty_line: None,
-        header_end: data.len(),
-        has_crlf_line,
+
+    /// Feeds the next bytes; true once the header's end was found (more input is ignored).
+    fn feed(&mut self, chunk: &[u8]) -> bool {
+        for &byte in chunk {
+            if self.done {
+                break;
+            }
+            if byte == b'\n' {
+                let newline = self.pos;
+                let content_end = if newline > self.line_start && self.prev == Some(b'\r') {
+                    newline - 1
+                } else {
+                    newline
+                };
+                if content_end == self.line_start {
+                    self.scan.empty_line = Some((self.line_start, newline + 1));
+                    self.scan.header_end = self.line_start;
+                    self.done = true;
+                } else {
+                    if newline - content_end == 1 {
+                        self.scan.has_crlf_line = true;
+                    }
+                    self.scan.any_complete_line = true;
+                    self.end_line(content_end);
+                    self.line_start = newline + 1;
+                    self.prefix.clear();
+                }
+            } else if self.prefix.len() < LINE_PREFIX {
+                self.prefix.push(byte);
+            }
+            self.prev = Some(byte);
+            self.pos += 1;
+        }
+        self.done
+    }
+
+    /// Notes what a finished header line (content up to `content_end`) holds.
+    fn end_line(&mut self, content_end: u64) {
+        let start = self.line_start;
+        if self.scan.existing_tuid.is_none() && starts_with_ignore_case(&self.prefix, b"X-TUID: ") {
+            self.scan.existing_tuid = Some((start, content_end));
+        }
+        if self.scan.subject_insert.is_none()
+            && content_end - start >= 8
+            && starts_with_ignore_case(&self.prefix, b"Subject:")
+        {
+            let after_colon = start + 8;
+            let space = self.prefix.get(8) == Some(&b' ') && after_colon < content_end;
+            self.scan.subject_insert = Some(after_colon + u64::from(space));
+        }
+    }
+
+    /// The scan of the whole header (at the end of the data if no empty line was found).
+    fn finish(mut self) -> HeaderScan {
+        if !self.done {
+            if self.pos > self.line_start {
+                self.scan.last_line_incomplete = true;
+                self.end_line(self.pos);
+            }
+            self.scan.header_end = self.pos;
+        }
+        self.scan
     }
 }
 
-/// Builds the converted message: copies source ranges with line-end conversion and inserts
-/// generated text as is.
-struct Output<'a> {
-    source: &'a [u8],
+fn scan_header(data: &[u8]) -> HeaderScan {
+    let mut scanner = HeaderScanner::new();
+    scanner.feed(data);
+    scanner.finish()
+}
+
+/// One change of the copy: at source offset `at`, `text` is inserted and the source up to
+/// `skip_to` is left out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Edit {
+    at: u64,
+    skip_to: u64,
+    text: Vec<u8>,
+}
+
+/// How a message is turned into its copy: line-end conversion plus edits at source offsets.
+/// Made from the header alone, so the body can then stream through a [`Converter`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conversion {
     source_crlf: bool,
     target_crlf: bool,
-    out: Vec<u8>,
+    /// In ascending order of `at` (edits at one offset apply in list order).
+    edits: Vec<Edit>,
 }
 
-impl Output<'_> {
-    fn copy(&mut self, from: usize, to: usize) {
-        let segment = &self.source[from..to];
-        match (self.source_crlf, self.target_crlf) {
-            (false, true) => {
-                for (offset, &byte) in segment.iter().enumerate() {
-                    let index = from + offset;
-                    if byte == b'\n' && (index == 0 || self.source[index - 1] != b'\r') {
-                        self.out.push(b'\r');
-                    }
-                    self.out.push(byte);
-                }
-            }
-            (true, false) => {
-                for (offset, &byte) in segment.iter().enumerate() {
-                    let index = from + offset;
-                    if byte == b'\r' && self.source.get(index + 1) == Some(&b'\n') {
-                        continue;
-                    }
-                    self.out.push(byte);
-                }
-            }
-            _ => self.out.extend_from_slice(segment),
+impl Conversion {
+    /// Line ends only (remote trash copies, spec §4.9).
+    pub fn line_ends(source_crlf: bool, target_crlf: bool) -> Conversion {
+        Conversion {
+            source_crlf,
+            target_crlf,
+            edits: Vec::new(),
         }
     }
 
-    fn insert(&mut self, text: &[u8]) {
-        self.out.extend_from_slice(text);
+    /// Nothing changes.
+    pub fn is_identity(&self) -> bool {
+        self.edits.is_empty() && self.source_crlf == self.target_crlf
+    }
+
+    /// The copy of a message (spec §4.10.1) whose header `scan` describes.
+    fn for_message(
+        scan: &HeaderScan,
+        source_crlf: bool,
+        target_crlf: bool,
+        tuid: &Tuid,
+        placeholder_of_size: Option<u64>,
+    ) -> Conversion {
+        let newline: &[u8] =
+            if target_crlf && (!source_crlf || scan.has_crlf_line || !scan.any_complete_line) {
+                b"\r\n"
+            } else {
+                b"\n"
+            };
+        let mut tuid_line = b"X-TUID: ".to_vec();
+        tuid_line.extend_from_slice(tuid);
+        let mut edits = Vec::new();
+        let Some(size) = placeholder_of_size else {
+            match scan.existing_tuid {
+                Some((start, content_end)) => edits.push(Edit {
+                    at: start,
+                    skip_to: content_end,
+                    text: tuid_line,
+                }),
+                None => {
+                    let mut text = Vec::new();
+                    if scan.last_line_incomplete {
+                        text.extend_from_slice(newline);
+                    }
+                    text.extend_from_slice(&tuid_line);
+                    text.extend_from_slice(newline);
+                    edits.push(Edit {
+                        at: scan.header_end,
+                        skip_to: scan.header_end,
+                        text,
+                    });
+                }
+            }
+            return Conversion {
+                source_crlf,
+                target_crlf,
+                edits,
+            };
+        };
+
+        // Placeholder: the header with its edits, then the fixed body.
+        if let Some((start, content_end)) = scan.existing_tuid {
+            edits.push(Edit {
+                at: start,
+                skip_to: content_end,
+                text: tuid_line.clone(),
+            });
+        }
+        if let Some(at) = scan.subject_insert {
+            edits.push(Edit {
+                at,
+                skip_to: at,
+                text: b"[placeholder] ".to_vec(),
+            });
+        }
+        edits.sort_by_key(|edit| edit.at);
+        let mut appended = Vec::new();
+        if scan.last_line_incomplete {
+            appended.extend_from_slice(newline);
+        }
+        if scan.existing_tuid.is_none() {
+            appended.extend_from_slice(&tuid_line);
+            appended.extend_from_slice(newline);
+        }
+        if scan.subject_insert.is_none() {
+            appended.extend_from_slice(b"Subject: [placeholder] (No Subject)");
+            appended.extend_from_slice(newline);
+        }
+        let mut body = Vec::new();
+        let size_text = placeholder_size_text(size);
+        body.extend_from_slice(
+            format!("Having a size of {size_text}, this message is over the MaxSize limit.")
+                .as_bytes(),
+        );
+        body.extend_from_slice(newline);
+        body.extend_from_slice(
+            b"Flag it and sync again (Sync mode Upgrade) to fetch its real contents.",
+        );
+        body.extend_from_slice(newline);
+        match scan.empty_line {
+            // The empty line is copied (converted) between the header and the body text.
+            Some((_, after)) => {
+                edits.push(Edit {
+                    at: scan.header_end,
+                    skip_to: scan.header_end,
+                    text: appended,
+                });
+                edits.push(Edit {
+                    at: after,
+                    skip_to: u64::MAX,
+                    text: body,
+                });
+            }
+            None => {
+                appended.extend_from_slice(newline);
+                appended.extend_from_slice(&body);
+                edits.push(Edit {
+                    at: scan.header_end,
+                    skip_to: u64::MAX,
+                    text: appended,
+                });
+            }
+        }
+        Conversion {
+            source_crlf,
+            target_crlf,
+            edits,
+        }
+    }
+}
+
+/// Applies a [`Conversion`] to the source as it comes in, a chunk at a time; the output does
+/// not depend on where the chunks split the source. Line ends are decided on the source's
+/// bytes: LF gains a CR unless the source byte before it is CR; CR is dropped when the source
+/// byte after it is LF (the decision waits for the next chunk if need be).
+pub struct Converter<'a> {
+    conversion: &'a Conversion,
+    /// Offset of the next source byte.
+    pos: u64,
+    /// The source byte before `pos`.
+    prev: Option<u8>,
+    /// A CR is held back until the next source byte shows whether an LF follows.
+    pending_cr: bool,
+    /// Inserted text that goes after the held-back CR.
+    deferred: Vec<u8>,
+    /// The next edit to apply.
+    next_edit: usize,
+    /// Source bytes before this offset are left out.
+    skip_to: u64,
+}
+
+impl<'a> Converter<'a> {
+    pub fn new(conversion: &'a Conversion) -> Converter<'a> {
+        Converter {
+            conversion,
+            pos: 0,
+            prev: None,
+            pending_cr: false,
+            deferred: Vec::new(),
+            next_edit: 0,
+            skip_to: 0,
+        }
+    }
+
+    fn insert(&mut self, text: &[u8], out: &mut Vec<u8>) {
+        if self.pending_cr {
+            self.deferred.extend_from_slice(text);
+        } else {
+            out.extend_from_slice(text);
+        }
+    }
+
+    /// Applies the edits that start at the current offset.
+    fn apply_edits(&mut self, out: &mut Vec<u8>) {
+        let edits = &self.conversion.edits;
+        while let Some(edit) = edits.get(self.next_edit).filter(|e| e.at <= self.pos) {
+            self.next_edit += 1;
+            self.insert(&edit.text, out);
+            self.skip_to = self.skip_to.max(edit.skip_to);
+        }
+    }
+
+    /// Settles a held-back CR now that the next source byte is known.
+    fn settle_cr(&mut self, next: u8, out: &mut Vec<u8>) {
+        if self.pending_cr {
+            self.pending_cr = false;
+            if next != b'\n' {
+                out.push(b'\r');
+            }
+            out.append(&mut self.deferred);
+        }
+    }
+
+    /// Converts the next source bytes into `out`.
+    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<u8>) {
+        while !chunk.is_empty() {
+            self.apply_edits(out);
+            let next_at = self
+                .conversion
+                .edits
+                .get(self.next_edit)
+                .map_or(u64::MAX, |e| e.at);
+            let skipping = self.pos < self.skip_to;
+            let boundary = if skipping {
+                self.skip_to.min(next_at)
+            } else {
+                next_at
+            };
+            let take = usize::try_from(boundary - self.pos)
+                .unwrap_or(usize::MAX)
+                .min(chunk.len());
+            let (segment, rest) = chunk.split_at(take);
+            chunk = rest;
+            self.settle_cr(segment[0], out);
+            if !skipping {
+                self.copy(segment, out);
+            }
+            self.prev = segment.last().copied();
+            self.pos += take as u64;
+        }
+    }
+
+    /// Copies a segment that is not left out, converting line ends.
+    fn copy(&mut self, segment: &[u8], out: &mut Vec<u8>) {
+        match (self.conversion.source_crlf, self.conversion.target_crlf) {
+            (false, true) => {
+                let mut before = self.prev;
+                let mut rest = segment;
+                while let Some(at) = rest.iter().position(|&b| b == b'\n') {
+                    let previous = if at > 0 { Some(rest[at - 1]) } else { before };
+                    out.extend_from_slice(&rest[..at]);
+                    if previous != Some(b'\r') {
+                        out.push(b'\r');
+                    }
+                    out.push(b'\n');
+                    before = Some(b'\n');
+                    rest = &rest[at + 1..];
+                }
+                out.extend_from_slice(rest);
+            }
+            (true, false) => {
+                let mut rest = segment;
+                while let Some(at) = rest.iter().position(|&b| b == b'\r') {
+                    out.extend_from_slice(&rest[..at]);
+                    match rest.get(at + 1) {
+                        Some(b'\n') => {}
+                        Some(_) => out.push(b'\r'),
+                        None => self.pending_cr = true,
+                    }
+                    rest = &rest[at + 1..];
+                }
+                out.extend_from_slice(rest);
+            }
+            _ => out.extend_from_slice(segment),
+        }
+    }
+
+    /// Ends the source: a held-back CR is kept, edits at the end are applied.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.pending_cr {
+            self.pending_cr = false;
+            out.push(b'\r');
+            out.append(&mut self.deferred);
+        }
+        let edits = &self.conversion.edits;
+        while let Some(edit) = edits.get(self.next_edit) {
+            self.next_edit += 1;
+            if edit.at <= self.pos {
+                out.extend_from_slice(&edit.text);
+            }
+        }
     }
 }
 
 /// Converts only the line ends of a message (LF store ↔ CRLF-capable store), as for a remote
 /// trash copy (spec §4.9): no X-TUID, nothing else changes.
 pub fn convert_line_ends(data: &[u8], source_crlf: bool, target_crlf: bool) -> Vec<u8> {
-    let mut output = Output {
-        source: data,
-        source_crlf,
-        target_crlf,
-        out: Vec::with_capacity(data.len()),
-    };
-    output.copy(0, data.len());
-    output.out
+    apply(&Conversion::line_ends(source_crlf, target_crlf), data)
+}
+
+fn apply(conversion: &Conversion, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 64);
+    let mut converter = Converter::new(conversion);
+    converter.feed(data, &mut out);
+    converter.finish(&mut out);
+    out
 }
 
 /// Converts a message for storing into the target (spec §4.10.1): the `X-TUID` header is
@@ -202,111 +513,213 @@ pub fn convert_message(
     placeholder_of_size: Option<u64>,
 ) -> Vec<u8> {
     let scan = scan_header(source);
-    let newline: &[u8] = if target_crlf
-        && (!source_crlf || scan.has_crlf_line || !scan.lines.iter().any(|l| l.end > l.content_end))
-    {
-        b"\r\n"
-    } else {
-        b"\n"
-    };
-    let mut tuid_line = b"X-TUID: ".to_vec();
-    tuid_line.extend_from_slice(tuid);
-    let existing_tuid = scan
-        .lines
-        .iter()
-        .find(|line| starts_with_ignore_case(&source[line.start..], b"X-TUID: "));
-    let last_line_incomplete = scan.empty_line.is_none()
-        && scan
-            .lines
-            .last()
-            .is_some_and(|line| line.end == line.content_end);
-    let mut output = Output {
-        source,
-        source_crlf,
-        target_crlf,
-        out: Vec::with_capacity(source.len() + 64),
-    };
+    let conversion =
+        Conversion::for_message(&scan, source_crlf, target_crlf, tuid, placeholder_of_size);
+    apply(&conversion, source)
+}
 
-    let Some(size) = placeholder_of_size else {
-        match existing_tuid {
-            Some(line) => {
-                output.copy(0, line.start);
-                output.insert(&tuid_line);
-                output.copy(line.content_end, source.len());
+/// The copy of a message in a file, produced a chunk at a time as it is read. Its size (and
+/// whether it holds NUL bytes) is learnt by one more pass over the source when first asked
+/// (an IMAP target needs it before the literal; a Maildir target never asks).
+pub struct ConvertedBody {
+    source: MessageBody,
+    conversion: Conversion,
+    /// The copy's size and whether it contains NUL, once measured.
+    measured: std::cell::OnceCell<(u64, bool)>,
+}
+
+impl ConvertedBody {
+    /// Prepares the copy of `source` (spec §4.10.1, as [`convert_message`]).
+    pub fn message(
+        source: MessageBody,
+        source_crlf: bool,
+        target_crlf: bool,
+        tuid: &Tuid,
+        placeholder_of_size: Option<u64>,
+    ) -> std::io::Result<ConvertedBody> {
+        let mut scanner = HeaderScanner::new();
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut offset = 0;
+        loop {
+            let got = source.read_at(offset, &mut buf)?;
+            if got == 0 || scanner.feed(&buf[..got]) {
+                break;
             }
-            None => {
-                output.copy(0, scan.header_end);
-                if last_line_incomplete {
-                    output.insert(newline);
-                }
-                output.insert(&tuid_line);
-                output.insert(newline);
-                output.copy(scan.header_end, source.len());
-            }
+            offset += got as u64;
         }
-        return output.out;
-    };
+        let scan = scanner.finish();
+        let conversion =
+            Conversion::for_message(&scan, source_crlf, target_crlf, tuid, placeholder_of_size);
+        ConvertedBody::new(source, conversion)
+    }
 
-    // Placeholder: the header with its edits, then the fixed body.
-    let subject_insert = scan.lines.iter().find_map(|line| {
-        let text = &source[line.start..line.content_end];
-        starts_with_ignore_case(text, b"Subject:").then(|| {
-            let after_colon = line.start + b"Subject:".len();
-            if source.get(after_colon) == Some(&b' ') && after_colon < line.content_end {
-                after_colon + 1
-            } else {
-                after_colon
-            }
+    /// Prepares `source` with its line ends converted only.
+    pub fn line_ends(
+        source: MessageBody,
+        source_crlf: bool,
+        target_crlf: bool,
+    ) -> std::io::Result<ConvertedBody> {
+        ConvertedBody::new(source, Conversion::line_ends(source_crlf, target_crlf))
+    }
+
+    fn new(source: MessageBody, conversion: Conversion) -> std::io::Result<ConvertedBody> {
+        Ok(ConvertedBody {
+            source,
+            conversion,
+            measured: std::cell::OnceCell::new(),
         })
-    });
-    let mut edits: Vec<(usize, usize, Vec<u8>)> = Vec::new();
-    if let Some(line) = existing_tuid {
-        edits.push((line.start, line.content_end, tuid_line.clone()));
     }
-    if let Some(at) = subject_insert {
-        edits.push((at, at, b"[placeholder] ".to_vec()));
-    }
-    edits.sort_by_key(|edit| edit.0);
-    let mut pos = 0;
-    for (from, to, text) in edits {
-        output.copy(pos, from);
-        output.insert(&text);
-        pos = to;
-    }
-    output.copy(pos, scan.header_end);
 
-    let mut appended: Vec<Vec<u8>> = Vec::new();
-    if existing_tuid.is_none() {
-        appended.push(tuid_line);
+    /// The size of the source (the copy's size up to line ends and inserted headers).
+    pub fn source_len(&self) -> u64 {
+        self.source.len()
     }
-    if subject_insert.is_none() {
-        appended.push(b"Subject: [placeholder] (No Subject)".to_vec());
-    }
-    if last_line_incomplete {
-        output.insert(newline);
-    }
-    for line in appended {
-        output.insert(&line);
-        output.insert(newline);
-    }
-    match scan.empty_line {
-        Some(start) => {
-            let end = source[start..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(source.len(), |offset| start + offset + 1);
-            output.copy(start, end);
+
+    /// Reads the copy once through: its size and whether it contains NUL.
+    fn measure(&self) -> std::io::Result<(u64, bool)> {
+        let mut reader = self.reader();
+        let mut buf = vec![0u8; READ_CHUNK];
+        let (mut len, mut nul) = (0u64, false);
+        loop {
+            let got = reader.read(&mut buf)?;
+            if got == 0 {
+                return Ok((len, nul));
+            }
+            len += got as u64;
+            nul |= buf[..got].contains(&0);
         }
-        None => output.insert(newline),
     }
-    let size_text = placeholder_size_text(size);
-    output.insert(
-        format!("Having a size of {size_text}, this message is over the MaxSize limit.").as_bytes(),
-    );
-    output.insert(newline);
-    output.insert(b"Flag it and sync again (Sync mode Upgrade) to fetch its real contents.");
-    output.insert(newline);
-    output.out
+
+    /// The measurement, made once.
+    fn measured(&self) -> std::io::Result<(u64, bool)> {
+        if let Some(measured) = self.measured.get() {
+            return Ok(*measured);
+        }
+        let measured = self.measure()?;
+        Ok(*self.measured.get_or_init(|| measured))
+    }
+}
+
+impl BodySource for ConvertedBody {
+    fn len(&self) -> std::io::Result<u64> {
+        self.measured().map(|m| m.0)
+    }
+    fn contains_nul(&self) -> std::io::Result<bool> {
+        self.measured().map(|m| m.1)
+    }
+    fn reader(&self) -> Box<dyn Read + '_> {
+        Box::new(ConvertingReader {
+            source: &self.source,
+            offset: 0,
+            converter: Converter::new(&self.conversion),
+            input: vec![0u8; READ_CHUNK],
+            output: Vec::with_capacity(READ_CHUNK + READ_CHUNK / 4),
+            output_pos: 0,
+            finished: false,
+        })
+    }
+}
+
+/// Reads a [`ConvertedBody`]: source chunks go through the converter.
+struct ConvertingReader<'a> {
+    source: &'a MessageBody,
+    offset: u64,
+    converter: Converter<'a>,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    output_pos: usize,
+    finished: bool,
+}
+
+impl Read for ConvertingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.output_pos < self.output.len() {
+                let n = buf.len().min(self.output.len() - self.output_pos);
+                buf[..n].copy_from_slice(&self.output[self.output_pos..self.output_pos + n]);
+                self.output_pos += n;
+                return Ok(n);
+            }
+            if self.finished {
+                return Ok(0);
+            }
+            self.output.clear();
+            self.output_pos = 0;
+            let got = self.source.read_at(self.offset, &mut self.input)?;
+            if got == 0 {
+                self.converter.finish(&mut self.output);
+                self.finished = true;
+            } else {
+                self.offset += got as u64;
+                self.converter.feed(&self.input[..got], &mut self.output);
+            }
+        }
+    }
+}
+
+/// A copy ready to store: converted in memory (small messages), or converted as it is read
+/// from its file (big ones).
+pub enum PreparedCopy {
+    Bytes(Vec<u8>),
+    Stream(ConvertedBody),
+}
+
+impl PreparedCopy {
+    /// The copy of a fetched message (spec §4.10.1, as [`convert_message`]).
+    pub fn message(
+        source: MessageBody,
+        source_crlf: bool,
+        target_crlf: bool,
+        tuid: &Tuid,
+        placeholder_of_size: Option<u64>,
+    ) -> std::io::Result<PreparedCopy> {
+        Ok(match source {
+            MessageBody::Memory(data) => PreparedCopy::Bytes(convert_message(
+                &data,
+                source_crlf,
+                target_crlf,
+                tuid,
+                placeholder_of_size,
+            )),
+            file => PreparedCopy::Stream(ConvertedBody::message(
+                file,
+                source_crlf,
+                target_crlf,
+                tuid,
+                placeholder_of_size,
+            )?),
+        })
+    }
+
+    /// A message with its line ends converted only (a remote trash copy).
+    pub fn line_ends(
+        source: MessageBody,
+        source_crlf: bool,
+        target_crlf: bool,
+    ) -> std::io::Result<PreparedCopy> {
+        Ok(match source {
+            MessageBody::Memory(data) => {
+                PreparedCopy::Bytes(convert_line_ends(&data, source_crlf, target_crlf))
+            }
+            file => PreparedCopy::Stream(ConvertedBody::line_ends(file, source_crlf, target_crlf)?),
+        })
+    }
+
+    /// About the copy's size, without reading a streamed source (for batch limits).
+    pub fn size_hint(&self) -> u64 {
+        match self {
+            PreparedCopy::Bytes(bytes) => bytes.len() as u64,
+            PreparedCopy::Stream(body) => body.source_len(),
+        }
+    }
+
+    /// The bytes to hand to the target store.
+    pub fn data(&self) -> MessageData<'_> {
+        match self {
+            PreparedCopy::Bytes(bytes) => MessageData::Bytes(bytes),
+            PreparedCopy::Stream(body) => MessageData::Stream(body),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -315,19 +728,132 @@ mod tests {
 
     const TUID: &Tuid = b"Abc+/0123xyz";
 
+    /// Feeds `source` split into the given chunks.
+    fn chunked(conversion: &Conversion, chunks: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut converter = Converter::new(conversion);
+        for chunk in chunks {
+            converter.feed(chunk, &mut out);
+        }
+        converter.finish(&mut out);
+        out
+    }
+
+    /// The header scan of `source` fed in the given chunks.
+    fn scanned(chunks: &[&[u8]]) -> HeaderScan {
+        let mut scanner = HeaderScanner::new();
+        for chunk in chunks {
+            if scanner.feed(chunk) {
+                break;
+            }
+        }
+        scanner.finish()
+    }
+
+    /// Converts `source` whole, and checks that the streaming conversion gives the same bytes
+    /// whatever the chunks: split once at every offset, split twice at every pair of offsets
+    /// of short sources, one byte at a time, and read from a spool file.
+    fn converted(
+        source: &[u8],
+        source_crlf: bool,
+        target_crlf: bool,
+        tuid: &Tuid,
+        placeholder: Option<u64>,
+    ) -> Vec<u8> {
+        let whole = convert_message(source, source_crlf, target_crlf, tuid, placeholder);
+        let scan = scan_header(source);
+        let conversion =
+            Conversion::for_message(&scan, source_crlf, target_crlf, tuid, placeholder);
+        // Long sources: every split in the header area and near the end, a sample between.
+        let len = source.len();
+        let splits = (0..=len).filter(|s| len <= 4096 || *s < 512 || s % 4099 == 0 || s + 8 > len);
+        for split in splits {
+            let (a, b) = source.split_at(split);
+            assert_eq!(scanned(&[a, b]), scan, "header scan split at {split}");
+            assert_eq!(chunked(&conversion, &[a, b]), whole, "split at {split}");
+            if source.len() <= 200 {
+                for second in split..=source.len() {
+                    let (b1, b2) = b.split_at(second - split);
+                    assert_eq!(
+                        chunked(&conversion, &[a, b1, b2]),
+                        whole,
+                        "split at {split} and {second}"
+                    );
+                }
+            }
+        }
+        let bytes: Vec<&[u8]> = source.chunks(1).collect();
+        assert_eq!(scanned(&bytes), scan, "header scan byte by byte");
+        if len <= 4096 {
+            assert_eq!(chunked(&conversion, &bytes), whole, "byte by byte");
+        }
+        let mut spool = crate::store::body::Spool::create(&std::env::temp_dir()).unwrap();
+        spool.write_at(0, source).unwrap();
+        let body = spool.into_body(source.len() as u64);
+        let streamed =
+            ConvertedBody::message(body, source_crlf, target_crlf, tuid, placeholder).unwrap();
+        let mut read = Vec::new();
+        streamed.reader().read_to_end(&mut read).unwrap();
+        assert_eq!(read, whole, "read from a file");
+        assert_eq!(streamed.len().unwrap(), whole.len() as u64);
+        assert_eq!(streamed.contains_nul().unwrap(), whole.contains(&0));
+        whole
+    }
+
+    fn line_ends_converted(data: &[u8], source_crlf: bool, target_crlf: bool) -> Vec<u8> {
+        let whole = convert_line_ends(data, source_crlf, target_crlf);
+        let conversion = Conversion::line_ends(source_crlf, target_crlf);
+        for split in 0..=data.len() {
+            let (a, b) = data.split_at(split);
+            assert_eq!(chunked(&conversion, &[a, b]), whole, "split at {split}");
+        }
+        whole
+    }
+
+    /// CR LF pairs, lone CRs and LFs, and header ends at chunk boundaries: every split of
+    /// messages made of them converts as the whole message does, in all four directions.
+    #[test]
+    fn streaming_conversion_ignores_chunk_boundaries() {
+        let sources: [&[u8]; 8] = [
+            b"From: a\r\nSubject: s\r\n\r\nbody\r\nbare\rcr\r\n\r",
+            b"From: a\nX-TUID: AAAAAAAAAAAA\nSubject: s\n\nbody\n\r\r\n",
+            b"Subject: x\r\nX-TUID: BBBBBBBBBBBB\r\n\r\n\r\n",
+            b"A: 1\r\r\n\nb\r",
+            b"X-TUID: CCCCCCCCCCCC",
+            b"Subject:\r",
+            b"\r\n\r\nbody",
+            b"",
+        ];
+        for source in sources {
+            for (source_crlf, target_crlf) in
+                [(false, false), (false, true), (true, false), (true, true)]
+            {
+                converted(source, source_crlf, target_crlf, TUID, None);
+                converted(source, source_crlf, target_crlf, TUID, Some(5000));
+                line_ends_converted(source, source_crlf, target_crlf);
+            }
+        }
+        // A CR held back at a chunk boundary right before an inserted header.
+        let conversion = Conversion {
+            source_crlf: true,
+            target_crlf: false,
+            edits: vec![Edit {
+                at: 2,
+                skip_to: 2,
+                text: b"<x>".to_vec(),
+            }],
+        };
+        assert_eq!(chunked(&conversion, &[b"a\r", b"\nb"]), b"a<x>\nb");
+        assert_eq!(chunked(&conversion, &[b"a\r", b"cb"]), b"a\r<x>cb");
+        assert_eq!(chunked(&conversion, &[b"a\r"]), b"a\r<x>");
+    }
+
     fn full(source: &str) -> String {
-        String::from_utf8(convert_message(source.as_bytes(), false, false, TUID, None)).unwrap()
+        String::from_utf8(converted(source.as_bytes(), false, false, TUID, None)).unwrap()
     }
 
     fn placeholder(source: &str, size: u64) -> String {
-        String::from_utf8(convert_message(
-            source.as_bytes(),
-            false,
-            false,
-            TUID,
-            Some(size),
-        ))
-        .unwrap()
+        String::from_utf8(converted(source.as_bytes(), false, false, TUID, Some(size))).unwrap()
     }
 
     #[test]
@@ -405,7 +931,7 @@ mod tests {
     fn maildir_to_maildir_keeps_crlf_and_inserts_lf() {
         let source = b"From: a\r\nSubject: s\r\n\r\nbody\r\n";
         assert_eq!(
-            convert_message(source, false, false, TUID, None),
+            converted(source, false, false, TUID, None),
             b"From: a\r\nSubject: s\r\nX-TUID: Abc+/0123xyz\n\r\nbody\r\n"
         );
     }
@@ -414,7 +940,7 @@ mod tests {
     fn lf_to_crlf_target() {
         let source = b"From: a\nSubject: s\r\n\nbody\nline\n";
         assert_eq!(
-            convert_message(source, false, true, TUID, None),
+            converted(source, false, true, TUID, None),
             b"From: a\r\nSubject: s\r\nX-TUID: Abc+/0123xyz\r\n\r\nbody\r\nline\r\n"
         );
     }
@@ -423,7 +949,7 @@ mod tests {
     fn crlf_to_lf_target() {
         let source = b"From: a\r\nSubject: s\r\n\r\nbody\r\nbare\rcr\r\n";
         assert_eq!(
-            convert_message(source, true, false, TUID, None),
+            converted(source, true, false, TUID, None),
             b"From: a\nSubject: s\nX-TUID: Abc+/0123xyz\n\nbody\nbare\rcr\n"
         );
     }
@@ -431,14 +957,14 @@ mod tests {
     #[test]
     fn line_ends_only() {
         let data = b"A: 1\nB: 2\r\n\nbody\rx\n";
-        assert_eq!(convert_line_ends(data, false, false), data);
-        assert_eq!(convert_line_ends(data, true, true), data);
+        assert_eq!(line_ends_converted(data, false, false), data);
+        assert_eq!(line_ends_converted(data, true, true), data);
         assert_eq!(
-            convert_line_ends(data, false, true),
+            line_ends_converted(data, false, true),
             b"A: 1\r\nB: 2\r\n\r\nbody\rx\r\n"
         );
         assert_eq!(
-            convert_line_ends(data, true, false),
+            line_ends_converted(data, true, false),
             b"A: 1\nB: 2\n\nbody\rx\n"
         );
     }
@@ -447,17 +973,17 @@ mod tests {
     fn crlf_to_crlf_terminator_follows_header() {
         // A header with CRLF lines: inserted lines use CRLF.
         assert_eq!(
-            convert_message(b"A: 1\r\n\r\nb\n", true, true, TUID, None),
+            converted(b"A: 1\r\n\r\nb\n", true, true, TUID, None),
             b"A: 1\r\nX-TUID: Abc+/0123xyz\r\n\r\nb\n"
         );
         // A header with LF lines only: LF.
         assert_eq!(
-            convert_message(b"A: 1\n\nb\r\n", true, true, TUID, None),
+            converted(b"A: 1\n\nb\r\n", true, true, TUID, None),
             b"A: 1\nX-TUID: Abc+/0123xyz\n\nb\r\n"
         );
         // No complete header line: CRLF.
         assert_eq!(
-            convert_message(b"A: 1", true, true, TUID, None),
+            converted(b"A: 1", true, true, TUID, None),
             b"A: 1\r\nX-TUID: Abc+/0123xyz\r\n"
         );
     }
@@ -528,7 +1054,7 @@ mod tests {
 
     #[test]
     fn placeholder_for_crlf_target() {
-        let converted = convert_message(b"Subject: s\n\nbody\n", false, true, TUID, Some(5000));
+        let converted = converted(b"Subject: s\n\nbody\n", false, true, TUID, Some(5000));
         assert_eq!(
             converted,
             b"Subject: [placeholder] s\r\nX-TUID: Abc+/0123xyz\r\n\r\nHaving a size of 4KiB, this message is over the MaxSize limit.\r\nFlag it and sync again (Sync mode Upgrade) to fetch its real contents.\r\n"

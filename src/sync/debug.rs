@@ -6,8 +6,8 @@
 use crate::config::Side;
 use crate::output;
 use crate::store::{
-    FetchedMessage, Flags, FlagsTicket, ListAreas, LoadRequest, Loaded, MessageInfo, NewMessage,
-    OpenOutcome, QueuedOutcome, RefusedFlags, Store, StoreResult, StoreTicket,
+    FetchedMessage, Flags, FlagsTicket, ListAreas, LoadRequest, Loaded, MessageData, MessageInfo,
+    NewMessage, OpenOutcome, QueuedOutcome, RefusedFlags, Store, StoreResult, StoreTicket,
 };
 use crate::sync::DebugFlags;
 use crate::sync::entry::{Entry, Status};
@@ -105,12 +105,19 @@ impl DebugStore<'_> {
         }
     }
 
-    fn data_lines(&self, what: &str, data: &[u8]) {
+    fn data_lines(&self, what: &str, data: MessageData<'_>) {
         if !self.data {
             return;
         }
+        let data = match data.to_vec() {
+            Ok(data) => data,
+            Err(err) => {
+                self.call(|| format!("{what} ({} bytes): unreadable: {err}", data.len()));
+                return;
+            }
+        };
         self.call(|| format!("{what} ({} bytes):", data.len()));
-        for text in String::from_utf8_lossy(data).lines() {
+        for text in String::from_utf8_lossy(&data).lines() {
             line("driver", &format!("  | {text}"));
         }
     }
@@ -239,11 +246,15 @@ impl Store for DebugStore<'_> {
                 self.call(|| {
                     format!(
                         "fetch UID {uid} -> {} bytes, flags '{}'",
-                        msg.data.len(),
+                        msg.body.len(),
                         msg.flags.letters()
                     )
                 });
-                self.data_lines("fetched data", &msg.data);
+                if self.data
+                    && let Ok(bytes) = msg.body.to_vec()
+                {
+                    self.data_lines("fetched data", MessageData::Bytes(&bytes));
+                }
             }
             Ok(None) => self.call(|| format!("fetch UID {uid} -> vanished")),
             Err(_) => self.call(|| format!("fetch UID {uid} -> {}", result_text(&result))),
@@ -262,6 +273,12 @@ impl Store for DebugStore<'_> {
             )
         });
         result
+    }
+    fn spool_dir(&self) -> Option<std::path::PathBuf> {
+        self.inner.spool_dir()
+    }
+    fn set_spool_dir(&mut self, dir: &std::path::Path) {
+        self.inner.set_spool_dir(dir)
     }
     fn prefetch(&mut self, uids: &[u32]) -> StoreResult<()> {
         let result = self.inner.prefetch(uids);

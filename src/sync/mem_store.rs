@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use crate::store::{
-    FetchedMessage, Flags, FlagsTicket, ListAreas, LoadRequest, Loaded, MessageInfo, NewMessage,
-    OpenOutcome, RefusedFlags, Store, StoreError, StoreResult, Tuid,
+    FetchedMessage, Flags, FlagsTicket, ListAreas, LoadRequest, Loaded, MessageBody, MessageInfo,
+    NewMessage, OpenOutcome, RefusedFlags, Store, StoreError, StoreResult, Tuid,
 };
 
 /// One message in a memory mailbox.
@@ -275,18 +275,19 @@ impl Store for MemStore {
             .messages
             .get(&uid)
             .map(|m| FetchedMessage {
-                data: m.data.clone(),
+                body: MessageBody::Memory(m.data.clone()),
                 flags: m.flags,
                 date: m.date,
             }))
     }
 
     fn store(&mut self, message: NewMessage<'_>) -> StoreResult<Option<u32>> {
+        let data = message
+            .data
+            .to_vec()
+            .map_err(|e| StoreError::message(format!("cannot read the message: {e}")))?;
         if let Some(needle) = &self.refuse_containing
-            && message
-                .data
-                .windows(needle.len())
-                .any(|w| w == needle.as_slice())
+            && data.windows(needle.len()).any(|w| w == needle.as_slice())
         {
             return Err(StoreError::message("refused"));
         }
@@ -301,7 +302,7 @@ impl Store for MemStore {
         mailbox.messages.insert(
             uid,
             MemMessage {
-                data: message.data.to_vec(),
+                data,
                 flags: message.flags,
                 recent: !message.flags.contains(Flags::SEEN),
                 date: message.date,
@@ -321,8 +322,12 @@ impl Store for MemStore {
 
     fn store_to_trash(&mut self, message: NewMessage<'_>) -> StoreResult<()> {
         self.unflushed += 1;
+        let data = message
+            .data
+            .to_vec()
+            .map_err(|e| StoreError::message(format!("cannot read the message: {e}")))?;
         self.put_in_trash(MemMessage {
-            data: message.data.to_vec(),
+            data,
             flags: message.flags,
             recent: false,
             date: message.date,

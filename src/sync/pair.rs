@@ -36,7 +36,7 @@ use crate::output;
 use crate::store::{
     FailureScope, Flags, FlagsTicket, NewMessage, OpenOutcome, Store, StoreError, StoreTicket, Tuid,
 };
-use crate::sync::convert::{convert_line_ends, convert_message};
+use crate::sync::convert::PreparedCopy;
 use crate::sync::debug;
 use crate::sync::entry::{PairState, Record, Status};
 use crate::sync::passes::{Notices, RecordSink, SyncError, Work};
@@ -991,9 +991,14 @@ impl PairRun<'_> {
             Ok(None) => return RemoteTrash::Vanished,
             Err(err) => return RemoteTrash::Failed(side, err),
         };
-        let data = convert_line_ends(&msg.data, self.stores[t].crlf(), self.stores[o].crlf());
+        let shown = msg.body.describe();
+        let copy =
+            match PreparedCopy::line_ends(msg.body, self.stores[t].crlf(), self.stores[o].crlf()) {
+                Ok(copy) => copy,
+                Err(err) => return RemoteTrash::Failed(side, read_failure(&shown, uid, &err)),
+            };
         let stored = self.stores[o].store_to_trash(NewMessage {
-            data: &data,
+            data: copy.data(),
             flags: msg.flags,
             date: None,
         });
@@ -1188,6 +1193,10 @@ impl PairRun<'_> {
                     })
                     .map(|(m, _)| work.msgs[s][*m].uid)
                     .collect();
+                // A big message is spooled where its copy goes (a Maildir's tmp/).
+                if let Some(dir) = self.stores[t].spool_dir() {
+                    self.stores[s].set_spool_dir(&dir);
+                }
                 match self.stores[s].prefetch(&uids) {
                     Ok(()) => {}
                     Err(err) if err.scope == FailureScope::Message => {}
@@ -1207,7 +1216,7 @@ impl PairRun<'_> {
                 let src_uid = work.msgs[s][m].uid;
                 let fetched = if self.options.dry_run {
                     Some(crate::store::FetchedMessage {
-                        data: Vec::new(),
+                        body: crate::store::MessageBody::Memory(Vec::new()),
                         flags: work.msgs[s][m].flags,
                         date: None,
                     })
@@ -1261,14 +1270,16 @@ impl PairRun<'_> {
                 let placeholder = entry
                     .status
                     .has(Status::dummy(target))
-                    .then_some(fetched.data.len() as u64);
-                let data = convert_message(
-                    &fetched.data,
+                    .then_some(fetched.body.len());
+                let shown = fetched.body.describe();
+                let copy = PreparedCopy::message(
+                    fetched.body,
                     self.stores[s].crlf(),
                     self.stores[t].crlf(),
                     &tuid,
                     placeholder,
-                );
+                )
+                .map_err(|err| store_failure(source, read_failure(&shown, src_uid, &err)))?;
                 let date = if self.settings.copy_arrival_date {
                     fetched.date
                 } else {
@@ -1279,7 +1290,7 @@ impl PairRun<'_> {
                     Ok(StoreTicket::Done(Some(fake_next[t])))
                 } else {
                     self.stores[t].store_queued(NewMessage {
-                        data: &data,
+                        data: copy.data(),
                         flags,
                         date,
                     })
@@ -1288,7 +1299,7 @@ impl PairRun<'_> {
                 self.report_progress();
                 match stored {
                     Ok(ticket) => {
-                        batch.add_stored(data.len());
+                        batch.add_stored(copy.size_hint() as usize);
                         self.step(target)?;
                         match ticket {
                             StoreTicket::Done(Some(uid)) => {
@@ -1355,6 +1366,13 @@ impl PairRun<'_> {
         }
         Ok(failed)
     }
+}
+
+/// A message that could not be read back from its file (a spool file or a Maildir file).
+fn read_failure(shown: &str, uid: u32, error: &std::io::Error) -> StoreError {
+    StoreError::mailbox(format!(
+        "Error: cannot read message {uid} from {shown}: {error}"
+    ))
 }
 
 /// The most copies one batch holds before the target is flushed and the batch confirmed.

@@ -589,7 +589,8 @@ pub enum RelayMode {
     Latency(u64),
     /// Removes `[APPENDUID …]` and `[COPYUID …]` response codes (a server without UIDPLUS).
     StripUidPlus,
-    /// Closes both directions once this many bytes of a `BODY[]` literal went to the client.
+    /// Closes both directions once this many bytes of a `BODY[]` literal (or of a chunk,
+    /// `BODY[]<origin>`) went to the client.
     CutInBody(usize),
 }
 
@@ -621,6 +622,8 @@ pub struct RelayCounts {
     pub open_connections: usize,
     /// … and the most that were open at once.
     pub max_open_connections: usize,
+    /// `UID FETCH` commands the client sent.
+    pub fetches: usize,
 }
 
 impl Relay {
@@ -732,6 +735,9 @@ fn relay_connection(
             {
                 if let Ok(mut counts) = sent_counts.lock() {
                     counts.commands += 1;
+                    if tagged_line(&line, &["UID FETCH"]) {
+                        counts.fetches += 1;
+                    }
                     if c.0 == 0 {
                         counts.rounds += 1;
                     }
@@ -796,7 +802,7 @@ fn relay_connection(
                             return;
                         }
                         body_bytes_sent += line.len();
-                    } else if line.windows(7).any(|w| w == b"BODY[] ") {
+                    } else if line.windows(7).any(|w| w == b"BODY[] " || w == b"BODY[]<") {
                         in_body = true;
                     }
                 }

@@ -23,7 +23,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Above this many messages, sequence numbers are not tracked (EXPUNGE then goes unnoticed
-/// until the next load), so a bogus EXISTS cannot make us allocate without bound.
+/// until the next load). The table grows only with the FETCH replies that fill it (4 bytes a
+/// message), so a bogus EXISTS costs nothing by itself.
 const MAX_TRACKED_MESSAGES: u32 = 10_000_000;
 
 /// How long LOGOUT's answer is waited for before the connection is closed anyway.
@@ -66,6 +67,9 @@ struct Pending {
     command: Option<Command<'static>>,
     authenticate: bool,
     sent: bool,
+    /// Written by [`Connection::submit_streamed`], not by the client: a refusal before its
+    /// literal needs no client reset.
+    raw: bool,
 }
 
 /// A SASL exchange driven during an AUTHENTICATE command.
@@ -103,7 +107,9 @@ pub struct Connection {
     /// Mailbox state of the selected mailbox.
     pub exists: u32,
     pub recent: u32,
-    seq_uids: Vec<Option<u32>>,
+    /// UIDs by sequence number − 1, as far as known (0: unknown; shorter than `exists` when
+    /// the last messages were not seen yet).
+    seq_uids: Vec<u32>,
     /// UIDs reported expunged since the mailbox was selected.
     pub expunged: BTreeSet<u32>,
     /// The connection cannot be used any more.
@@ -118,6 +124,10 @@ pub struct Connection {
     in_flight: VecDeque<Pending>,
     /// Outcomes of finished commands not collected yet, by tag.
     finished: HashMap<String, Outcome>,
+    /// A streamed APPEND waits for the server's continuation request …
+    awaiting_continuation: bool,
+    /// … which has arrived.
+    continuation_arrived: bool,
 }
 
 /// Replaces 8-bit bytes in the human-readable text of status responses (`* OK …`,
@@ -251,6 +261,8 @@ impl Connection {
             status_text: StatusTextFilter::default(),
             in_flight: VecDeque::new(),
             finished: HashMap::new(),
+            awaiting_continuation: false,
+            continuation_arrived: false,
         }
     }
 
@@ -513,7 +525,7 @@ impl Connection {
     fn reset_client(&mut self) {
         self.client = Client::new(client_options(true));
         let mut lost = Vec::new();
-        for pending in self.in_flight.iter_mut().filter(|p| !p.sent) {
+        for pending in self.in_flight.iter_mut().filter(|p| !p.sent && !p.raw) {
             match &pending.command {
                 Some(command) => {
                     self.client.enqueue_command(command.clone());
@@ -568,7 +580,100 @@ impl Connection {
             command: keep,
             authenticate,
             sent: false,
+            raw: false,
         });
+        Ok(tag)
+    }
+
+    /// Sends a command ending in a literal whose bytes are read from `literal` a chunk at a
+    /// time, so a big message is never whole in memory: writes `<tag> <head>{<len>}` (`~{…}`
+    /// for a binary literal), waits for the continuation request, then writes the literal
+    /// and the line end. Returns the tag; the outcome is collected like any command's. If
+    /// the server refuses before the literal, nothing more is written and the outcome is
+    /// already there. Commands submitted earlier are written in full first.
+    pub async fn submit_streamed(
+        &mut self,
+        head: &[u8],
+        binary: bool,
+        len: u64,
+        literal: &mut dyn std::io::Read,
+    ) -> StoreResult<String> {
+        if self.broken {
+            return Err(temporary(format!(
+                "IMAP error: connection to {} was lost",
+                self.name
+            )));
+        }
+        self.send_all().await?;
+        let tag = self.new_tag();
+        let mut line = format!("{tag} ").into_bytes();
+        line.extend_from_slice(head);
+        line.extend_from_slice(
+            format!("{}{{{len}}}\r\n", if binary { "~" } else { "" }).as_bytes(),
+        );
+        self.in_flight.push_back(Pending {
+            tag: tag.clone(),
+            command: None,
+            authenticate: false,
+            sent: false,
+            raw: true,
+        });
+        if self.trace {
+            let outstanding = self.in_flight.iter().filter(|p| p.sent).count();
+            let prefix = if outstanding > 0 {
+                format!("({outstanding} in progress) >>> ")
+            } else {
+                ">>> ".to_string()
+            };
+            self.traces.push(format!(
+                "{prefix}{} … ({len} bytes streamed)",
+                trace_text(&line)
+            ));
+        }
+        self.write(&line).await?;
+        self.awaiting_continuation = true;
+        self.continuation_arrived = false;
+        while !self.continuation_arrived {
+            if self.finished.contains_key(&tag) {
+                self.awaiting_continuation = false;
+                return Ok(tag);
+            }
+            if let Err(error) = self.step(&mut None).await {
+                self.awaiting_continuation = false;
+                return Err(error);
+            }
+        }
+        let mut buffer = vec![0u8; crate::store::body::READ_CHUNK];
+        let mut written = 0u64;
+        while written < len {
+            let want = usize::try_from(len - written)
+                .unwrap_or(usize::MAX)
+                .min(buffer.len());
+            let got = match literal.read(&mut buffer[..want]) {
+                Ok(0) => {
+                    self.broken = true;
+                    return Err(StoreError::mailbox(format!(
+                        "IMAP error: the message to store ended after {written} of {len} bytes; the connection to {} cannot go on",
+                        self.name
+                    )));
+                }
+                Ok(got) => got,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    // Half a literal is out: the connection cannot be used any more.
+                    self.broken = true;
+                    return Err(StoreError::mailbox(format!(
+                        "IMAP error: cannot read the message to store: {error}"
+                    )));
+                }
+            };
+            self.write(&buffer[..got]).await?;
+            written += got as u64;
+        }
+        self.write(b"\r\n").await?;
+        if let Some(pending) = self.in_flight.iter_mut().find(|p| p.tag == tag) {
+            pending.sent = true;
+        }
         Ok(tag)
     }
 
@@ -775,6 +880,11 @@ impl Connection {
                 self.untagged_data(data);
                 None
             }
+            Ok(Event::ContinuationRequestReceived { .. }) if self.awaiting_continuation => {
+                self.awaiting_continuation = false;
+                self.continuation_arrived = true;
+                None
+            }
             Ok(Event::ContinuationRequestReceived { .. }) => {
                 self.broken = true;
                 return Err(temporary(
@@ -824,7 +934,7 @@ impl Connection {
             }
             _ => {}
         }
-        if !pending.sent && !pending.authenticate {
+        if !pending.sent && !pending.authenticate && !pending.raw {
             if self.trace
                 && let Some(command) = &pending.command
             {
@@ -893,7 +1003,7 @@ impl Connection {
                 self.exists = *n;
                 // Sequence numbers are tracked for mailboxes of sane size only.
                 if *n <= MAX_TRACKED_MESSAGES {
-                    self.seq_uids.resize(*n as usize, None);
+                    self.seq_uids.truncate(*n as usize);
                 } else {
                     self.seq_uids.clear();
                 }
@@ -905,10 +1015,11 @@ impl Connection {
             }
             Data::Expunge(seq) => {
                 let index = seq.get() as usize - 1;
-                if index < self.seq_uids.len()
-                    && let Some(uid) = self.seq_uids.remove(index)
-                {
-                    self.expunged.insert(uid);
+                if index < self.seq_uids.len() {
+                    let uid = self.seq_uids.remove(index);
+                    if uid != 0 {
+                        self.expunged.insert(uid);
+                    }
                 }
                 self.exists = self.exists.saturating_sub(1);
                 return;
@@ -924,18 +1035,22 @@ impl Connection {
                     .take(MAX_TRACKED_MESSAGES as usize)
                     .collect();
                 self.seq_uids
-                    .retain(|slot| slot.is_none_or(|u| !uids.contains(&u)));
+                    .retain(|slot| *slot == 0 || !uids.contains(slot));
                 self.exists = self.exists.saturating_sub(uids.len() as u32);
                 self.expunged.extend(uids);
                 return;
             }
             Data::Fetch { seq, items } => {
                 let index = seq.get() as usize - 1;
+                let tracked = self.exists.min(MAX_TRACKED_MESSAGES) as usize;
                 for item in items.as_ref() {
                     if let imap_next::imap_types::fetch::MessageDataItem::Uid(uid) = item
-                        && let Some(slot) = self.seq_uids.get_mut(index)
+                        && index < tracked
                     {
-                        *slot = Some(uid.get());
+                        if index >= self.seq_uids.len() {
+                            self.seq_uids.resize(index + 1, 0);
+                        }
+                        self.seq_uids[index] = uid.get();
                     }
                 }
             }
@@ -953,8 +1068,7 @@ impl Connection {
     /// of every message, e.g. from an incremental listing), so EXPUNGE responses map to UIDs.
     pub fn set_sequence_uids(&mut self, uids: impl Iterator<Item = u32>) {
         if self.exists <= MAX_TRACKED_MESSAGES {
-            self.seq_uids = uids.map(Some).collect();
-            self.seq_uids.resize(self.exists as usize, None);
+            self.seq_uids = uids.take(self.exists as usize).collect();
         }
     }
 

@@ -7,13 +7,15 @@
 //! `finish_stores` at the copy batch's group commit). Any other command first finishes the
 //! read-ahead in flight, so replies never mix.
 //!
-//! Memory: a listing holds no bodies. A fetched message is held by the parser's input buffer
-//! while its reply arrives (that buffer's capacity may stay until later replies), then as
-//! the decoded literal, which is moved (not copied) into the [`FetchedMessage`]; the sync
-//! core's line-end conversion makes one more copy before it is written. So a message of size
-//! S costs up to 3·S at its peak, beside the read-ahead buffer (at most BufferLimit), and an
-//! APPEND of size S about 3·S while it is written (the converted copy, the command, the
-//! encoded bytes). Bodies are not yet fetched in partial chunks.
+//! Memory: a listing holds no bodies. A message up to [`STREAM_CHUNK`] (1 MiB) is fetched
+//! whole: the parser's input buffer holds it while its reply arrives, then the decoded literal
+//! is moved (not copied) into the [`FetchedMessage`], and the read-ahead holds at most
+//! BufferLimit of such messages. A larger message is fetched in chunks
+//! (`BODY.PEEK[]<offset.length>`, each counted against BufferLimit only while it is on its
+//! way) into a spool file (`Store::set_spool_dir`: the target Maildir's `tmp/`; unlinked at
+//! once, so a crash leaves nothing), at most [`MAX_SPOOLED_AHEAD`] such messages ahead; and a
+//! message to store that comes as a stream is APPENDed by writing its literal a chunk at a
+//! time ([`connection::Connection::submit_streamed`]). No big message is ever whole in memory.
 //!
 //! - `connection` — transport, TLS, the protocol flow (imap-next) and pipelining;
 //! - `session` — greeting, STARTTLS, authentication, capabilities, NAMESPACE;
@@ -38,10 +40,11 @@ pub use names::{utf7_decode, utf7_encode};
 pub use replay::{ReplaySummary, replay_server_bytes};
 
 use crate::config::{ImapAccountConfig, ImapStoreConfig};
+use crate::store::body::{STREAM_CHUNK, Spool};
 use crate::store::{
-    FailureScope, FetchedMessage, Flags, FlagsTicket, ListAreas, LoadRequest, Loaded, MessageInfo,
-    NewMessage, OpenOutcome, QueuedOutcome, RefusedFlags, Reporter, Store, StoreError, StoreResult,
-    StoreTicket,
+    BodySource, FailureScope, FetchedMessage, Flags, FlagsTicket, ListAreas, LoadRequest, Loaded,
+    MessageBody, MessageData, MessageInfo, NewMessage, OpenOutcome, QueuedOutcome, RefusedFlags,
+    Reporter, Store, StoreError, StoreResult, StoreTicket,
 };
 use condstore::{BoxStatus, Changes, MailboxSnapshot, MergedListing};
 use connection::{Connection, Outcome};
@@ -58,8 +61,10 @@ use names::{ListedName, NameMap};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::num::{NonZeroU32, NonZeroU64};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::str::FromStr;
+use std::time::SystemTime;
 
 /// Run-wide settings the store needs besides its config sections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +182,33 @@ pub struct ImapStore {
     connected_before: bool,
     /// The capabilities of a seed (see [`ImapSeed`]), in force until this instance connects.
     seeded_capabilities: Option<Vec<String>>,
+    /// Big messages the read-ahead is fetching in chunks, by UID.
+    spools: HashMap<u32, ChunkedFetch>,
+    /// Spooled messages waiting in `prefetched` (each holds a file, not memory).
+    spooled_ready: usize,
+    /// Where spool files are made (`Store::set_spool_dir`; the temporary directory until then).
+    spool_dir: PathBuf,
+}
+
+/// At most this many big messages are spooled ahead (being fetched or waiting to be taken).
+const MAX_SPOOLED_AHEAD: usize = 2;
+
+/// Chunk FETCHes of one big message fetched alone are sent this many at a time.
+const CHUNKS_PER_ROUND: u64 = 4;
+
+/// A big message the read-ahead fetches in chunks of [`STREAM_CHUNK`] into a spool file.
+#[derive(Default)]
+struct ChunkedFetch {
+    /// Made when the first data arrives.
+    spool: Option<Spool>,
+    /// Offset of the next chunk to ask for.
+    next_offset: u64,
+    /// Chunk FETCHes sent and not finished.
+    outstanding: usize,
+    /// Where the message ends, once a short chunk (or the whole message) arrived.
+    end: Option<u64>,
+    flags: Flags,
+    date: Option<SystemTime>,
 }
 
 /// Most characters in one UID set (mbsync keeps command lines below ~1000 bytes).
@@ -194,8 +226,12 @@ const READ_AHEAD_SIZE_CHUNK: usize = 2000;
 /// A `UID FETCH … BODY.PEEK[]` sent for reading ahead.
 struct BodyFetch {
     tag: String,
-    /// The UIDs asked for, with their announced sizes.
+    /// The UIDs asked for, with their announced sizes (a chunk: its one UID and length).
     uids: Vec<(u32, u64)>,
+    /// A chunk of a big message: its offset.
+    chunk: Option<u64>,
+    /// The UIDs whose bodies arrived (the others are gone once the FETCH ends).
+    arrived: Vec<u32>,
 }
 
 /// An APPEND sent by `store_queued`.
@@ -257,6 +293,9 @@ impl ImapStore {
             listed_ahead: None,
             connected_before: false,
             seeded_capabilities: None,
+            spools: HashMap::new(),
+            spooled_ready: 0,
+            spool_dir: std::env::temp_dir(),
         })
     }
 
@@ -382,6 +421,45 @@ impl ImapStore {
         match &self.wanted {
             Some(name) => format!(" (store {}, mailbox {name})", self.name),
             None => format!(" (store {})", self.name),
+        }
+    }
+
+    /// Like `run`, but hands the untagged data to `sink` as it arrives instead of collecting
+    /// it, so a listing of a big mailbox is never held as a whole in reply form.
+    fn run_draining(
+        &mut self,
+        commands: Vec<CommandBody<'static>>,
+        sink: &mut dyn FnMut(Data<'static>),
+    ) -> StoreResult<Vec<Outcome>> {
+        let depth = self.depth_limit();
+        self.ensure_connected()?;
+        self.settle_read_ahead()?;
+        let mut waiting: std::collections::VecDeque<_> = commands.into();
+        let mut tags = Vec::new();
+        let mut outcomes: Vec<Option<Outcome>> = Vec::new();
+        loop {
+            let Some(connection) = self.connection.as_mut() else {
+                return Err(StoreError::store("IMAP error: no connection"));
+            };
+            while connection.in_flight() < depth
+                && let Some(command) = waiting.pop_front()
+            {
+                tags.push(connection.submit(command)?);
+                outcomes.push(None);
+            }
+            for data in connection.data.drain(..) {
+                sink(data);
+            }
+            for (tag, outcome) in tags.iter().zip(outcomes.iter_mut()) {
+                if outcome.is_none() {
+                    *outcome = connection.take_finished(tag);
+                }
+            }
+            if waiting.is_empty() && outcomes.iter().all(Option::is_some) {
+                return Ok(outcomes.into_iter().flatten().collect());
+            }
+            let result = self.runtime.block_on(connection.pump());
+            self.after_io(result)?;
         }
     }
 
@@ -623,21 +701,7 @@ impl ImapStore {
         };
         let outcome = self.run_one(command)?;
         if outcome.kind == StatusKind::No && matches!(outcome.code, Some(Code::TryCreate)) {
-            let trash = self.trash_server_name()?;
-            let Ok(create) = CommandBody::create(trash.clone()) else {
-                return Err(StoreError::mailbox(format!(
-                    "IMAP error: bad mailbox name {trash}"
-                )));
-            };
-            let created = self.run_one(create)?;
-            if !created.is_ok() {
-                return Err(self.command_error(
-                    &format!("CREATE \"{trash}\""),
-                    &created,
-                    FailureScope::Message,
-                ));
-            }
-            self.trash_known = true;
+            self.create_trash()?;
             let Some(command) = make() else {
                 return Err(StoreError::message(format!(
                     "IMAP error: cannot build '{shown}'"
@@ -649,6 +713,26 @@ impl ImapStore {
             self.trash_known = true;
         }
         Ok(outcome)
+    }
+
+    /// Creates the Trash mailbox (after a `[TRYCREATE]`).
+    fn create_trash(&mut self) -> StoreResult<()> {
+        let trash = self.trash_server_name()?;
+        let Ok(create) = CommandBody::create(trash.clone()) else {
+            return Err(StoreError::mailbox(format!(
+                "IMAP error: bad mailbox name {trash}"
+            )));
+        };
+        let created = self.run_one(create)?;
+        if !created.is_ok() {
+            return Err(self.command_error(
+                &format!("CREATE \"{trash}\""),
+                &created,
+                FailureScope::Message,
+            ));
+        }
+        self.trash_known = true;
+        Ok(())
     }
 
     fn trash_server_name(&mut self) -> StoreResult<String> {
@@ -672,7 +756,12 @@ impl ImapStore {
         let forwarded_ok = self.selected.as_ref().is_none_or(|s| s.forwarded_ok);
         let flags = messages::imap_flags(message.flags, forwarded_ok);
         let date = message.date.and_then(messages::to_imap_date);
-        let size = message.data.len();
+        let MessageData::Bytes(data) = message.data else {
+            return Err(StoreError::message(
+                "IMAP error: a streamed message cannot go into an APPEND command",
+            ));
+        };
+        let size = data.len();
         let non_sync = !sync_literal
             && ((self.has("LITERAL+") && size <= 102_400)
                 || (self.has("LITERAL-") && size <= 4096));
@@ -681,14 +770,14 @@ impl ImapStore {
         } else {
             LiteralMode::Sync
         };
-        let literal = match Literal::try_from(message.data.to_vec()) {
+        let literal = match Literal::try_from(data.to_vec()) {
             Ok(mut literal) => {
                 literal.set_mode(mode);
                 LiteralOrLiteral8::Literal(literal)
             }
             // NUL bytes need a binary literal (RFC 3516).
             Err(_) if self.has("BINARY") => LiteralOrLiteral8::Literal8(Literal8 {
-                data: Cow::Owned(message.data.to_vec()),
+                data: Cow::Owned(data.to_vec()),
                 mode,
             }),
             Err(_) => {
@@ -706,42 +795,209 @@ impl ImapStore {
         })
     }
 
-    /// Fetches full messages with pipelined `UID FETCH <uid> (FLAGS INTERNALDATE BODY.PEEK[])`
-    /// commands; a UID maps to `None` if the message is gone.
-    fn fetch_bodies(&mut self, uids: &[u32]) -> StoreResult<BTreeMap<u32, Option<FetchedMessage>>> {
+    /// The start of an APPEND of a streamed message: `APPEND <mailbox> (<flags>) "<date>" `,
+    /// encoded as the codec encodes the command, without the literal.
+    fn append_head(&self, mailbox: &str, message: &NewMessage<'_>) -> StoreResult<Vec<u8>> {
+        use imap_codec::encode::Encoder;
+        use imap_next::imap_types::command::Command;
+        use imap_next::imap_types::core::Tag;
+        let forwarded_ok = self.selected.as_ref().is_none_or(|s| s.forwarded_ok);
+        let flags = messages::imap_flags(message.flags, forwarded_ok);
+        let date = message.date.and_then(messages::to_imap_date);
+        let mut literal = Literal::try_from(&b"x"[..])
+            .map_err(|_| StoreError::message("IMAP error: cannot build an APPEND"))?;
+        literal.set_mode(LiteralMode::Sync);
+        let command = Command {
+            tag: Tag::try_from("A").map_err(|_| StoreError::message("IMAP error: bad tag"))?,
+            body: CommandBody::Append {
+                mailbox: mailbox_arg(mailbox, self.names.utf8)?,
+                flags,
+                date,
+                message: LiteralOrLiteral8::Literal(literal),
+            },
+        };
+        let encoded = imap_codec::CommandCodec::default().encode(&command).dump();
+        encoded
+            .strip_prefix(b"A ")
+            .and_then(|rest| rest.strip_suffix(b"{1}\r\nx\r\n"))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| StoreError::message("IMAP error: cannot build an APPEND"))
+    }
+
+    /// Sends an APPEND of a streamed message (its literal written a chunk at a time as the
+    /// source is read) and returns its tag once the literal is out (or the server refused it
+    /// before). Read-ahead FETCHes in flight finish first.
+    fn append_streamed(
+        &mut self,
+        mailbox: &str,
+        message: &NewMessage<'_>,
+        source: &dyn BodySource,
+    ) -> StoreResult<String> {
+        let unreadable = |error: std::io::Error| {
+            StoreError::mailbox(format!("Error: cannot read the message to store: {error}"))
+        };
+        let binary = source.contains_nul().map_err(unreadable)?;
+        let len = source.len().map_err(unreadable)?;
+        if binary && !self.has("BINARY") {
+            return Err(StoreError::message(
+                "IMAP error: the message contains NUL bytes and the server lacks BINARY to store it",
+            ));
+        }
+        let head = self.append_head(mailbox, message)?;
+        self.settle_read_ahead()?;
+        let depth = self.depth_limit();
+        while self
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.in_flight() >= depth)
+        {
+            self.pump_connection()?;
+        }
+        let Some(connection) = self.connection.as_mut() else {
+            return Err(StoreError::store("IMAP error: no connection"));
+        };
+        let mut reader = source.reader();
+        let result =
+            self.runtime
+                .block_on(connection.submit_streamed(&head, binary, len, &mut *reader));
+        self.after_io(result)
+    }
+
+    /// APPENDs a message and waits for the outcome.
+    fn append_now(
+        &mut self,
+        mailbox: &str,
+        message: &NewMessage<'_>,
+        sync_literal: bool,
+    ) -> StoreResult<Outcome> {
+        match message.data {
+            MessageData::Bytes(_) => {
+                let command = self.append_command(mailbox, message, sync_literal)?;
+                self.run_one(command)
+            }
+            MessageData::Stream(source) => {
+                self.ensure_connected()?;
+                let tag = self.append_streamed(mailbox, message, source)?;
+                let Some(connection) = self.connection.as_mut() else {
+                    return Err(StoreError::store("IMAP error: no connection"));
+                };
+                let waited = self.runtime.block_on(connection.wait_for(&tag));
+                self.after_io(waited)
+            }
+        }
+    }
+
+    /// Runs chunk FETCHes of one message (`offsets`, [`STREAM_CHUNK`] bytes each, the first
+    /// also asking flags and date) and returns the replies for `uid`.
+    fn run_chunk_fetches(&mut self, uid: u32, offsets: &[u64]) -> StoreResult<Vec<BodyReply>> {
         let mut commands = Vec::new();
-        for uid in uids {
-            commands.push(fetch_command(&uid.to_string(), body_items())?);
+        for offset in offsets {
+            commands.push(chunk_command(uid, *offset, STREAM_CHUNK)?);
         }
         self.take_data();
         let outcomes = self.run(commands)?;
-        for (outcome, uid) in outcomes.iter().zip(uids) {
+        for (outcome, offset) in outcomes.iter().zip(offsets) {
             if !outcome.is_ok() {
                 return Err(self.command_error(
-                    &format!("UID FETCH {uid} (FLAGS INTERNALDATE BODY.PEEK[])"),
+                    &format!("UID FETCH {uid} (UID FLAGS INTERNALDATE BODY.PEEK[]<{offset}.{STREAM_CHUNK}>)"),
                     outcome,
                     FailureScope::Mailbox,
                 ));
             }
         }
-        let mut result: BTreeMap<u32, Option<FetchedMessage>> =
-            uids.iter().map(|u| (*u, None)).collect();
+        let mut replies = Vec::new();
         for data in self.take_data() {
-            if let Ok(Some((uid, message))) = take_body(data) {
-                let Some(slot) = result.get_mut(&uid) else {
+            if let Ok(Some(reply)) = take_body(data) {
+                if reply.uid != uid {
                     // Taking it for the asked one would copy the wrong message; ignoring it
                     // would make the asked one look vanished.
-                    let asked = uid_sets(uids).join(",");
                     return Err(StoreError::mailbox(format!(
-                        "IMAP error: the server sent the message with UID {uid} in reply to UID FETCH {asked} (store {}, mailbox {})",
+                        "IMAP error: the server sent the message with UID {} in reply to UID FETCH {uid} (store {}, mailbox {})",
+                        reply.uid,
                         self.name,
                         self.wanted.as_deref().unwrap_or("?")
                     )));
-                };
-                *slot = Some(message);
+                }
+                replies.push(reply);
             }
         }
-        Ok(result)
+        Ok(replies)
+    }
+
+    /// Fetches a message that was not read ahead: its first chunk with flags and date in one
+    /// command, so a small message costs one round trip; a message larger than a chunk is
+    /// fetched on in pipelined chunks into a spool file. `None` if the message is gone.
+    fn fetch_alone(&mut self, uid: u32) -> StoreResult<Option<FetchedMessage>> {
+        let Some(first) = self.run_chunk_fetches(uid, &[0])?.pop() else {
+            return Ok(None);
+        };
+        let (flags, date) = (first.flags.unwrap_or_default(), first.date);
+        let Some(data) = first.data else {
+            return Ok(None);
+        };
+        let message = |body| FetchedMessage { body, flags, date };
+        if first.origin.is_none() || (data.len() as u64) < STREAM_CHUNK {
+            return Ok(Some(message(MessageBody::Memory(data))));
+        }
+        let mut spool = self.new_spool()?;
+        self.spool_write(&mut spool, uid, 0, &data)?;
+        drop(data);
+        let mut offset = STREAM_CHUNK;
+        loop {
+            let offsets: Vec<u64> = (0..CHUNKS_PER_ROUND)
+                .map(|n| offset + n * STREAM_CHUNK)
+                .collect();
+            let replies = self.run_chunk_fetches(uid, &offsets)?;
+            let mut end = None;
+            for chunk_offset in &offsets {
+                let reply = replies
+                    .iter()
+                    .find(|r| r.origin.map(u64::from) == Some(*chunk_offset));
+                let got = match reply.and_then(|r| r.data.as_ref()) {
+                    Some(data) => {
+                        self.spool_write(&mut spool, uid, *chunk_offset, data)?;
+                        data.len() as u64
+                    }
+                    None => 0,
+                };
+                if got < STREAM_CHUNK {
+                    end = Some(chunk_offset + got);
+                    break;
+                }
+            }
+            if let Some(end) = end {
+                return Ok(Some(message(spool.into_body(end))));
+            }
+            offset += CHUNKS_PER_ROUND * STREAM_CHUNK;
+        }
+    }
+
+    /// A spool file in the spool directory (or, if that fails, e.g. because the mailbox
+    /// whose `tmp/` it was is gone, in the temporary directory).
+    fn new_spool(&self) -> StoreResult<Spool> {
+        Spool::create(&self.spool_dir)
+            .or_else(|_| Spool::create(&std::env::temp_dir()))
+            .map_err(|error| {
+                StoreError::mailbox(format!(
+                    "Error: cannot create a spool file in {}: {error}",
+                    self.spool_dir.display()
+                ))
+            })
+    }
+
+    fn spool_write(
+        &self,
+        spool: &mut Spool,
+        uid: u32,
+        offset: u64,
+        data: &[u8],
+    ) -> StoreResult<()> {
+        spool.write_at(offset, data).map_err(|error| {
+            StoreError::mailbox(format!(
+                "Error: cannot write message {uid} to its spool file in {}: {error}",
+                self.spool_dir.display()
+            ))
+        })
     }
 
     /// The most commands in flight at once (PipelineDepth; unlimited by default).
@@ -849,9 +1105,47 @@ impl ImapStore {
             }
             let used = self.prefetched_bytes + self.body_fetch_bytes;
             let idle = self.prefetched_bytes == 0 && self.body_fetches.is_empty();
+            // A big message at the front goes in chunks into a spool file, one FETCH per
+            // chunk, each counted against the limit only while it is on its way.
+            if let Some(&(uid, size)) = self.read_ahead.front()
+                && size > STREAM_CHUNK
+            {
+                let starting = !self.spools.contains_key(&uid);
+                if starting && self.spools.len() + self.spooled_ready >= MAX_SPOOLED_AHEAD && !force
+                {
+                    break;
+                }
+                let chunked = self.spools.entry(uid).or_default();
+                // One byte more than announced: a short last chunk proves the end.
+                let end = size + 1;
+                let offset = chunked.next_offset;
+                let len = (end - offset).min(STREAM_CHUNK);
+                if !(used + len <= limit || idle || force) {
+                    break;
+                }
+                let tag = connection.submit(chunk_command(uid, offset, len)?)?;
+                chunked.next_offset += len;
+                chunked.outstanding += 1;
+                if chunked.next_offset >= end {
+                    self.read_ahead.pop_front();
+                }
+                self.body_fetch_bytes += len;
+                self.body_fetches.push_back(BodyFetch {
+                    tag,
+                    uids: vec![(uid, len)],
+                    chunk: Some(offset),
+                    arrived: Vec::new(),
+                });
+                force = false;
+                sent = true;
+                continue;
+            }
             let mut uids = Vec::new();
             let mut bytes = 0u64;
             while let Some(&(uid, size)) = self.read_ahead.front() {
+                if size > STREAM_CHUNK {
+                    break;
+                }
                 let fits = used + bytes + size <= limit;
                 let first = uids.is_empty();
                 if first && !(fits || idle || force) {
@@ -877,7 +1171,12 @@ impl ImapStore {
             let command = fetch_command(&set, body_items())?;
             let tag = connection.submit(command)?;
             self.body_fetch_bytes += bytes;
-            self.body_fetches.push_back(BodyFetch { tag, uids });
+            self.body_fetches.push_back(BodyFetch {
+                tag,
+                uids,
+                chunk: None,
+                arrived: Vec::new(),
+            });
             sent = true;
         }
         if sent {
@@ -899,21 +1198,34 @@ impl ImapStore {
         let arrived = std::mem::take(&mut connection.data);
         let mut kept = Vec::new();
         let mut unasked = None;
+        let mut chunks = Vec::new();
         for data in arrived {
             match take_body(data) {
                 Err(other) => kept.push(other),
                 Ok(None) => {}
-                Ok(Some((uid, message))) => {
-                    let wanted = self
+                Ok(Some(reply)) if self.spools.contains_key(&reply.uid) => chunks.push(reply),
+                Ok(Some(reply)) if reply.origin.is_some() => {
+                    unasked.get_or_insert(reply.uid);
+                }
+                Ok(Some(reply)) => {
+                    let uid = reply.uid;
+                    let Some(message) = reply.into_message() else {
+                        continue;
+                    };
+                    let asking = self
                         .body_fetches
-                        .iter()
-                        .any(|f| f.uids.iter().any(|(u, _)| *u == uid));
+                        .iter_mut()
+                        .find(|f| f.uids.iter().any(|(u, _)| *u == uid));
+                    let wanted = asking.is_some();
+                    if let Some(fetch) = asking {
+                        fetch.arrived.push(uid);
+                    }
                     if !wanted {
                         // Taking it for an asked one would copy the wrong message; ignoring it
                         // would make the asked one look vanished.
                         unasked.get_or_insert(uid);
                     } else if !self.prefetched.contains_key(&uid) {
-                        self.prefetched_bytes += message.data.len() as u64;
+                        self.prefetched_bytes += message.body.memory_bytes();
                         self.prefetched.insert(uid, Some(message));
                     }
                 }
@@ -921,6 +1233,9 @@ impl ImapStore {
         }
         kept.append(&mut connection.data);
         connection.data = kept;
+        for reply in chunks {
+            self.absorb_chunk(reply)?;
+        }
         if let Some(uid) = unasked {
             let asked: Vec<u32> = self
                 .body_fetches
@@ -948,8 +1263,25 @@ impl ImapStore {
             };
             let bytes: u64 = fetch.uids.iter().map(|(_, size)| size).sum();
             self.body_fetch_bytes = self.body_fetch_bytes.saturating_sub(bytes);
-            for (uid, _) in &fetch.uids {
-                self.prefetched.entry(*uid).or_insert(None);
+            if fetch.chunk.is_some() {
+                for (uid, _) in &fetch.uids {
+                    if let Some(chunked) = self.spools.get_mut(uid) {
+                        chunked.outstanding = chunked.outstanding.saturating_sub(1);
+                    }
+                    if outcome.is_ok() {
+                        self.finish_chunked(*uid);
+                    } else {
+                        self.spools.remove(uid);
+                    }
+                }
+            } else {
+                // A message that did not come is gone; one that came may have been taken
+                // already and must not come back as gone.
+                for (uid, _) in &fetch.uids {
+                    if !fetch.arrived.contains(uid) {
+                        self.prefetched.entry(*uid).or_insert(None);
+                    }
+                }
             }
             if !outcome.is_ok() {
                 let list: Vec<u32> = fetch.uids.iter().map(|(u, _)| *u).collect();
@@ -966,6 +1298,95 @@ impl ImapStore {
         Ok(())
     }
 
+    /// Writes a chunk of a big message into its spool file (made at the first data). A reply
+    /// without origin is the whole message (a server that ignores the partial request).
+    fn absorb_chunk(&mut self, reply: BodyReply) -> StoreResult<()> {
+        let uid = reply.uid;
+        let requested = reply.origin.and_then(|origin| {
+            self.body_fetches
+                .iter()
+                .filter(|f| f.chunk == Some(u64::from(origin)))
+                .find_map(|f| f.uids.iter().find(|(u, _)| *u == uid).map(|(_, len)| *len))
+        });
+        let needs_spool = self
+            .spools
+            .get(&uid)
+            .is_some_and(|c| c.spool.is_none() && reply.data.is_some());
+        let fresh = if needs_spool {
+            Some(self.new_spool()?)
+        } else {
+            None
+        };
+        let Some(chunked) = self.spools.get_mut(&uid) else {
+            return Ok(());
+        };
+        if let Some(flags) = reply.flags {
+            chunked.flags = flags;
+        }
+        if reply.date.is_some() {
+            chunked.date = reply.date;
+        }
+        let Some(data) = reply.data else {
+            return Ok(());
+        };
+        if let Some(fresh) = fresh {
+            chunked.spool = Some(fresh);
+        }
+        let Some(spool) = chunked.spool.as_mut() else {
+            return Ok(());
+        };
+        let (offset, end) = match reply.origin {
+            None => (0, Some(data.len() as u64)),
+            Some(origin) => {
+                let origin = u64::from(origin);
+                let short = (data.len() as u64) < requested.unwrap_or(STREAM_CHUNK);
+                (origin, short.then_some(origin + data.len() as u64))
+            }
+        };
+        let written = spool.write_at(offset, &data);
+        if let Some(end) = end {
+            chunked.end = Some(chunked.end.map_or(end, |known| known.min(end)));
+        }
+        written.map_err(|error| {
+            StoreError::mailbox(format!(
+                "Error: cannot write message {uid} to its spool file in {}: {error}",
+                self.spool_dir.display()
+            ))
+        })
+    }
+
+    /// Once every chunk of a big message asked for so far has come back: the spooled message
+    /// goes into the buffer (or `None` if the server sent nothing: it is gone), or, if every
+    /// chunk came back full (the message is longer than announced), more chunks are asked.
+    fn finish_chunked(&mut self, uid: u32) {
+        let Some(chunked) = self.spools.get(&uid) else {
+            return;
+        };
+        if chunked.outstanding > 0 || self.read_ahead.iter().any(|(u, _)| *u == uid) {
+            return;
+        }
+        if chunked.spool.is_some() && chunked.end.is_none() {
+            let size = chunked.next_offset + STREAM_CHUNK - 1;
+            self.read_ahead.push_front((uid, size));
+            return;
+        }
+        let Some(chunked) = self.spools.remove(&uid) else {
+            return;
+        };
+        let message = match (chunked.spool, chunked.end) {
+            (Some(spool), Some(end)) => {
+                self.spooled_ready += 1;
+                Some(FetchedMessage {
+                    body: spool.into_body(end),
+                    flags: chunked.flags,
+                    date: chunked.date,
+                })
+            }
+            _ => None,
+        };
+        self.prefetched.insert(uid, message);
+    }
+
     /// Waits for every read-ahead FETCH in flight and buffers what it returns.
     fn settle_read_ahead(&mut self) -> StoreResult<()> {
         loop {
@@ -980,7 +1401,12 @@ impl ImapStore {
     /// Takes a buffered message out of the read-ahead buffer.
     fn take_prefetched(&mut self, uid: u32) -> Option<Option<FetchedMessage>> {
         let message = self.prefetched.remove(&uid)?;
-        self.prefetched_bytes -= message.as_ref().map_or(0, |m| m.data.len() as u64);
+        if let Some(message) = &message {
+            self.prefetched_bytes -= message.body.memory_bytes();
+            if let MessageBody::File(_) = message.body {
+                self.spooled_ready = self.spooled_ready.saturating_sub(1);
+            }
+        }
         Some(message)
     }
 
@@ -1033,6 +1459,8 @@ impl ImapStore {
         self.prefetched_bytes = 0;
         self.read_ahead.clear();
         self.not_sized.clear();
+        self.spools.clear();
+        self.spooled_ready = 0;
     }
 
     fn highest_uid(&mut self) -> StoreResult<Option<u32>> {
@@ -1655,9 +2083,55 @@ fn body_items() -> Vec<MessageDataItemName<'static>> {
     ]
 }
 
-/// Takes the message out of a FETCH reply carrying `BODY[]` (moving the literal, not copying
-/// it); other data comes back as `Err`. `Ok(None)` for a reply without UID or with a NIL body.
-fn take_body(data: Data<'static>) -> Result<Option<(u32, FetchedMessage)>, Data<'static>> {
+/// What a FETCH reply carrying `BODY[]` (whole or a chunk) holds.
+struct BodyReply {
+    uid: u32,
+    /// The offset of a chunk (`BODY[]<origin>`); `None` for the whole message.
+    origin: Option<u32>,
+    /// `None` for NIL.
+    data: Option<Vec<u8>>,
+    flags: Option<Flags>,
+    date: Option<SystemTime>,
+}
+
+impl BodyReply {
+    /// The whole message, unless the body was NIL.
+    fn into_message(self) -> Option<FetchedMessage> {
+        Some(FetchedMessage {
+            body: MessageBody::Memory(self.data?),
+            flags: self.flags.unwrap_or_default(),
+            date: self.date,
+        })
+    }
+}
+
+/// A chunk FETCH: `UID FETCH <uid> (UID FLAGS INTERNALDATE BODY.PEEK[]<offset.len>)`.
+fn chunk_command(uid: u32, offset: u64, len: u64) -> StoreResult<CommandBody<'static>> {
+    let bad = || StoreError::mailbox(format!("IMAP error: message {uid} is too large to fetch"));
+    let origin = u32::try_from(offset).map_err(|_| bad())?;
+    let len = u32::try_from(len)
+        .ok()
+        .and_then(NonZeroU32::new)
+        .ok_or_else(bad)?;
+    fetch_command(
+        &uid.to_string(),
+        vec![
+            MessageDataItemName::Uid,
+            MessageDataItemName::Flags,
+            MessageDataItemName::InternalDate,
+            MessageDataItemName::BodyExt {
+                section: None,
+                partial: Some((origin, len)),
+                peek: true,
+            },
+        ],
+    )
+}
+
+/// Takes the body out of a FETCH reply carrying `BODY[]` or a chunk of it (moving the
+/// literal, not copying it); other data comes back as `Err`. `Ok(None)` for a reply without
+/// UID.
+fn take_body(data: Data<'static>) -> Result<Option<BodyReply>, Data<'static>> {
     use imap_next::imap_types::core::Vec1;
     use imap_next::imap_types::fetch::MessageDataItem;
     let has_body = matches!(&data, Data::Fetch { items, .. }
@@ -1670,13 +2144,17 @@ fn take_body(data: Data<'static>) -> Result<Option<(u32, FetchedMessage)>, Data<
     };
     let mut rest = Vec::new();
     let mut body = None;
+    let mut origin = None;
     for item in items.into_inner() {
         match item {
             MessageDataItem::BodyExt {
                 section: None,
                 data,
-                ..
-            } => body = data.0.map(|s| s.into_inner().into_owned()),
+                origin: at,
+            } => {
+                body = data.0.map(|s| s.into_inner().into_owned());
+                origin = at;
+            }
             other => rest.push(other),
         }
     }
@@ -1686,15 +2164,12 @@ fn take_body(data: Data<'static>) -> Result<Option<(u32, FetchedMessage)>, Data<
     let Some(fetched) = messages::parse_fetch(&Data::Fetch { seq, items }) else {
         return Ok(None);
     };
-    Ok(body.map(|data| {
-        (
-            fetched.uid,
-            FetchedMessage {
-                data,
-                flags: fetched.flags.map(|f| f.0).unwrap_or_default(),
-                date: fetched.date,
-            },
-        )
+    Ok(Some(BodyReply {
+        uid: fetched.uid,
+        origin,
+        data: body,
+        flags: fetched.flags.map(|f| f.0),
+        date: fetched.date,
     }))
 }
 
@@ -2034,36 +2509,25 @@ impl Store for ImapStore {
             }
             commands.push(fetch_command(&part.set, items)?);
         }
-        self.take_data();
-        let outcomes = self.run(commands)?;
-        for (outcome, part) in outcomes.iter().zip(&parts) {
-            if !outcome.is_ok() {
-                return Err(self.command_error(
-                    &format!("UID FETCH {} (…)", part.set),
-                    outcome,
-                    FailureScope::Mailbox,
-                ));
-            }
-        }
         let in_request = |uid: u32| {
             request.range.is_some_and(|(lo, hi)| uid >= lo && uid <= hi)
                 || request.exceptions.contains(&uid)
         };
         let mut by_uid: BTreeMap<u32, MessageInfo> = BTreeMap::new();
         let mut listing: BTreeMap<u32, Flags> = BTreeMap::new();
-        for data in self.take_data() {
+        let mut warnings = Vec::new();
+        // Each reply is taken in as it arrives: a big mailbox's listing is never held whole.
+        let mut take_in = |data: Data<'static>| {
             let Some(fetched) = messages::parse_fetch(&data) else {
-                continue;
+                return;
             };
             if let Some((flags, _)) = fetched.flags {
                 listing.insert(fetched.uid, flags);
             }
             if !in_request(fetched.uid) || fetched.flags.is_none() {
-                continue;
+                return;
             }
-            for warning in &fetched.warnings {
-                self.reporter.warning(warning);
-            }
+            warnings.extend(fetched.warnings.iter().cloned());
             let uid = fetched.uid;
             let info = by_uid.entry(uid).or_insert_with(|| MessageInfo {
                 uid,
@@ -2081,14 +2545,27 @@ impl Store for ImapStore {
                 if request.tuids_from.is_some_and(|t| uid >= t) {
                     match messages::header_tuid(header) {
                         Ok(tuid) => info.tuid = tuid,
-                        Err(()) => self.reporter.warning(&format!(
-                            "IMAP warning: malformed X-TUID header (UID {uid})"
-                        )),
+                        Err(()) => warnings
+                            .push(format!("IMAP warning: malformed X-TUID header (UID {uid})")),
                     }
                 }
                 if request.message_ids_upto.is_some_and(|m| uid <= m) {
                     info.message_id = messages::header_value(header, "Message-ID");
                 }
+            }
+        };
+        self.take_data();
+        let outcomes = self.run_draining(commands, &mut take_in)?;
+        for warning in &warnings {
+            self.reporter.warning(warning);
+        }
+        for (outcome, part) in outcomes.iter().zip(&parts) {
+            if !outcome.is_ok() {
+                return Err(self.command_error(
+                    &format!("UID FETCH {} (…)", part.set),
+                    outcome,
+                    FailureScope::Mailbox,
+                ));
             }
         }
         self.loaded = by_uid.keys().copied().collect();
@@ -2111,7 +2588,8 @@ impl Store for ImapStore {
         if let Some(message) = self.fetch_read_ahead(uid)? {
             return Ok(message);
         }
-        Ok(self.fetch_bodies(&[uid])?.remove(&uid).flatten())
+        self.spools.remove(&uid);
+        self.fetch_alone(uid)
     }
 
     /// Announces the messages to read ahead; their sizes are learned a chunk at a time and
@@ -2136,6 +2614,17 @@ impl Store for ImapStore {
     fn store_queued(&mut self, message: NewMessage<'_>) -> StoreResult<StoreTicket> {
         self.flush_flags()?;
         let server = self.selected()?.server.clone();
+        if let MessageData::Stream(source) = message.data {
+            let tag = self.append_streamed(&server, &message, source)?;
+            let ticket = self.next_ticket;
+            self.next_ticket += 1;
+            self.queued_appends.push(QueuedAppend {
+                ticket,
+                tag,
+                shown: format!("APPEND \"{server}\" {{{}}}", message.data.len()),
+            });
+            return Ok(StoreTicket::Queued(ticket));
+        }
         let command = self.append_command(&server, &message, false)?;
         self.settle_read_ahead()?;
         let depth = self.depth_limit();
@@ -2199,8 +2688,7 @@ impl Store for ImapStore {
         self.flush_flags()?;
         self.ensure_selected()?;
         let server = self.selected()?.server.clone();
-        let command = self.append_command(&server, &message, false)?;
-        let outcome = self.run_one(command)?;
+        let outcome = self.append_now(&server, &message, false)?;
         if !outcome.is_ok() {
             let error = self.command_error(
                 &format!("APPEND \"{server}\" {{{}}}", message.data.len()),
@@ -2229,9 +2717,23 @@ impl Store for ImapStore {
         self.flush_flags()?;
         let trash = self.trash_server_name()?;
         let sync = !self.trash_known;
-        let command = self.append_command(&trash, &message, sync)?;
-        let outcome =
-            self.run_to_trash(&|| Some(command.clone()), &format!("APPEND \"{trash}\""))?;
+        let outcome = match message.data {
+            MessageData::Bytes(_) => {
+                let command = self.append_command(&trash, &message, sync)?;
+                self.run_to_trash(&|| Some(command.clone()), &format!("APPEND \"{trash}\""))?
+            }
+            MessageData::Stream(_) => {
+                let mut outcome = self.append_now(&trash, &message, true)?;
+                if outcome.kind == StatusKind::No && matches!(outcome.code, Some(Code::TryCreate)) {
+                    self.create_trash()?;
+                    outcome = self.append_now(&trash, &message, true)?;
+                }
+                if outcome.is_ok() {
+                    self.trash_known = true;
+                }
+                outcome
+            }
+        };
         if !outcome.is_ok() {
             return Err(self.command_error(
                 &format!("APPEND \"{trash}\" {{{}}}", message.data.len()),
@@ -2246,6 +2748,10 @@ impl Store for ImapStore {
     /// engine may journal them.
     fn flush(&mut self) -> StoreResult<()> {
         self.flush_flags()
+    }
+
+    fn set_spool_dir(&mut self, dir: &Path) {
+        self.spool_dir = dir.to_path_buf();
     }
 
     fn set_flags(&mut self, uid: u32, add: Flags, remove: Flags) -> StoreResult<bool> {

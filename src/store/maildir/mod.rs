@@ -22,7 +22,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{self, DirBuilder, FileTimes, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::rc::Rc;
 
@@ -32,9 +32,10 @@ use self::names::GeneratedBase;
 use self::scan::ScanContext;
 use self::uidvalidity::UidFile;
 use crate::config::MaildirStoreConfig;
+use crate::store::body::{BodyFile, STREAM_CHUNK};
 use crate::store::{
-    FetchedMessage, Flags, ListAreas, LoadRequest, Loaded, MessageInfo, NewMessage, OpenOutcome,
-    Reporter, Store, StoreError, StoreResult,
+    FetchedMessage, Flags, ListAreas, LoadRequest, Loaded, MessageBody, MessageInfo, NewMessage,
+    OpenOutcome, Reporter, Store, StoreError, StoreResult,
 };
 
 /// Temporary files at least this old are removed when a mailbox is opened.
@@ -538,8 +539,8 @@ impl Store for MaildirStore {
     fn fetch(&mut self, uid: u32) -> StoreResult<Option<FetchedMessage>> {
         self.with_message_file(uid, |store, dir, file| {
             let path = format!("{dir}/{}/{}", file.sub.dir_name(), file.name);
-            let data = match fs::read(&path) {
-                Ok(data) => data,
+            let body = match read_body(&path) {
+                Ok(body) => body,
                 Err(error) if error.kind() == ErrorKind::NotFound => {
                     return Ok(Attempt::Vanished);
                 }
@@ -547,11 +548,19 @@ impl Store for MaildirStore {
             };
             let date = fs::metadata(&path).and_then(|m| m.modified()).ok();
             Ok(Attempt::Done(FetchedMessage {
-                data,
+                body,
                 flags: names::parse_flags(&file.name, store.delimiter),
                 date,
             }))
         })
+    }
+
+    /// The open mailbox's `tmp/`: a big message fetched for it is spooled there, on the
+    /// filesystem its copy goes to.
+    fn spool_dir(&self) -> Option<std::path::PathBuf> {
+        self.current
+            .as_ref()
+            .map(|open| std::path::PathBuf::from(format!("{}/tmp", open.dir)))
     }
 
     fn store(&mut self, message: NewMessage<'_>) -> StoreResult<Option<u32>> {
@@ -783,8 +792,9 @@ fn write_message(dir: &str, name: &str, sub: Sub, message: &NewMessage<'_>) -> S
         .mode(0o600)
         .open(&tmp_path)
         .map_err(|e| write_error(&e))?;
-    let written = file
-        .write_all(message.data)
+    let written = message
+        .data
+        .write_to(&mut file)
         .and_then(|_| match message.date {
             Some(date) => file.set_times(FileTimes::new().set_accessed(date).set_modified(date)),
             None => Ok(()),
@@ -801,6 +811,23 @@ fn write_message(dir: &str, name: &str, sub: Sub, message: &NewMessage<'_>) -> S
         return Err(rename_error(&tmp_path, &final_path, &error));
     }
     Ok(final_path)
+}
+
+/// A message file's bytes: read into memory if small, otherwise left in the (open) file and
+/// read a chunk at a time when copied.
+fn read_body(path: &str) -> std::io::Result<MessageBody> {
+    let mut file = fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len <= STREAM_CHUNK {
+        let mut data = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut data)?;
+        return Ok(MessageBody::Memory(data));
+    }
+    Ok(MessageBody::File(BodyFile::existing(
+        file,
+        len,
+        path.into(),
+    )))
 }
 
 /// Creates a maildir (the directory with parents, `cur/`, `new/`, `tmp/`, mode 0700).

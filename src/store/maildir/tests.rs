@@ -10,7 +10,8 @@ use super::environment::Environment;
 use super::{MaildirOptions, MaildirStore};
 use crate::config::{CommonStoreConfig, MaildirStoreConfig, SubFolders};
 use crate::store::{
-    FailureScope, Flags, ListAreas, LoadRequest, NewMessage, OpenOutcome, Reporter, Store,
+    FailureScope, Flags, ListAreas, LoadRequest, MessageData, NewMessage, OpenOutcome, Reporter,
+    Store,
 };
 
 /// Collects what the store reports.
@@ -215,7 +216,7 @@ fn flags(letters: &str) -> Flags {
 
 fn message<'a>(data: &'a [u8], letters: &str) -> NewMessage<'a> {
     NewMessage {
-        data,
+        data: MessageData::Bytes(data),
         flags: flags(letters),
         date: None,
     }
@@ -602,7 +603,10 @@ fn foreign_files_get_uids_in_delivery_order() {
     assert_eq!(loaded.messages[1].flags, Flags::SEEN);
     assert!(loaded.messages[0].recent && !loaded.messages[1].recent);
     // The renamed files are found by UID afterwards.
-    assert_eq!(store.fetch(5).unwrap().unwrap().data, b"weird\n");
+    assert_eq!(
+        store.fetch(5).unwrap().unwrap().body.to_vec().unwrap(),
+        b"weird\n"
+    );
 }
 
 #[test]
@@ -836,17 +840,17 @@ fn store_with_date_and_fetch() {
     let date = UNIX_EPOCH + Duration::from_secs(1_600_000_000);
     let uid = store
         .store(NewMessage {
-            data: b"dated\n",
+            data: MessageData::Bytes(b"dated\n"),
             flags: flags("S"),
             date: Some(date),
         })
         .unwrap()
         .unwrap();
     let fetched = store.fetch(uid).unwrap().unwrap();
-    assert_eq!(fetched.data, b"dated\n");
+    assert_eq!(fetched.body.to_vec().unwrap(), b"dated\n");
     assert_eq!(fetched.flags, Flags::SEEN);
     assert_eq!(fetched.date, Some(date));
-    assert_eq!(store.fetch(99).unwrap(), None);
+    assert!(store.fetch(99).unwrap().is_none());
 }
 
 #[test]
@@ -941,7 +945,7 @@ fn vanished_file_is_found_by_rescan() {
     // Another program deletes message 1: it is gone.
     std::fs::remove_file(fixture.path("INBOX/new/1795630145.20256_1.vm,U=1:2,")).unwrap();
     assert!(!store.set_flags(1, flags("S"), Flags::EMPTY).unwrap());
-    assert_eq!(store.fetch(1).unwrap(), None);
+    assert!(store.fetch(1).unwrap().is_none());
 }
 
 #[test]
