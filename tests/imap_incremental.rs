@@ -676,6 +676,7 @@ fn no_change_rounds(boxes: &[&str], channel: &str) -> (dovecot::RelayCounts, Str
         commands: after.commands - before.commands,
         rounds: after.rounds - before.rounds,
         continuations: after.continuations - before.continuations,
+        ..dovecot::RelayCounts::default()
     };
     (counts, quiet)
 }

@@ -1076,7 +1076,7 @@ fn concurrent_allocation_never_repeats_a_uid() {
             })
         })
         .collect();
-    let mut all: Vec<u32> = threads
+    let all: Vec<u32> = threads
         .into_iter()
         .flat_map(|t| t.join().unwrap())
         .collect();

@@ -160,11 +160,7 @@ impl UidFile {
             ))
         };
         let first = self.highest.checked_add(1).ok_or_else(exhausted)?;
-        let end = self
-            .highest
-            .checked_add(self.next_block)
-            .unwrap_or(u32::MAX)
-            .max(first);
+        let end = self.highest.saturating_add(self.next_block).max(first);
         self.highest = end;
         self.write(Durability::WrittenThrough)?;
         self.reserved = (first < end).then(|| (first + 1, end));
