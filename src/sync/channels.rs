@@ -190,6 +190,7 @@ fn open_store(
     store: &StoreConfig,
     options: &RunOptions,
     list_ahead: bool,
+    status_ahead: Vec<String>,
 ) -> Result<OpenedStore, StoreError> {
     match store {
         StoreConfig::Maildir(maildir) => {
@@ -216,6 +217,7 @@ fn open_store(
                 withhold_uids: options.hooks.withhold_uids,
                 trace: options.debug.net || options.debug.net_all,
                 list_ahead,
+                status_ahead,
                 ..ImapOptions::default()
             };
             let reporter = Rc::new(ConsoleReporter {
@@ -579,7 +581,20 @@ fn run_channel(
         // A channel with Patterns lists both stores first: an IMAP store asks for the
         // listing in its log-in round.
         let list_ahead = selected.boxes.is_none() && !channel.patterns.is_empty();
-        match open_store(config, store, options, list_ahead) {
+        // The mailboxes an earlier run kept a listing snapshot of: their STATUS goes with
+        // the log-in too.
+        let status_ahead = if matches!(store, StoreConfig::Imap(_)) && store_configs.len() == 2 {
+            crate::sync::status_ahead::boxes_with_snapshots(
+                config,
+                channel,
+                selected,
+                [store_configs[0], store_configs[1]],
+                side,
+            )
+        } else {
+            Vec::new()
+        };
+        match open_store(config, store, options, list_ahead, status_ahead) {
             Ok(opened) => stores.push(opened),
             Err(err) => {
                 output::error(&err.message);
