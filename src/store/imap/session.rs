@@ -6,14 +6,16 @@
 //! **One round for the log-in.** What follows the log-in does not wait for its answer: an
 //! ENABLE of QRESYNC and UTF8=ACCEPT (when the server offers ENABLE before log-in), the
 //! NAMESPACE the name mapping needs and, when the caller will list the store with the
-//! pattern `*`, that LIST are written right behind LOGIN (RFC 3501 §5.5 allows pipelining;
+//! pattern `*`, that LIST and the STATUS of the mailboxes the caller names (`status_ahead`,
+//! after the others) are written right behind LOGIN (RFC 3501 §5.5 allows pipelining;
 //! behind AUTHENTICATE they go once it ends; PipelineDepth bounds them). Their answers are
 //! read only after the log-in's: a refused log-in is reported as such, and the commands
 //! behind it, refused by the server as not authenticated, are ignored. Whatever the server
 //! does not know (`BAD` to ENABLE or NAMESPACE) leaves the session as if it had not been
 //! asked; the capabilities after log-in still decide what is used (a NAMESPACE answer
 //! counts only if NAMESPACE is advertised, ENABLE only for what `* ENABLED` names). A
-//! refused LIST is kept to fail the listing it stands for. The capabilities after log-in
+//! refused LIST is kept to fail the listing it stands for; a refused STATUS leaves its
+//! mailbox without a status. The capabilities after log-in
 //! come with its answer on most servers; a CAPABILITY round follows otherwise.
 
 use super::auth::{self, Choice, Sasl};
