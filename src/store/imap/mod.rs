@@ -2613,6 +2613,7 @@ impl Store for ImapStore {
 
     fn store_queued(&mut self, message: NewMessage<'_>) -> StoreResult<StoreTicket> {
         self.flush_flags()?;
+        self.ensure_selected()?;
         let server = self.selected()?.server.clone();
         if let MessageData::Stream(source) = message.data {
             let tag = self.append_streamed(&server, &message, source)?;
