@@ -718,20 +718,22 @@ impl ImapStore {
     /// Creates the Trash mailbox (after a `[TRYCREATE]`).
     fn create_trash(&mut self) -> StoreResult<()> {
         let trash = self.trash_server_name()?;
-        let Ok(create) = CommandBody::create(trash.clone()) else {
+        self.create_mailbox(&trash, FailureScope::Message)?;
+        self.trash_known = true;
+        Ok(())
+    }
+
+    /// CREATEs a mailbox by its server name; a refusal fails what `scope` says.
+    fn create_mailbox(&mut self, server: &str, scope: FailureScope) -> StoreResult<()> {
+        let Ok(create) = CommandBody::create(server.to_string()) else {
             return Err(StoreError::mailbox(format!(
-                "IMAP error: bad mailbox name {trash}"
+                "IMAP error: bad mailbox name {server}"
             )));
         };
-        let created = self.run_one(create)?;
-        if !created.is_ok() {
-            return Err(self.command_error(
-                &format!("CREATE \"{trash}\""),
-                &created,
-                FailureScope::Message,
-            ));
+        let outcome = self.run_one(create)?;
+        if !outcome.is_ok() {
+            return Err(self.command_error(&format!("CREATE \"{server}\""), &outcome, scope));
         }
-        self.trash_known = true;
         Ok(())
     }
 
@@ -2361,19 +2363,7 @@ impl Store for ImapStore {
         };
         self.ensure_delimiter(&name)?;
         let server = self.server_mailbox(&name, false)?;
-        let Ok(create) = CommandBody::create(server.clone()) else {
-            return Err(StoreError::mailbox(format!(
-                "IMAP error: bad mailbox name {server}"
-            )));
-        };
-        let outcome = self.run_one(create)?;
-        if !outcome.is_ok() {
-            return Err(self.command_error(
-                &format!("CREATE \"{server}\""),
-                &outcome,
-                FailureScope::Mailbox,
-            ));
-        }
+        self.create_mailbox(&server, FailureScope::Mailbox)?;
         match self.open_box(&name)? {
             OpenOutcome::Opened { uid_validity } => Ok(uid_validity),
             OpenOutcome::Missing => Err(StoreError::mailbox(format!(
