@@ -846,15 +846,7 @@ impl ImapStore {
             ));
         }
         let head = self.append_head(mailbox, message)?;
-        self.settle_read_ahead()?;
-        let depth = self.depth_limit();
-        while self
-            .connection
-            .as_ref()
-            .is_some_and(|c| c.in_flight() >= depth)
-        {
-            self.pump_connection()?;
-        }
+        self.wait_for_pipeline_room()?;
         let Some(connection) = self.connection.as_mut() else {
             return Err(StoreError::store("IMAP error: no connection"));
         };
@@ -1008,6 +1000,21 @@ impl ImapStore {
             .pipeline_depth
             .map(|d| d.max(1) as usize)
             .unwrap_or(usize::MAX)
+    }
+
+    /// Finishes the read-ahead FETCHes in flight and waits until fewer than PipelineDepth
+    /// commands are, so the next command can be submitted.
+    fn wait_for_pipeline_room(&mut self) -> StoreResult<()> {
+        self.settle_read_ahead()?;
+        let depth = self.depth_limit();
+        while self
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.in_flight() >= depth)
+        {
+            self.pump_connection()?;
+        }
+        Ok(())
     }
 
     /// Processes one event of the connection (a write, a read, a response).
@@ -2617,15 +2624,7 @@ impl Store for ImapStore {
             return Ok(StoreTicket::Queued(ticket));
         }
         let command = self.append_command(&server, &message, false)?;
-        self.settle_read_ahead()?;
-        let depth = self.depth_limit();
-        while self
-            .connection
-            .as_ref()
-            .is_some_and(|c| c.in_flight() >= depth)
-        {
-            self.pump_connection()?;
-        }
+        self.wait_for_pipeline_room()?;
         let Some(connection) = self.connection.as_mut() else {
             return Err(StoreError::store("IMAP error: no connection"));
         };
