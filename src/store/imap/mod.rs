@@ -1787,21 +1787,27 @@ impl ImapStore {
             imap_next::imap_types::core::Vec1::from(SearchKey::Uid(sequence_set)),
             true,
         );
-        self.take_data();
-        let outcome = self.run_one(command)?;
-        if !outcome.is_ok() {
-            return Err(self.command_error(
-                &format!("UID SEARCH UID {set}"),
-                &outcome,
-                FailureScope::Mailbox,
-            ));
-        }
-        for data in self.take_data() {
+        for data in self.run_for_data(command, &format!("UID SEARCH UID {set}"))? {
             if let Data::Search(uids, _) = data {
                 found.extend(uids.iter().map(|u| u.get()));
             }
         }
         Ok(found)
+    }
+
+    /// Runs one command and returns the untagged data it brought; a refusal (shown as
+    /// `shown`) fails the mailbox.
+    fn run_for_data(
+        &mut self,
+        command: CommandBody<'static>,
+        shown: &str,
+    ) -> StoreResult<Vec<Data<'static>>> {
+        self.take_data();
+        let outcome = self.run_one(command)?;
+        if !outcome.is_ok() {
+            return Err(self.command_error(shown, &outcome, FailureScope::Mailbox));
+        }
+        Ok(self.take_data())
     }
 
     /// `UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE <modseq>)` into `changes`.
@@ -1821,16 +1827,8 @@ impl ImapStore {
             uid: true,
             modifiers: vec![FetchModifier::ChangedSince(since)],
         };
-        self.take_data();
-        let outcome = self.run_one(command)?;
-        if !outcome.is_ok() {
-            return Err(self.command_error(
-                &format!("UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE {modseq})"),
-                &outcome,
-                FailureScope::Mailbox,
-            ));
-        }
-        for data in self.take_data() {
+        let shown = format!("UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE {modseq})");
+        for data in self.run_for_data(command, &shown)? {
             if let Some(fetched) = messages::parse_fetch(&data)
                 && let Some((flags, recent)) = fetched.flags
             {
