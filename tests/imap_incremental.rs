@@ -406,32 +406,13 @@ impl Setup {
 
     fn far_flags(&self, mailbox: &str, id: &str, how: &str, names: &str) {
         let header = format!("<{id}@test>");
-        self.server.doveadm(&[
-            "flags",
-            how,
-            "-u",
-            USER,
-            names,
-            "mailbox",
-            mailbox,
-            "header",
-            "Message-ID",
-            &header,
-        ]);
+        self.server
+            .flags_by_message_id(USER, mailbox, &header, how, names);
     }
 
     fn far_expunge(&self, mailbox: &str, id: &str) {
         let header = format!("<{id}@test>");
-        self.server.doveadm(&[
-            "expunge",
-            "-u",
-            USER,
-            "mailbox",
-            mailbox,
-            "header",
-            "Message-ID",
-            &header,
-        ]);
+        self.server.expunge_by_message_id(USER, mailbox, &header);
     }
 
     fn near_add(&self, mailbox: &str, id: &str, flags: &str) {

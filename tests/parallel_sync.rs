@@ -190,32 +190,13 @@ impl Setup {
 
     fn far_flags(&self, folder: &str, id: &str, how: &str, names: &str) {
         let header = format!("<{id}@test>");
-        self.server.doveadm(&[
-            "flags",
-            how,
-            "-u",
-            USER,
-            names,
-            "mailbox",
-            folder,
-            "header",
-            "Message-ID",
-            &header,
-        ]);
+        self.server
+            .flags_by_message_id(USER, folder, &header, how, names);
     }
 
     fn far_expunge(&self, folder: &str, id: &str) {
         let header = format!("<{id}@test>");
-        self.server.doveadm(&[
-            "expunge",
-            "-u",
-            USER,
-            "mailbox",
-            folder,
-            "header",
-            "Message-ID",
-            &header,
-        ]);
+        self.server.expunge_by_message_id(USER, folder, &header);
     }
 
     /// Both sides of every folder: folder → [far, near] (message id → flag letters).

@@ -420,6 +420,45 @@ impl Dovecot {
         }
     }
 
+    /// `doveadm flags <how> <names>` on the messages of `user`'s `mailbox` whose Message-ID
+    /// header is `message_id` (`how`: add, remove or replace).
+    pub fn flags_by_message_id(
+        &self,
+        user: &str,
+        mailbox: &str,
+        message_id: &str,
+        how: &str,
+        names: &str,
+    ) {
+        self.doveadm(&[
+            "flags",
+            how,
+            "-u",
+            user,
+            names,
+            "mailbox",
+            mailbox,
+            "header",
+            "Message-ID",
+            message_id,
+        ]);
+    }
+
+    /// `doveadm expunge` of the messages of `user`'s `mailbox` whose Message-ID header is
+    /// `message_id`.
+    pub fn expunge_by_message_id(&self, user: &str, mailbox: &str, message_id: &str) {
+        self.doveadm(&[
+            "expunge",
+            "-u",
+            user,
+            "mailbox",
+            mailbox,
+            "header",
+            "Message-ID",
+            message_id,
+        ]);
+    }
+
     /// Runs `doveadm -c <conf> <args>` and returns its standard output.
     pub fn doveadm(&self, args: &[&str]) -> String {
         run(Command::new("/usr/bin/doveadm")
