@@ -970,7 +970,7 @@ fn trace_shows_traffic_without_credentials() {
         let mut store = ImapStore::new(
             &store_config(None),
             &a,
-            options,
+            options.clone(),
             std::rc::Rc::new(collect.clone()),
         )
         .unwrap();

@@ -199,6 +199,7 @@ fn open_store(
     store: &StoreConfig,
     options: &RunOptions,
     list_ahead: bool,
+    status_ahead: Vec<String>,
 ) -> Result<OpenedStore, StoreError> {
     match store {
         StoreConfig::Maildir(maildir) => {
@@ -214,7 +215,7 @@ fn open_store(
                 .map(|store| OpenedStore::Maildir(Box::new(store)))
         }
         StoreConfig::Imap(imap) => {
-            let mut opened = new_imap_store(config, imap, options, list_ahead)?;
+            let mut opened = new_imap_store(config, imap, options, list_ahead, status_ahead)?;
             opened.connect()?;
             Ok(OpenedStore::Imap(Box::new(opened)))
         }
@@ -227,6 +228,7 @@ fn new_imap_store(
     imap: &ImapStoreConfig,
     options: &RunOptions,
     list_ahead: bool,
+    status_ahead: Vec<String>,
 ) -> Result<ImapStore, StoreError> {
     let Some(account) = imap.account_config(config) else {
         return Err(StoreError::store(format!(
@@ -239,6 +241,7 @@ fn new_imap_store(
         withhold_uids: options.hooks.withhold_uids,
         trace: options.debug.net || options.debug.net_all,
         list_ahead,
+        status_ahead,
         ..ImapOptions::default()
     };
     let reporter = Rc::new(ConsoleReporter {
@@ -613,7 +616,20 @@ fn run_channel(
         // A channel with Patterns lists both stores first: an IMAP store asks for the
         // listing in its log-in round.
         let list_ahead = selected.boxes.is_none() && !channel.patterns.is_empty();
-        match open_store(config, store, options, list_ahead) {
+        // The mailboxes an earlier run kept a listing snapshot of: their STATUS goes with
+        // the log-in too.
+        let status_ahead = if matches!(store, StoreConfig::Imap(_)) && store_configs.len() == 2 {
+            crate::sync::status_ahead::boxes_with_snapshots(
+                config,
+                channel,
+                selected,
+                [store_configs[0], store_configs[1]],
+                side,
+            )
+        } else {
+            Vec::new()
+        };
+        match open_store(config, store, options, list_ahead, status_ahead) {
             Ok(opened) => stores.push(opened),
             Err(err) => {
                 output::error(&err.message);
@@ -1330,9 +1346,9 @@ fn worker_store(
     seed: Option<ImapSeed>,
 ) -> Result<OpenedStore, StoreError> {
     let StoreConfig::Imap(imap) = store else {
-        return open_store(config, store, options, false);
+        return open_store(config, store, options, false, Vec::new());
     };
-    let mut opened = new_imap_store(config, imap, options, false)?;
+    let mut opened = new_imap_store(config, imap, options, false, Vec::new())?;
     if let Some(seed) = seed {
         opened.adopt_seed(seed);
     }

@@ -20,6 +20,7 @@ pub mod passes;
 pub mod plan;
 pub mod state;
 pub mod stats;
+pub mod status_ahead;
 
 use crate::config::{ChannelRef, Config, OpSettings};
 

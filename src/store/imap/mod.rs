@@ -59,7 +59,7 @@ use imap_next::imap_types::response::{Code, Data, StatusKind};
 use imap_next::imap_types::sequence::SequenceSet;
 use names::{ListedName, NameMap};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -67,7 +67,7 @@ use std::str::FromStr;
 use std::time::SystemTime;
 
 /// Run-wide settings the store needs besides its config sections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImapOptions {
     /// `BufferLimit`: the most message data the read-ahead (`Store::prefetch`) asks for at
     /// once, counting what is buffered and what its FETCHes in flight announce (a message
@@ -84,6 +84,12 @@ pub struct ImapOptions {
     /// The caller lists the store right after connecting: the listing is asked for in the
     /// log-in's round (used by `list` when its pattern is `*`).
     pub list_ahead: bool,
+    /// Mailboxes (canonical names) whose STATUS is asked in the log-in's round, for the
+    /// STATUS round (`prefetch_status`) or an `open_box` to use: the ones an earlier run
+    /// kept a snapshot of. The server names are guessed from the config alone (Path,
+    /// PathDelimiter; plain ASCII names only); a wrong guess only leaves that mailbox to be
+    /// asked later.
+    pub status_ahead: Vec<String>,
 }
 
 impl Default for ImapOptions {
@@ -94,6 +100,7 @@ impl Default for ImapOptions {
             trace: false,
             max_literal: connection::DEFAULT_MAX_LITERAL,
             list_ahead: false,
+            status_ahead: Vec::new(),
         }
     }
 }
@@ -169,6 +176,9 @@ pub struct ImapStore {
     primed: Option<(String, MailboxSnapshot)>,
     /// STATUS answers by server mailbox name, each used for one `open_box`.
     statuses: HashMap<String, BoxStatus>,
+    /// Server names whose STATUS was asked in the log-in's round (answered or refused): the
+    /// STATUS round does not ask them again.
+    status_asked: HashSet<String>,
     /// The open mailbox's complete listing, known without listing it (CONDSTORE).
     current: Option<MergedListing>,
     /// What this run learnt about the open (or last) mailbox, for the caller to keep.
@@ -287,6 +297,7 @@ impl ImapStore {
             loaded: Default::default(),
             primed: None,
             statuses: HashMap::new(),
+            status_asked: HashSet::new(),
             current: None,
             snapshot_out: None,
             qresync_enabled: false,
@@ -359,6 +370,11 @@ impl ImapStore {
         }
         if self.connection.is_none() {
             let list_ahead = self.options.list_ahead && !self.connected_before;
+            let status_ahead = if self.connected_before {
+                Vec::new()
+            } else {
+                self.status_ahead_commands()
+            };
             self.connected_before = true;
             let established = self.runtime.block_on(session::establish(
                 &self.account,
@@ -367,6 +383,7 @@ impl ImapStore {
                 &mut self.prompted_password,
                 self.options.trace,
                 list_ahead,
+                &status_ahead,
             ));
             match established {
                 Ok((mut connection, names, extras)) => {
@@ -376,6 +393,12 @@ impl ImapStore {
                     self.trash_known = false;
                     self.qresync_enabled = extras.qresync_enabled;
                     self.listed_ahead = extras.listed_ahead;
+                    self.status_asked = extras.status_asked.into_iter().collect();
+                    for data in extras.status_answers {
+                        if let Some((server, status)) = box_status(data) {
+                            self.statuses.insert(server, status);
+                        }
+                    }
                 }
                 Err(error) => {
                     // Not connecting (or not logging in) fails the store for the run: a
@@ -1503,8 +1526,11 @@ impl ImapStore {
     /// server has CONDSTORE; a later `open_box` of a mailbox whose status equals its primed
     /// snapshot then needs no SELECT until something is to be changed in it.
     pub fn prefetch_status(&mut self, names: &[String]) -> StoreResult<()> {
-        use imap_next::imap_types::status::{StatusDataItem, StatusDataItemName};
-        self.statuses.clear();
+        // Answers from the log-in's round stay: they are older than the log-in, and no
+        // change of ours has happened yet.
+        let asked_early = std::mem::take(&mut self.status_asked);
+        self.statuses
+            .retain(|server, _| asked_early.contains(server));
         self.ensure_connected()?;
         if !self.has("CONDSTORE") {
             return Ok(());
@@ -1515,19 +1541,13 @@ impl ImapStore {
             let Ok(server) = self.server_mailbox(name, false) else {
                 continue;
             };
+            if asked_early.contains(&server) {
+                continue;
+            }
             let Ok(mailbox) = mailbox_arg(&server, self.names.utf8) else {
                 continue;
             };
-            commands.push(CommandBody::Status {
-                mailbox,
-                item_names: Cow::Owned(vec![
-                    StatusDataItemName::Messages,
-                    StatusDataItemName::Recent,
-                    StatusDataItemName::UidNext,
-                    StatusDataItemName::UidValidity,
-                    StatusDataItemName::HighestModSeq,
-                ]),
-            });
+            commands.push(status_command(mailbox));
         }
         if commands.is_empty() {
             return Ok(());
@@ -1537,27 +1557,29 @@ impl ImapStore {
         // without a status; it is then selected as usual.
         self.run(commands)?;
         for data in self.take_data() {
-            let Data::Status { mailbox, items } = data else {
-                continue;
-            };
-            let server = match &mailbox {
-                Mailbox::Inbox => "INBOX".to_string(),
-                Mailbox::Other(other) => String::from_utf8_lossy(other.inner().as_ref()).into(),
-            };
-            let mut status = BoxStatus::default();
-            for item in items.iter() {
-                match item {
-                    StatusDataItem::Messages(n) => status.messages = *n,
-                    StatusDataItem::Recent(n) => status.recent = *n,
-                    StatusDataItem::UidNext(n) => status.uid_next = n.get(),
-                    StatusDataItem::UidValidity(n) => status.uid_validity = n.get(),
-                    StatusDataItem::HighestModSeq(n) => status.highest_modseq = *n,
-                    _ => {}
-                }
+            if let Some((server, status)) = box_status(data) {
+                self.statuses.insert(server, status);
             }
-            self.statuses.insert(server, status);
         }
         Ok(())
+    }
+
+    /// The STATUS commands for `ImapOptions::status_ahead`, with server names guessed from
+    /// the config (the namespace is not known before the log-in).
+    fn status_ahead_commands(&self) -> Vec<CommandBody<'static>> {
+        let guess = NameMap {
+            prefix: self.store.path.clone().unwrap_or_default(),
+            delimiter: self.store.path_delimiter,
+            utf8: false,
+        };
+        self.options
+            .status_ahead
+            .iter()
+            .filter_map(|name| guess.to_server(name, false).ok())
+            .filter(|server| server.is_ascii())
+            .filter_map(|server| mailbox_arg(&server, false).ok())
+            .map(status_command)
+            .collect()
     }
 
     /// Selects the mailbox for real if `open_box` only pretended (lazy open).
@@ -2009,6 +2031,41 @@ fn status_word(kind: StatusKind) -> &'static str {
 
 /// A mailbox argument: in UTF-8 mode non-ASCII names go as UTF-8 quoted strings (RFC 6855),
 /// otherwise the (already modified-UTF-7) name is an atom, quoted string or literal.
+/// `STATUS <mailbox> (MESSAGES RECENT UIDNEXT UIDVALIDITY HIGHESTMODSEQ)`.
+fn status_command(mailbox: Mailbox<'static>) -> CommandBody<'static> {
+    use imap_next::imap_types::status::StatusDataItemName;
+    CommandBody::Status {
+        mailbox,
+        item_names: Cow::Owned(vec![
+            StatusDataItemName::Messages,
+            StatusDataItemName::Recent,
+            StatusDataItemName::UidNext,
+            StatusDataItemName::UidValidity,
+            StatusDataItemName::HighestModSeq,
+        ]),
+    }
+}
+
+/// The server name and the figures of a `* STATUS` answer.
+fn box_status(data: Data<'static>) -> Option<(String, BoxStatus)> {
+    use imap_next::imap_types::status::StatusDataItem;
+    let Data::Status { mailbox, items } = data else {
+        return None;
+    };
+    let mut status = BoxStatus::default();
+    for item in items.iter() {
+        match item {
+            StatusDataItem::Messages(n) => status.messages = *n,
+            StatusDataItem::Recent(n) => status.recent = *n,
+            StatusDataItem::UidNext(n) => status.uid_next = n.get(),
+            StatusDataItem::UidValidity(n) => status.uid_validity = n.get(),
+            StatusDataItem::HighestModSeq(n) => status.highest_modseq = *n,
+            _ => {}
+        }
+    }
+    Some((session::mailbox_text(&mailbox), status))
+}
+
 fn mailbox_arg(name: &str, utf8: bool) -> StoreResult<Mailbox<'static>> {
     let bad = || StoreError::mailbox(format!("IMAP error: bad mailbox name {name}"));
     if utf8 && !name.is_ascii() {

@@ -6,14 +6,16 @@
 //! **One round for the log-in.** What follows the log-in does not wait for its answer: an
 //! ENABLE of QRESYNC and UTF8=ACCEPT (when the server offers ENABLE before log-in), the
 //! NAMESPACE the name mapping needs and, when the caller will list the store with the
-//! pattern `*`, that LIST are written right behind LOGIN (RFC 3501 §5.5 allows pipelining;
+//! pattern `*`, that LIST and the STATUS of the mailboxes the caller names (`status_ahead`,
+//! after the others) are written right behind LOGIN (RFC 3501 §5.5 allows pipelining;
 //! behind AUTHENTICATE they go once it ends; PipelineDepth bounds them). Their answers are
 //! read only after the log-in's: a refused log-in is reported as such, and the commands
 //! behind it, refused by the server as not authenticated, are ignored. Whatever the server
 //! does not know (`BAD` to ENABLE or NAMESPACE) leaves the session as if it had not been
 //! asked; the capabilities after log-in still decide what is used (a NAMESPACE answer
 //! counts only if NAMESPACE is advertised, ENABLE only for what `* ENABLED` names). A
-//! refused LIST is kept to fail the listing it stands for. The capabilities after log-in
+//! refused LIST is kept to fail the listing it stands for; a refused STATUS leaves its
+//! mailbox without a status. The capabilities after log-in
 //! come with its answer on most servers; a CAPABILITY round follows otherwise.
 
 use super::auth::{self, Choice, Sasl};
@@ -53,6 +55,11 @@ pub struct LoginExtras {
     /// The untagged answers of the `LIST "" "*"` (or LSUB) sent along with the log-in, or
     /// its refusal; valid for a listing whose only pattern is `*` (an empty name prefix).
     pub listed_ahead: Option<Result<Vec<Data<'static>>, Outcome>>,
+    /// The mailboxes (names as sent) whose STATUS went out behind the log-in, whatever the
+    /// answer; a refused one is left without a status, as in the STATUS round.
+    pub status_asked: Vec<String>,
+    /// The `* STATUS` answers to them.
+    pub status_answers: Vec<Data<'static>>,
 }
 
 /// A command written right behind the log-in, and what it was for.
@@ -61,6 +68,7 @@ enum FollowUp {
     Enable,
     Namespace,
     List,
+    Status,
 }
 
 /// The commands to write behind the log-in (see the module doc), decided from the
@@ -69,6 +77,7 @@ fn follow_ups(
     connection: &Connection,
     store: &ImapStoreConfig,
     list_ahead: bool,
+    status_ahead: &[CommandBody<'static>],
     pipeline_depth: Option<u32>,
 ) -> Vec<(FollowUp, CommandBody<'static>)> {
     let mut commands = Vec::new();
@@ -109,6 +118,11 @@ fn follow_ups(
         };
         commands.push((FollowUp::List, list));
     }
+    if !connection.is_disabled("CONDSTORE") {
+        for status in status_ahead {
+            commands.push((FollowUp::Status, status.clone()));
+        }
+    }
     // PipelineDepth counts the log-in too.
     let room = pipeline_depth.map_or(usize::MAX, |d| (d.max(1) as usize) - 1);
     commands.truncate(room);
@@ -122,7 +136,9 @@ fn wants_namespace(store: &ImapStoreConfig) -> bool {
 
 /// Opens a connection for the account, logs in and works out the store's name mapping.
 /// With `list_ahead`, a listing of the whole store is asked for in the log-in's round (the
-/// caller lists the store next).
+/// caller lists the store next). `status_ahead` are STATUS commands written behind the
+/// log-in too (after the others, within PipelineDepth); their answers come back in the
+/// extras.
 pub async fn establish(
     account: &ImapAccountConfig,
     store: &ImapStoreConfig,
@@ -130,6 +146,7 @@ pub async fn establish(
     prompted: &mut Option<String>,
     trace: bool,
     list_ahead: bool,
+    status_ahead: &[CommandBody<'static>],
 ) -> StoreResult<(Connection, NameMap, LoginExtras)> {
     let tls_type = account.tls_type;
     let setup = if tls_type != TlsType::None {
@@ -199,7 +216,20 @@ pub async fn establish(
             connection.forget_capabilities();
             run_ok(&mut connection, CommandBody::Capability, "CAPABILITY").await?;
         }
-        let follow = follow_ups(&connection, store, list_ahead, account.pipeline_depth);
+        let follow = follow_ups(
+            &connection,
+            store,
+            list_ahead,
+            status_ahead,
+            account.pipeline_depth,
+        );
+        for (kind, command) in &follow {
+            if *kind == FollowUp::Status
+                && let CommandBody::Status { mailbox, .. } = command
+            {
+                extras.status_asked.push(mailbox_text(mailbox));
+            }
+        }
         let tags = authenticate(&mut connection, account, port, reporter, prompted, follow).await?;
         // The log-in succeeded: the answers of the commands behind it.
         for (kind, tag) in tags {
@@ -232,6 +262,7 @@ pub async fn establish(
             }
             Data::Namespace { .. } => namespace_data.push(data),
             Data::List { .. } | Data::Lsub { .. } => list_data.push(data),
+            Data::Status { .. } if asked(FollowUp::Status) => extras.status_answers.push(data),
             _ => {}
         }
     }
@@ -290,6 +321,16 @@ pub async fn establish(
     };
     names.prefix = normalize_inbox(&names.prefix, names.delimiter);
     Ok((connection, names, extras))
+}
+
+/// A mailbox argument or answer as the text sent (`INBOX` for the inbox).
+pub fn mailbox_text(mailbox: &imap_next::imap_types::mailbox::Mailbox<'_>) -> String {
+    match mailbox {
+        imap_next::imap_types::mailbox::Mailbox::Inbox => "INBOX".to_string(),
+        imap_next::imap_types::mailbox::Mailbox::Other(other) => {
+            String::from_utf8_lossy(other.inner().as_ref()).into_owned()
+        }
+    }
 }
 
 trait EnableUtf8 {
