@@ -512,6 +512,40 @@ impl Connection {
         }
     }
 
+    /// A write failed, most often because the server closed the connection. With commands
+    /// pipelined, the server may have said why (a BYE) before closing: what it sent is still
+    /// readable, so that reason is reported rather than the write error. Nothing more is
+    /// written; the reading stops at the end of the stream or after two seconds.
+    async fn why_write_failed(&mut self, write_error: StoreError) -> StoreError {
+        let timeout = self.timeout;
+        self.timeout =
+            Some(timeout.map_or(DRAIN_AFTER_WRITE_ERROR, |t| t.min(DRAIN_AFTER_WRITE_ERROR)));
+        let mut reason = write_error;
+        loop {
+            if let Some(text) = self.bye.take() {
+                reason = temporary(format!("IMAP error: unexpected BYE response: {text}"));
+                break;
+            }
+            match self.client.next() {
+                Err(Interrupt::Io(Io::NeedMoreInput)) => {
+                    if self.read_more().await.is_err() {
+                        break;
+                    }
+                }
+                // Nothing more is written on a broken connection.
+                Err(Interrupt::Io(Io::Output(_))) => {}
+                Err(Interrupt::Error(_)) => break,
+                Ok(Event::StatusReceived { status }) => {
+                    self.status_received(status);
+                }
+                Ok(_) => {}
+            }
+        }
+        self.timeout = timeout;
+        self.broken = true;
+        reason
+    }
+
     fn new_tag(&mut self) -> String {
         let tag = self.next_tag.to_string();
         self.next_tag += 1;
@@ -897,7 +931,9 @@ impl Connection {
             | Ok(Event::IdleRejected { .. })
             | Ok(Event::IdleDoneSent { .. }) => None,
             Err(Interrupt::Io(Io::Output(bytes))) => {
-                self.write(&bytes).await?;
+                if let Err(error) = self.write(&bytes).await {
+                    return Err(self.why_write_failed(error).await);
+                }
                 None
             }
             Err(Interrupt::Io(Io::NeedMoreInput)) => {
@@ -1204,6 +1240,9 @@ fn status_outcome(status: &Status<'static>) -> Option<Outcome> {
         _ => None,
     }
 }
+
+/// How long the server's last words are read for after a write failed.
+const DRAIN_AFTER_WRITE_ERROR: Duration = Duration::from_secs(2);
 
 async fn with_timeout<F: std::future::Future>(
     timeout: Option<Duration>,
