@@ -717,7 +717,13 @@ fn run_channel(
         }
     }
     lock(progress).boxes_found(pairs.len() as u32);
-    prefetch_statuses(&pairs, &store_configs, [&mut *far_store, &mut *near_store]);
+    prefetch_statuses(
+        config,
+        channel,
+        &pairs,
+        &store_configs,
+        [&mut *far_store, &mut *near_store],
+    );
     let workers = pairs_at_once(
         config,
         [store_configs[0], store_configs[1]],
@@ -1355,12 +1361,22 @@ fn worker_store(
     Ok(OpenedStore::Imap(Box::new(opened)))
 }
 
-/// With several mailboxes to run, asks each IMAP side for the status of all of them in one
-/// pipelined round, so mailboxes unchanged since the last run need no SELECT (a failure
-/// here only means the boxes are selected as usual).
-fn prefetch_statuses(pairs: &[BoxPair], configs: &[&StoreConfig], stores: [&mut OpenedStore; 2]) {
-    if pairs.len() < 2 {
-        return;
+/// Asks each IMAP side for the status of all the mailboxes to run in one pipelined round,
+/// so mailboxes unchanged since the last run need no SELECT (a failure here only means the
+/// boxes are selected as usual). A single mailbox is asked only when an earlier run left a
+/// listing snapshot to compare with: a STATUS round costs less than the SELECT of a big
+/// unchanged mailbox, but is wasted without one.
+fn prefetch_statuses(
+    config: &Config,
+    channel: &ChannelConfig,
+    pairs: &[BoxPair],
+    configs: &[&StoreConfig],
+    stores: [&mut OpenedStore; 2],
+) {
+    match pairs {
+        [] => return,
+        [single] if !has_listing_snapshot(config, channel, single, configs, &stores) => return,
+        _ => {}
     }
     for (t, store) in stores.into_iter().enumerate() {
         let Some(imap) = store.imap() else {
@@ -1372,6 +1388,25 @@ fn prefetch_statuses(pairs: &[BoxPair], configs: &[&StoreConfig], stores: [&mut 
             .collect();
         let _ = imap.prefetch_status(&names);
     }
+}
+
+/// Whether the pair's listing side file exists (see [`prefetch_statuses`]).
+fn has_listing_snapshot(
+    config: &Config,
+    channel: &ChannelConfig,
+    pair: &BoxPair,
+    configs: &[&StoreConfig],
+    stores: &[&mut OpenedStore; 2],
+) -> bool {
+    let (Ok(far), Ok(near)) = (
+        name_to_open(configs[0].common(), &pair.names[0]),
+        name_to_open(configs[1].common(), &pair.names[1]),
+    ) else {
+        return false;
+    };
+    let near_dir = stores[1].box_dir(&near);
+    state_file_path(config, channel, &far, &near, near_dir.as_deref())
+        .is_ok_and(|state| listing_file::listing_path(std::path::Path::new(&state)).exists())
 }
 
 /// After a pair: replaces its listing side file when the stores learnt something new (only

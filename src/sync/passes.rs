@@ -187,7 +187,7 @@ impl Work {
                 .collect();
             self.match_tuids(side, &candidates, sink)?;
         }
-        let mut by_uid = std::collections::HashMap::new();
+        let mut by_uid = std::collections::HashMap::with_capacity(self.state.entries.len());
         for (i, entry) in self.state.entries.iter().enumerate() {
             if !entry.is_dead() && entry.uid[t] != 0 {
                 by_uid.entry(entry.uid[t]).or_insert(i);

@@ -10,6 +10,8 @@
 
 use crate::config::patterns::{box_list_name, name_to_open, state_file_path};
 use crate::config::{ChannelConfig, ChannelRef, Config, Side, StoreConfig, SyncStateLocation};
+use crate::store::SilentReporter;
+use crate::store::maildir::{self, layout::Layout};
 use crate::sync::listing_file;
 use std::path::Path;
 
@@ -71,7 +73,7 @@ fn listed_side_files(
     let (prefix, per_channel) = match (&channel.sync_state, &config.sync_state) {
         (Some(SyncStateLocation::Prefix(prefix)), _) => (prefix, true),
         (None, SyncStateLocation::Prefix(prefix)) => (prefix, false),
-        _ => return Vec::new(),
+        _ => return side_files_in_boxes(config, channel, stores, side),
     };
     let Some((folder, base)) = prefix.rsplit_once('/') else {
         return Vec::new();
@@ -113,5 +115,45 @@ fn listed_side_files(
         names.extend(name);
     }
     names.sort();
+    names
+}
+
+/// A Patterns channel keeping its state in the near Maildir boxes (`SyncState *`): the near
+/// boxes holding a side file next to their state file, found by listing the near store.
+fn side_files_in_boxes(
+    config: &Config,
+    channel: &ChannelConfig,
+    stores: [&StoreConfig; 2],
+    side: Side,
+) -> Vec<String> {
+    let StoreConfig::Maildir(near_store) = stores[1] else {
+        return Vec::new();
+    };
+    let layout = Layout::from_config(near_store);
+    let Ok(listed) = maildir::list::list(&layout, true, layout.path.is_some(), &SilentReporter)
+    else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for near in listed {
+        let Some(far) = near
+            .strip_prefix(channel.sides[1].mailbox.as_str())
+            .and_then(|canonical| {
+                let far = format!("{}{canonical}", channel.sides[0].mailbox);
+                name_to_open(stores[0].common(), &far).ok()
+            })
+        else {
+            continue;
+        };
+        let has_side_file = layout.box_dir(&near).is_ok_and(|dir| {
+            state_file_path(config, channel, &far, &near, Some(&dir))
+                .is_ok_and(|state| listing_file::listing_path(Path::new(&state)).exists())
+        });
+        if has_side_file {
+            names.push(if side == Side::Near { near } else { far });
+        }
+    }
+    names.sort();
+    names.dedup();
     names
 }

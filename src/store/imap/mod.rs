@@ -1919,21 +1919,19 @@ impl ImapStore {
                 (false, false, id)
             }
         };
-        let mut by_uid: BTreeMap<u32, MessageInfo> = BTreeMap::new();
+        // In ascending UID order, as the listing is.
+        let mut messages: Vec<MessageInfo> = Vec::new();
         let mut groups: BTreeMap<(bool, bool, bool), Vec<u32>> = BTreeMap::new();
         for (&uid, &flags) in &current.messages {
             if !(in_range(uid) || request.exceptions.contains(&uid)) {
                 continue;
             }
-            by_uid.insert(
+            messages.push(MessageInfo {
                 uid,
-                MessageInfo {
-                    uid,
-                    flags: if request.flags { flags } else { Flags::EMPTY },
-                    recent: current.recent.contains(&uid),
-                    ..MessageInfo::default()
-                },
-            );
+                flags: if request.flags { flags } else { Flags::EMPTY },
+                recent: current.recent.contains(&uid),
+                ..MessageInfo::default()
+            });
             let want = wants(uid);
             if want != (false, false, false) {
                 groups.entry(want).or_default().push(uid);
@@ -1979,9 +1977,10 @@ impl ImapStore {
                 };
                 let uid = fetched.uid;
                 let (sizes, tuids, ids) = wants(uid);
-                let Some(info) = by_uid.get_mut(&uid) else {
+                let Ok(index) = messages.binary_search_by_key(&uid, |m| m.uid) else {
                     continue;
                 };
+                let info = &mut messages[index];
                 if sizes {
                     info.size = fetched.size.unwrap_or(0);
                 }
@@ -2000,8 +1999,8 @@ impl ImapStore {
                 }
             }
         }
-        self.loaded = by_uid.keys().copied().collect();
-        loaded.messages = by_uid.into_values().collect();
+        self.loaded = messages.iter().map(|m| m.uid).collect();
+        loaded.messages = messages;
         Ok(loaded)
     }
 }

@@ -98,6 +98,14 @@ fn follow_ups(
     if wants_namespace(store) && !connection.is_disabled("NAMESPACE") {
         commands.push((FollowUp::Namespace, CommandBody::Namespace));
     }
+    // STATUS before LIST: Dovecot (2.3, Maildir) answers a STATUS or SELECT after a LIST in
+    // the same session by re-reading the mailbox, 0.35 s for 50,000 messages, and at once
+    // before it.
+    if !connection.is_disabled("CONDSTORE") {
+        for status in status_ahead {
+            commands.push((FollowUp::Status, status.clone()));
+        }
+    }
     if list_ahead
         && store.path.is_none()
         && let (Ok(reference), Ok(wildcard)) = (
@@ -117,11 +125,6 @@ fn follow_ups(
             }
         };
         commands.push((FollowUp::List, list));
-    }
-    if !connection.is_disabled("CONDSTORE") {
-        for status in status_ahead {
-            commands.push((FollowUp::Status, status.clone()));
-        }
     }
     // PipelineDepth counts the log-in too.
     let room = pipeline_depth.map_or(usize::MAX, |d| (d.max(1) as usize) - 1);

@@ -7,16 +7,6 @@ use std::cmp::Ordering;
 /// A process-ID difference larger than this is taken as a wrap-around of process IDs.
 const PID_WRAP_DISTANCE: u64 = 20000;
 
-/// Compares two files for the scan: `uid` is `None` for files without UID yet.
-pub fn compare_files(a: (Option<u32>, &str), b: (Option<u32>, &str)) -> Ordering {
-    match (a.0, b.0) {
-        (Some(x), Some(y)) => x.cmp(&y),
-        (Some(_), None) => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (None, None) => compare_uidless(a.1, b.1),
-    }
-}
-
 /// Compares the names of two UID-less files, oldest delivery first.
 pub fn compare_uidless(a: &str, b: &str) -> Ordering {
     let decided = compare_delivery_parts(a, b).unwrap_or(Ordering::Equal);
@@ -145,19 +135,6 @@ mod tests {
     fn sorted(names: &[&str]) -> Vec<String> {
         let items: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         sort_tolerant(items, &|a: &String, b: &String| compare_uidless(a, b))
-    }
-
-    #[test]
-    fn files_with_uid_come_first_by_uid() {
-        assert_eq!(
-            compare_files((Some(3), "z"), (Some(10), "a")),
-            Ordering::Less
-        );
-        assert_eq!(compare_files((Some(3), "z"), (None, "a")), Ordering::Less);
-        assert_eq!(
-            compare_files((None, "a"), (Some(99), "z")),
-            Ordering::Greater
-        );
     }
 
     #[test]

@@ -22,12 +22,6 @@ pub(super) struct ScanContext<'a> {
     pub(super) no_fresh_wait: bool,
 }
 
-/// A directory entry met by a scan.
-struct ScannedFile {
-    file: MessageFile,
-    uid: Option<u32>,
-}
-
 /// Why a scan pass ended early.
 enum ScanPass {
     Finished(Loaded),
@@ -63,7 +57,9 @@ impl ScanContext<'_> {
             mtimes[sub.index()] = (meta.mtime(), meta.mtime_nsec());
         }
 
-        let mut all = Vec::new();
+        // Files with a UID, and UID-less files (new deliveries) to be numbered.
+        let mut numbered: Vec<(u32, MessageFile)> = Vec::new();
+        let mut unnumbered: Vec<MessageFile> = Vec::new();
         let mut recent = 0u32;
         for sub in Sub::BOTH {
             let dir = format!("{}/{}", open.dir, sub.dir_name());
@@ -88,13 +84,14 @@ impl ScanContext<'_> {
                 } else {
                     names::parse_uid(&name)
                 };
-                all.push(ScannedFile {
-                    file: MessageFile { name, sub },
-                    uid,
-                });
+                let file = MessageFile { name, sub };
+                match uid {
+                    Some(uid) => numbered.push((uid, file)),
+                    None => unnumbered.push(file),
+                }
             }
         }
-        let total = u32::try_from(all.len()).unwrap_or(u32::MAX);
+        let total = u32::try_from(numbered.len() + unnumbered.len()).unwrap_or(u32::MAX);
         self.environment.scan_listed();
 
         for sub in Sub::BOTH {
@@ -104,68 +101,62 @@ impl ScanContext<'_> {
             }
         }
 
-        let mut files: BTreeMap<u32, MessageFile> = BTreeMap::new();
-        let mut kept = Vec::new();
-        for scanned in all {
-            if let Some(uid) = scanned.uid {
-                files.insert(uid, scanned.file.clone());
-            }
-            let wanted = match scanned.uid {
-                Some(uid) => uid_wanted(uid, request),
-                None => request.new,
-            };
-            if wanted {
-                kept.push(scanned);
-            }
-        }
-        let kept = order::sort_tolerant(kept, &|a: &ScannedFile, b: &ScannedFile| {
-            order::compare_files((a.uid, &a.file.name), (b.uid, &b.file.name))
+        // By UID (of two files with one UID, the one with the greater name stays in `files`),
+        // then the UID-less ones oldest delivery first.
+        numbered.sort_unstable_by(|(a, a_file), (b, b_file)| {
+            a.cmp(b).then_with(|| a_file.name.cmp(&b_file.name))
         });
+        let unnumbered = if request.new {
+            order::sort_tolerant(unnumbered, &|a: &MessageFile, b: &MessageFile| {
+                order::compare_uidless(&a.name, &b.name)
+            })
+        } else {
+            Vec::new()
+        };
 
-        let mut messages = Vec::with_capacity(kept.len());
-        let mut previous_uid = 0u32;
-        for scanned in kept {
-            let mut file = scanned.file;
-            let uid = match scanned.uid {
-                Some(uid) => {
-                    if uid == previous_uid {
-                        return Err(StoreError::mailbox(format!(
-                            "Maildir error: duplicate UID {uid} in {}.",
-                            open.dir
-                        )));
-                    }
-                    let highest = open.uid_file.highest();
-                    if uid > highest {
-                        return Err(StoreError::mailbox(format!(
-                            "Maildir error: UID {uid} is beyond highest assigned UID {highest} in {}.",
-                            open.dir
-                        )));
-                    }
-                    uid
-                }
-                None => {
-                    let uid = open.uid_file.allocate()?;
-                    let new_name = names::with_uid(&file.name, uid, self.delimiter);
-                    let sub_dir = format!("{}/{}", open.dir, file.sub.dir_name());
-                    let from = format!("{sub_dir}/{}", file.name);
-                    let to = format!("{sub_dir}/{new_name}");
-                    match fs::rename(&from, &to) {
-                        Ok(()) => {}
-                        Err(error) if error.kind() == ErrorKind::NotFound => {
-                            return Ok(ScanPass::Restart);
-                        }
-                        Err(error) => return Err(rename_error(&from, &to, &error)),
-                    }
-                    file.name = new_name;
-                    files.insert(uid, file.clone());
-                    uid
-                }
+        let mut messages = Vec::new();
+        let highest = open.uid_file.highest();
+        for (index, (uid, file)) in numbered.iter().enumerate() {
+            if !uid_wanted(*uid, request) {
+                continue;
+            }
+            if index > 0 && numbered[index - 1].0 == *uid {
+                return Err(StoreError::mailbox(format!(
+                    "Maildir error: duplicate UID {uid} in {}.",
+                    open.dir
+                )));
+            }
+            if *uid > highest {
+                return Err(StoreError::mailbox(format!(
+                    "Maildir error: UID {uid} is beyond highest assigned UID {highest} in {}.",
+                    open.dir
+                )));
+            }
+            let Some(info) = self.message_info(open, request, *uid, file)? else {
+                return Ok(ScanPass::Restart);
             };
-            previous_uid = uid;
+            messages.push(info);
+        }
+        let mut files: BTreeMap<u32, MessageFile> = numbered.into_iter().collect();
+        for mut file in unnumbered {
+            let uid = open.uid_file.allocate()?;
+            let new_name = names::with_uid(&file.name, uid, self.delimiter);
+            let sub_dir = format!("{}/{}", open.dir, file.sub.dir_name());
+            let from = format!("{sub_dir}/{}", file.name);
+            let to = format!("{sub_dir}/{new_name}");
+            match fs::rename(&from, &to) {
+                Ok(()) => {}
+                Err(error) if error.kind() == ErrorKind::NotFound => {
+                    return Ok(ScanPass::Restart);
+                }
+                Err(error) => return Err(rename_error(&from, &to, &error)),
+            }
+            file.name = new_name;
             let Some(info) = self.message_info(open, request, uid, &file)? else {
                 return Ok(ScanPass::Restart);
             };
             messages.push(info);
+            files.insert(uid, file);
         }
         // The file holds the highest UID given to a file name, not the end of a block.
         open.uid_file.release()?;
@@ -185,7 +176,7 @@ impl ScanContext<'_> {
         uid: u32,
         file: &MessageFile,
     ) -> StoreResult<Option<MessageInfo>> {
-        let path = format!("{}/{}/{}", open.dir, file.sub.dir_name(), file.name);
+        let path = || format!("{}/{}/{}", open.dir, file.sub.dir_name(), file.name);
         let mut info = MessageInfo {
             uid,
             recent: file.sub == Sub::New,
@@ -195,6 +186,7 @@ impl ScanContext<'_> {
             info.flags = names::parse_flags(&file.name, self.delimiter);
         }
         if request.sizes_from.is_some_and(|from| uid >= from) {
+            let path = path();
             match fs::metadata(&path) {
                 Ok(meta) => info.size = meta.len(),
                 Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
@@ -206,6 +198,7 @@ impl ScanContext<'_> {
             message_id: request.message_ids_upto.is_some_and(|upto| uid <= upto),
         };
         if wanted.tuid || wanted.message_id {
+            let path = path();
             let reader = match File::open(&path) {
                 Ok(file) => BufReader::new(file),
                 Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
