@@ -441,7 +441,7 @@ impl<'a> Converter<'a> {
             (false, true) => {
                 let mut before = self.prev;
                 let mut rest = segment;
-                while let Some(at) = rest.iter().position(|&b| b == b'\n') {
+                while let Some(at) = memchr::memchr(b'\n', rest) {
                     let previous = if at > 0 { Some(rest[at - 1]) } else { before };
                     out.extend_from_slice(&rest[..at]);
                     if previous != Some(b'\r') {
@@ -455,7 +455,7 @@ impl<'a> Converter<'a> {
             }
             (true, false) => {
                 let mut rest = segment;
-                while let Some(at) = rest.iter().position(|&b| b == b'\r') {
+                while let Some(at) = memchr::memchr(b'\r', rest) {
                     out.extend_from_slice(&rest[..at]);
                     match rest.get(at + 1) {
                         Some(b'\n') => {}
