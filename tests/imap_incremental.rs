@@ -623,9 +623,14 @@ fn no_change_rounds(boxes: &[&str], channel: &str) -> (dovecot::RelayCounts, Str
          TLSType None\nAuthMechs LOGIN\n\n\
          IMAPStore far\nAccount acc\n\n\
          MaildirStore near\nPath {root}/near/\nInbox {root}/near/INBOX\nSubFolders Verbatim\n\n\
-         Channel ex\n{channel}SyncState {root}/state/\nCreate Both\nExpunge Both\n",
+         Channel ex\n{channel}{sync_state}Create Both\nExpunge Both\n",
         port = relay.port,
         root = dir.path().display(),
+        sync_state = if channel.contains("SyncState") {
+            String::new()
+        } else {
+            format!("SyncState {}/state/\n", dir.path().display())
+        },
     );
     std::fs::write(dir.path().join("cfg"), config).expect("write config");
     let run = || {
@@ -666,6 +671,8 @@ fn no_change_rounds(boxes: &[&str], channel: &str) -> (dovecot::RelayCounts, Str
 fn a_no_change_run_of_one_mailbox_takes_two_round_trips() {
     for channel in [
         "Far :far:\nNear :near:\nPatterns *\n",
+        // The state (and the snapshot) inside the near Maildir box.
+        "Far :far:\nNear :near:\nPatterns *\nSyncState *\n",
         "Far :far:INBOX\nNear :near:INBOX\n",
     ] {
         let (counts, trace) = no_change_rounds(&["INBOX"], channel);
@@ -678,6 +685,12 @@ fn a_no_change_run_of_one_mailbox_takes_two_round_trips() {
         assert!(selects(&trace).is_empty(), "{trace}");
         assert!(trace.contains("STATUS INBOX ("), "{trace}");
         assert!(!trace.contains("FETCH"), "{trace}");
+        // STATUS goes ahead of LIST: Dovecot answers a STATUS after a LIST by re-reading the
+        // mailbox (0.35 s at 50,000 messages).
+        if let Some(list) = trace.find("LIST \"\" *") {
+            let status = trace.find("STATUS INBOX (").unwrap_or(usize::MAX);
+            assert!(status < list, "STATUS after LIST:\n{trace}");
+        }
     }
 }
 
