@@ -16,8 +16,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::config::patterns::{
-    box_list_name, channel_boxes, channel_list_areas, listed_to_canonical, name_to_open,
-    state_file_path,
+    channel_boxes, channel_list_areas, listed_to_canonical, name_to_open, state_file_path,
 };
 use crate::config::{
     ChannelConfig, ChannelRef, Config, DEFAULT_MAX_CONNECTIONS, ImapStoreConfig,
@@ -42,6 +41,7 @@ use crate::sync::plan::{PairSettings, StoreTraits};
 use crate::sync::stats::{
     ProgressMeter, RunProgress, ext_exit_bits, progress_erase, summary_line, terminal_columns,
 };
+use crate::sync::status_ahead;
 use crate::sync::{DebugFlags, RunOptions};
 
 /// The state files of one pair on disk, journalling through the process-wide [`Journal`].
@@ -619,7 +619,7 @@ fn run_channel(
         // The mailboxes an earlier run kept a listing snapshot of: their STATUS goes with
         // the log-in too.
         let status_ahead = if matches!(store, StoreConfig::Imap(_)) && store_configs.len() == 2 {
-            crate::sync::status_ahead::boxes_with_snapshots(
+            status_ahead::boxes_with_snapshots(
                 config,
                 channel,
                 selected,
@@ -648,31 +648,14 @@ fn run_channel(
 
     // Box selection.
     let prefixes = [&channel.sides[0].mailbox, &channel.sides[1].mailbox];
-    let pairs: Vec<BoxPair> = if let Some(list) = &selected.boxes {
-        list.iter()
-            .map(|element| {
-                let name = box_list_name(element);
-                BoxPair {
-                    names: [
-                        format!("{}{name}", prefixes[0]),
-                        format!("{}{name}", prefixes[1]),
-                    ],
-                    listed: [false, false],
-                }
+    let pairs: Vec<BoxPair> = if let Some(names) = status_ahead::named_pairs(channel, selected) {
+        names
+            .into_iter()
+            .map(|names| BoxPair {
+                names,
+                listed: [false, false],
             })
             .collect()
-    } else if channel.patterns.is_empty() {
-        let single = |p: &str| {
-            if p.is_empty() {
-                "INBOX".to_string()
-            } else {
-                p.to_string()
-            }
-        };
-        vec![BoxPair {
-            names: [single(prefixes[0]), single(prefixes[1])],
-            listed: [false, false],
-        }]
     } else {
         let areas = channel_list_areas(config, channel);
         let mut listings: Vec<Vec<String>> = Vec::with_capacity(2);

@@ -26,27 +26,7 @@ pub fn boxes_with_snapshots(
     stores: [&StoreConfig; 2],
     side: Side,
 ) -> Vec<String> {
-    let prefixes = [&channel.sides[0].mailbox, &channel.sides[1].mailbox];
-    let pair_names: Vec<[String; 2]> = if let Some(list) = &selected.boxes {
-        list.iter()
-            .map(|element| {
-                let name = box_list_name(element);
-                [
-                    format!("{}{name}", prefixes[0]),
-                    format!("{}{name}", prefixes[1]),
-                ]
-            })
-            .collect()
-    } else if channel.patterns.is_empty() {
-        let single = |p: &str| {
-            if p.is_empty() {
-                "INBOX".to_string()
-            } else {
-                p.to_string()
-            }
-        };
-        vec![[single(prefixes[0]), single(prefixes[1])]]
-    } else {
+    let Some(pair_names) = named_pairs(channel, selected) else {
         return listed_side_files(config, channel, stores, side);
     };
     pair_names
@@ -60,6 +40,37 @@ pub fn boxes_with_snapshots(
                 .then(|| if side == Side::Far { far } else { near })
         })
         .collect()
+}
+
+/// The (far, near) mailbox names of a channel whose pairs are known without listing the
+/// stores: the boxes named on the command line, or the channel's single pair when it has
+/// no Patterns (an empty mailbox stands for INBOX). `None` for a Patterns channel.
+pub fn named_pairs(channel: &ChannelConfig, selected: &ChannelRef) -> Option<Vec<[String; 2]>> {
+    let prefixes = [&channel.sides[0].mailbox, &channel.sides[1].mailbox];
+    if let Some(list) = &selected.boxes {
+        Some(
+            list.iter()
+                .map(|element| {
+                    let name = box_list_name(element);
+                    [
+                        format!("{}{name}", prefixes[0]),
+                        format!("{}{name}", prefixes[1]),
+                    ]
+                })
+                .collect(),
+        )
+    } else if channel.patterns.is_empty() {
+        let single = |p: &str| {
+            if p.is_empty() {
+                "INBOX".to_string()
+            } else {
+                p.to_string()
+            }
+        };
+        Some(vec![[single(prefixes[0]), single(prefixes[1])]])
+    } else {
+        None
+    }
 }
 
 /// A Patterns channel: the side files in the SyncState folder that belong to the channel,
