@@ -626,12 +626,8 @@ impl Store for MaildirStore {
             let new_name = names::with_flags(&file.name, add, remove, delimiter);
             let from = format!("{dir}/{}/{}", file.sub.dir_name(), file.name);
             let to = format!("{dir}/cur/{new_name}");
-            match fs::rename(&from, &to) {
-                Ok(()) => {}
-                Err(error) if error.kind() == ErrorKind::NotFound => {
-                    return Ok(Attempt::Vanished);
-                }
-                Err(error) => return Err(rename_error(&from, &to, &error)),
+            if !rename_message(&from, &to)? {
+                return Ok(Attempt::Vanished);
             }
             let open = store.open_box_ref()?;
             open.files.insert(
@@ -877,6 +873,16 @@ fn remove_error(path: &str, error: &std::io::Error) -> StoreError {
         "Maildir error: cannot remove {path}: {}",
         strerror(error)
     ))
+}
+
+/// Renames a message file; false if it vanished meanwhile (another process moved or deleted
+/// it), an error naming both paths for anything else.
+fn rename_message(from: &str, to: &str) -> StoreResult<bool> {
+    match fs::rename(from, to) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(rename_error(from, to, &error)),
+    }
 }
 
 fn rename_error(from: &str, to: &str, error: &std::io::Error) -> StoreError {

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use super::environment::{Environment, unix_secs};
 use super::{
-    MessageFile, OpenBox, Sub, header, list_error, names, order, read_error, rename_error, strerror,
+    MessageFile, OpenBox, Sub, header, list_error, names, order, read_error, rename_message,
+    strerror,
 };
 use crate::store::{LoadRequest, Loaded, MessageInfo, Reporter, StoreError, StoreResult};
 
@@ -144,12 +145,8 @@ impl ScanContext<'_> {
             let sub_dir = format!("{}/{}", open.dir, file.sub.dir_name());
             let from = format!("{sub_dir}/{}", file.name);
             let to = format!("{sub_dir}/{new_name}");
-            match fs::rename(&from, &to) {
-                Ok(()) => {}
-                Err(error) if error.kind() == ErrorKind::NotFound => {
-                    return Ok(ScanPass::Restart);
-                }
-                Err(error) => return Err(rename_error(&from, &to, &error)),
+            if !rename_message(&from, &to)? {
+                return Ok(ScanPass::Restart);
             }
             file.name = new_name;
             let Some(info) = self.message_info(open, request, uid, &file)? else {
