@@ -324,49 +324,8 @@ impl Setup {
     fn contents(&self, mailboxes: &[&str]) -> BTreeMap<String, [BTreeMap<String, String>; 2]> {
         let mut result = BTreeMap::new();
         for mailbox in mailboxes {
-            let mut far = BTreeMap::new();
-            let listing = self.server.doveadm(&[
-                "-f",
-                "flow",
-                "fetch",
-                "-u",
-                USER,
-                "flags hdr.message-id",
-                "mailbox",
-                mailbox,
-            ]);
-            for line in listing.lines() {
-                let id = line
-                    .split("hdr.message-id=<")
-                    .nth(1)
-                    .and_then(|rest| rest.split('@').next())
-                    .unwrap_or("")
-                    .to_string();
-                let flags = line
-                    .split("flags=")
-                    .nth(1)
-                    .and_then(|rest| rest.split(" hdr.").next())
-                    .unwrap_or("");
-                far.insert(id, dovecot::flag_letters(flags));
-            }
-            let mut near = BTreeMap::new();
-            for sub in ["cur", "new"] {
-                let Ok(entries) = std::fs::read_dir(self.near_box(mailbox).join(sub)) else {
-                    continue;
-                };
-                for entry in entries.filter_map(Result::ok) {
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    let text = std::fs::read_to_string(entry.path()).expect("read message");
-                    let id = text
-                        .lines()
-                        .find_map(|l| l.strip_prefix("Message-ID: <"))
-                        .and_then(|rest| rest.split('@').next())
-                        .unwrap_or("")
-                        .to_string();
-                    let flags = name.split(":2,").nth(1).unwrap_or("").to_string();
-                    near.insert(id, flags);
-                }
-            }
+            let far = self.server.flags_by_id(USER, mailbox);
+            let near = dovecot::maildir_flags_by_id(&self.near_box(mailbox));
             result.insert(mailbox.to_string(), [far, near]);
         }
         result

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -442,6 +443,36 @@ impl Dovecot {
             "Message-ID",
             message_id,
         ]);
+    }
+
+    /// `user`'s `mailbox` as message id (the local part of `<id@…>`) → flag letters.
+    pub fn flags_by_id(&self, user: &str, mailbox: &str) -> BTreeMap<String, String> {
+        let listing = self.doveadm(&[
+            "-f",
+            "flow",
+            "fetch",
+            "-u",
+            user,
+            "flags hdr.message-id",
+            "mailbox",
+            mailbox,
+        ]);
+        let mut flags_by_id = BTreeMap::new();
+        for line in listing.lines() {
+            let id = line
+                .split("hdr.message-id=<")
+                .nth(1)
+                .and_then(|rest| rest.split('@').next())
+                .unwrap_or("")
+                .to_string();
+            let flags = line
+                .split("flags=")
+                .nth(1)
+                .and_then(|rest| rest.split(" hdr.").next())
+                .unwrap_or("");
+            flags_by_id.insert(id, flag_letters(flags));
+        }
+        flags_by_id
     }
 
     /// `doveadm expunge` of the messages of `user`'s `mailbox` whose Message-ID header is
@@ -1174,4 +1205,28 @@ pub fn flag_names(letters: &str) -> Vec<&'static str> {
             _ => None,
         })
         .collect()
+}
+
+/// A Maildir folder's messages as message id (the local part of `<id@…>`) → the flag letters
+/// of the file name; a missing `cur/` or `new/` counts as empty.
+pub fn maildir_flags_by_id(folder: &Path) -> BTreeMap<String, String> {
+    let mut flags_by_id = BTreeMap::new();
+    for sub in ["cur", "new"] {
+        let Ok(entries) = std::fs::read_dir(folder.join(sub)) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(entry.path()).expect("read message");
+            let id = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Message-ID: <"))
+                .and_then(|rest| rest.split('@').next())
+                .unwrap_or("")
+                .to_string();
+            let flags = name.split(":2,").nth(1).unwrap_or("").to_string();
+            flags_by_id.insert(id, flags);
+        }
+    }
+    flags_by_id
 }
