@@ -126,6 +126,12 @@ impl UidFile {
             return Ok(());
         }
         self.lock()?;
+        self.refresh()
+    }
+
+    /// Re-reads the counter under the lock just taken; an unreadable file or a changed
+    /// UIDVALIDITY gives the lock back.
+    fn refresh(&mut self) -> Result<(), StoreError> {
         match self.read_contents() {
             Ok(Some((uid_validity, highest))) if uid_validity == self.uid_validity => {
                 self.highest = highest;
@@ -269,11 +275,18 @@ impl Drop for UidFile {
     fn drop(&mut self) {
         // Best effort, and never waiting for another holder of the lock: a reservation that
         // is not given back only leaves a gap in the UIDs of this mailbox.
-        if self.reserved.is_some()
-            && (self.locked || set_lock(&self.file, libc::F_WRLCK as libc::c_short, false).is_ok())
-        {
-            self.locked = true;
-            let _ = self.release();
+        if self.reserved.is_some() {
+            if !self.locked && set_lock(&self.file, libc::F_WRLCK as libc::c_short, false).is_ok() {
+                // Taken just now: the counter must be read again, or a stale copy equal to
+                // our block's end would lower a counter another process has advanced since.
+                self.locked = true;
+                if self.refresh().is_err() {
+                    self.reserved = None;
+                }
+            }
+            if self.locked {
+                let _ = self.release();
+            }
         }
         self.unlock();
     }
@@ -476,6 +489,32 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "1000\n4\n");
         first.lock_and_refresh().unwrap();
         assert_eq!(first.allocate().unwrap(), 5);
+    }
+
+    #[test]
+    fn a_reservation_dropped_after_another_writer_leaves_its_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let box_dir = dir_string(&dir);
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, "1000\n0\n").unwrap();
+        let mut first = UidFile::open(&box_dir, 5, false, &SilentReporter)
+            .unwrap()
+            .file;
+        assert_eq!(first.allocate().unwrap(), 1);
+        assert_eq!(first.allocate().unwrap(), 2); // block 2..=3
+        first.unlock();
+        let mut second = UidFile::open(&box_dir, 5, false, &SilentReporter)
+            .unwrap()
+            .file;
+        assert_eq!(second.allocate().unwrap(), 4);
+        assert_eq!(second.allocate().unwrap(), 5); // block 5..=6
+        second.unlock();
+        // The first closes without a release: the counter it last saw (3, the end of its
+        // block) is stale, and the file must not go below UID 5, which is in use.
+        drop(first);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1000\n6\n");
+        drop(second);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1000\n5\n");
     }
 
     #[test]
