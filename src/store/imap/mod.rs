@@ -558,6 +558,33 @@ impl ImapStore {
             .ok_or_else(|| StoreError::mailbox("IMAP error: no mailbox is open"))
     }
 
+    /// Fails with the first refused command of a batch (all of it must succeed); `shown`
+    /// names command `i` for the error.
+    fn check_all(
+        &mut self,
+        outcomes: &[Outcome],
+        scope: FailureScope,
+        shown: impl Fn(usize) -> String,
+    ) -> StoreResult<()> {
+        match outcomes.iter().position(|outcome| !outcome.is_ok()) {
+            Some(i) => Err(self.command_error(&shown(i), &outcomes[i], scope)),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs a batch of commands that must all succeed (see [`ImapStore::check_all`]), their
+    /// untagged answers left for [`ImapStore::take_data`] alone.
+    fn run_batch(
+        &mut self,
+        commands: Vec<CommandBody<'static>>,
+        scope: FailureScope,
+        shown: impl Fn(usize) -> String,
+    ) -> StoreResult<()> {
+        self.take_data();
+        let outcomes = self.run(commands)?;
+        self.check_all(&outcomes, scope, shown)
+    }
+
     /// A failed command as the user sees it; BAD also breaks the connection.
     fn command_error(
         &mut self,
@@ -677,37 +704,17 @@ impl ImapStore {
     fn list_patterns(&mut self, patterns: &[String]) -> StoreResult<Vec<Data<'static>>> {
         let mut commands = Vec::new();
         for pattern in patterns {
-            let Ok(wildcard) = ListMailbox::try_from(pattern.clone()) else {
+            let Some(command) = session::list_command(self.store.subscribed_only, pattern) else {
                 return Err(StoreError::store(format!(
                     "IMAP error: cannot list with pattern '{pattern}'"
                 )));
             };
-            let Ok(reference) = Mailbox::try_from("") else {
-                return Err(StoreError::store("IMAP error: cannot build LIST"));
-            };
-            commands.push(if self.store.subscribed_only {
-                CommandBody::Lsub {
-                    reference,
-                    mailbox_wildcard: wildcard,
-                }
-            } else {
-                CommandBody::List {
-                    reference,
-                    mailbox_wildcard: wildcard,
-                }
-            });
+            commands.push(command);
         }
-        self.take_data();
-        let outcomes = self.run(commands)?;
-        for (outcome, pattern) in outcomes.iter().zip(patterns) {
-            if !outcome.is_ok() {
-                return Err(self.command_error(
-                    &format!("LIST \"\" \"{pattern}\""),
-                    outcome,
-                    FailureScope::Store,
-                ));
-            }
-        }
+        self.run_batch(commands, FailureScope::Store, |i| {
+            let pattern = &patterns[i];
+            format!("LIST \"\" \"{pattern}\"")
+        })?;
         Ok(self.take_data())
     }
 
@@ -911,17 +918,10 @@ impl ImapStore {
         for offset in offsets {
             commands.push(chunk_command(uid, *offset, STREAM_CHUNK)?);
         }
-        self.take_data();
-        let outcomes = self.run(commands)?;
-        for (outcome, offset) in outcomes.iter().zip(offsets) {
-            if !outcome.is_ok() {
-                return Err(self.command_error(
-                    &format!("UID FETCH {uid} (UID FLAGS INTERNALDATE BODY.PEEK[]<{offset}.{STREAM_CHUNK}>)"),
-                    outcome,
-                    FailureScope::Mailbox,
-                ));
-            }
-        }
+        self.run_batch(commands, FailureScope::Mailbox, |i| {
+            let offset = &offsets[i];
+            format!("UID FETCH {uid} (UID FLAGS INTERNALDATE BODY.PEEK[]<{offset}.{STREAM_CHUNK}>)")
+        })?;
         let mut replies = Vec::new();
         for data in self.take_data() {
             if let Ok(Some(reply)) = take_body(data) {
@@ -1083,17 +1083,10 @@ impl ImapStore {
             )?);
         }
         self.settle_read_ahead()?;
-        self.take_data();
-        let outcomes = self.run(commands)?;
-        for (outcome, set) in outcomes.iter().zip(&sets) {
-            if !outcome.is_ok() {
-                return Err(self.command_error(
-                    &format!("UID FETCH {set} (UID RFC822.SIZE)"),
-                    outcome,
-                    FailureScope::Mailbox,
-                ));
-            }
-        }
+        self.run_batch(commands, FailureScope::Mailbox, |i| {
+            let set = &sets[i];
+            format!("UID FETCH {set} (UID RFC822.SIZE)")
+        })?;
         let mut sizes = std::collections::HashMap::new();
         for data in self.take_data() {
             if let Some(fetched) = messages::parse_fetch(&data)
@@ -1960,17 +1953,10 @@ impl ImapStore {
             }
         }
         if !commands.is_empty() {
-            self.take_data();
-            let outcomes = self.run(commands)?;
-            for (outcome, set) in outcomes.iter().zip(&shown) {
-                if !outcome.is_ok() {
-                    return Err(self.command_error(
-                        &format!("UID FETCH {set} (…)"),
-                        outcome,
-                        FailureScope::Mailbox,
-                    ));
-                }
-            }
+            self.run_batch(commands, FailureScope::Mailbox, |i| {
+                let set = &shown[i];
+                format!("UID FETCH {set} (…)")
+            })?;
             for data in self.take_data() {
                 let Some(fetched) = messages::parse_fetch(&data) else {
                     continue;
@@ -2610,15 +2596,10 @@ impl Store for ImapStore {
         for warning in &warnings {
             self.reporter.warning(warning);
         }
-        for (outcome, part) in outcomes.iter().zip(&parts) {
-            if !outcome.is_ok() {
-                return Err(self.command_error(
-                    &format!("UID FETCH {} (…)", part.set),
-                    outcome,
-                    FailureScope::Mailbox,
-                ));
-            }
-        }
+        self.check_all(&outcomes, FailureScope::Mailbox, |i| {
+            let part = &parts[i];
+            format!("UID FETCH {} (…)", part.set)
+        })?;
         self.loaded = by_uid.keys().copied().collect();
         loaded.messages = by_uid.into_values().collect();
         if let Some(c) = self.connection.as_ref() {
@@ -2947,23 +2928,19 @@ impl Store for ImapStore {
                     .collect()
             };
             let mut commands = Vec::new();
-            let sets = uid_sets(&present);
-            for set in &sets {
-                let Ok(sequence_set) = SequenceSet::from_str(set) else {
+            let mut sets = Vec::new();
+            for set in uid_sets(&present) {
+                let Ok(sequence_set) = SequenceSet::from_str(&set) else {
                     continue;
                 };
                 commands.push(CommandBody::ExpungeUid { sequence_set });
+                sets.push(set);
             }
             let outcomes = self.run(commands)?;
-            for (outcome, set) in outcomes.iter().zip(&sets) {
-                if !outcome.is_ok() {
-                    return Err(self.command_error(
-                        &format!("UID EXPUNGE {set}"),
-                        outcome,
-                        FailureScope::Mailbox,
-                    ));
-                }
-            }
+            self.check_all(&outcomes, FailureScope::Mailbox, |i| {
+                let set = &sets[i];
+                format!("UID EXPUNGE {set}")
+            })?;
         } else {
             let outcome = self.run_one(CommandBody::Expunge)?;
             if !outcome.is_ok() {

@@ -108,28 +108,33 @@ fn follow_ups(
     }
     if list_ahead
         && store.path.is_none()
-        && let (Ok(reference), Ok(wildcard)) = (
-            imap_next::imap_types::mailbox::Mailbox::try_from(""),
-            imap_next::imap_types::mailbox::ListMailbox::try_from("*"),
-        )
+        && let Some(list) = list_command(store.subscribed_only, "*")
     {
-        let list = if store.subscribed_only {
-            CommandBody::Lsub {
-                reference,
-                mailbox_wildcard: wildcard,
-            }
-        } else {
-            CommandBody::List {
-                reference,
-                mailbox_wildcard: wildcard,
-            }
-        };
         commands.push((FollowUp::List, list));
     }
     // PipelineDepth counts the log-in too.
     let room = pipeline_depth.map_or(usize::MAX, |d| (d.max(1) as usize) - 1);
     commands.truncate(room);
     commands
+}
+
+/// `LIST "" <pattern>`, or `LSUB` for a store with SubscribedOnly; `None` if the pattern
+/// cannot be sent.
+pub fn list_command(subscribed_only: bool, pattern: &str) -> Option<CommandBody<'static>> {
+    let reference = imap_next::imap_types::mailbox::Mailbox::try_from("").ok()?;
+    let mailbox_wildcard =
+        imap_next::imap_types::mailbox::ListMailbox::try_from(pattern.to_string()).ok()?;
+    Some(if subscribed_only {
+        CommandBody::Lsub {
+            reference,
+            mailbox_wildcard,
+        }
+    } else {
+        CommandBody::List {
+            reference,
+            mailbox_wildcard,
+        }
+    })
 }
 
 /// The name mapping needs NAMESPACE (for the delimiter or the prefix).
