@@ -5,6 +5,7 @@
 //! Reading and writing happen here only; deciding what responses mean is left to the callers
 //! (the store and the session set-up), which look at [`Outcome`]s and the collected data.
 
+use super::bypass::LiteralBypass;
 use super::tls::{FailureSlot, TlsSetup};
 use crate::store::{FailureScope, StoreError, StoreResult};
 use imap_next::client::{Client, Event, Options};
@@ -120,6 +121,12 @@ pub struct Connection {
     bye: Option<String>,
     /// Makes 8-bit status texts parseable.
     status_text: StatusTextFilter,
+    /// Takes message bodies past the parser.
+    bypass: LiteralBypass,
+    /// What the bypass passes on from one read (kept to reuse its allocation).
+    parser_input: Vec<u8>,
+    /// Where reads land (allocated once).
+    read_buffer: Vec<u8>,
     /// Commands submitted whose tagged response was not read yet, oldest first.
     in_flight: VecDeque<Pending>,
     /// Outcomes of finished commands not collected yet, by tag.
@@ -259,6 +266,9 @@ impl Connection {
             expect_bye: false,
             bye: None,
             status_text: StatusTextFilter::default(),
+            bypass: LiteralBypass::default(),
+            parser_input: Vec::new(),
+            read_buffer: Vec::new(),
             in_flight: VecDeque::new(),
             finished: HashMap::new(),
             awaiting_continuation: false,
@@ -436,14 +446,27 @@ impl Connection {
     async fn read_more(&mut self) -> StoreResult<()> {
         let name = self.name.clone();
         let timeout = self.timeout;
+        let mut buffer = std::mem::take(&mut self.read_buffer);
+        buffer.resize(READ_SIZE, 0);
+        let result = self.read_into(&mut buffer, timeout, &name).await;
+        self.read_buffer = buffer;
+        result
+    }
+
+    /// One read into `buffer`, then the filters, then the parser's queue.
+    async fn read_into(
+        &mut self,
+        buffer: &mut [u8],
+        timeout: Option<Duration>,
+        name: &str,
+    ) -> StoreResult<()> {
         let Some(stream) = self.stream.as_mut() else {
             self.broken = true;
             return Err(temporary(format!(
                 "IMAP error: connection to {name} is closed"
             )));
         };
-        let mut buffer = vec![0u8; 65536];
-        match with_timeout(timeout, stream.read(&mut buffer)).await {
+        match with_timeout(timeout, stream.read(buffer)).await {
             Some(Ok(0)) => {
                 self.broken = true;
                 Err(temporary(match self.bye.take() {
@@ -471,7 +494,11 @@ impl Connection {
                         "IMAP error: {name} announced a literal of {size} bytes, more than the limit of {limit} bytes, in '{line}…'"
                     )));
                 }
-                self.client.enqueue_input(data);
+                let mut parser_input = std::mem::take(&mut self.parser_input);
+                parser_input.clear();
+                self.bypass.feed(data, &mut parser_input);
+                self.client.enqueue_input(&parser_input);
+                self.parser_input = parser_input;
                 Ok(())
             }
             Some(Err(e)) => {
@@ -907,6 +934,16 @@ impl Connection {
                 self.status_received(status)
             }
             Ok(Event::DataReceived { data }) => {
+                let data = match self.bypass.restore(data) {
+                    Ok(data) => data,
+                    Err(why) => {
+                        self.broken = true;
+                        return Err(temporary(format!(
+                            "IMAP error: response from {}: {why}",
+                            self.name
+                        )));
+                    }
+                };
                 if self.trace {
                     self.traces
                         .push(trace_response(&Response::Data(data.clone())));
@@ -1243,6 +1280,8 @@ fn status_outcome(status: &Status<'static>) -> Option<Outcome> {
 
 /// How long the server's last words are read for after a write failed.
 const DRAIN_AFTER_WRITE_ERROR: Duration = Duration::from_secs(2);
+/// How much one read from the server takes at most.
+const READ_SIZE: usize = 256 * 1024;
 
 async fn with_timeout<F: std::future::Future>(
     timeout: Option<Duration>,

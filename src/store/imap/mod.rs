@@ -26,6 +26,7 @@
 //! - `replay` — a pure entry point feeding canned server bytes through the above (fuzzing).
 
 mod auth;
+mod bypass;
 mod cert;
 pub mod condstore;
 mod connection;
