@@ -383,6 +383,25 @@ pub trait Store {
         Ok(())
     }
 
+    /// True if [`Store::flush_start`] really works in the background (a Maildir with FSync):
+    /// the executor then copies the next batch while the last one is made durable.
+    fn flushes_in_background(&self) -> bool {
+        false
+    }
+
+    /// Starts a [`Store::flush`] without waiting for it (a store that cannot do that flushes
+    /// here, the default); [`Store::flush_finish`] waits for it. At most one is under way:
+    /// a second start first finishes the one before.
+    fn flush_start(&mut self) -> StoreResult<()> {
+        self.flush()
+    }
+
+    /// Waits for the last [`Store::flush_start`]: on `Ok`, what was stored before it is as
+    /// durable as after a `flush`.
+    fn flush_finish(&mut self) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// Stores a message into this store's Trash mailbox (created on demand), unnumbered.
     fn store_to_trash(&mut self, message: NewMessage<'_>) -> StoreResult<()>;
 

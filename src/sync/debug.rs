@@ -321,6 +321,19 @@ impl Store for DebugStore<'_> {
         self.call(|| format!("flush -> {}", result_text(&result)));
         result
     }
+    fn flushes_in_background(&self) -> bool {
+        self.inner.flushes_in_background()
+    }
+    fn flush_start(&mut self) -> StoreResult<()> {
+        let result = self.inner.flush_start();
+        self.call(|| format!("flush_start -> {}", result_text(&result)));
+        result
+    }
+    fn flush_finish(&mut self) -> StoreResult<()> {
+        let result = self.inner.flush_finish();
+        self.call(|| format!("flush_finish -> {}", result_text(&result)));
+        result
+    }
     fn store_to_trash(&mut self, message: NewMessage<'_>) -> StoreResult<()> {
         self.data_lines("data to store in the Trash", message.data);
         let result = self.inner.store_to_trash(message);

@@ -52,6 +52,13 @@ pub struct MemStore {
     queued_flags: Vec<(u32, Flags, Flags)>,
     /// Calls of `flush` that had stored messages to make durable.
     pub flushes: u32,
+    /// `flush_start` only starts a flush (as a Maildir's sync thread), `flush_finish`
+    /// completes it.
+    pub background_flush: bool,
+    /// Messages whose flush was started and not finished.
+    pub flushing: u32,
+    /// The background flush completed after this many flushes fails instead.
+    pub fail_flush_after: Option<u32>,
     /// Messages stored since the last `flush`.
     pub unflushed: u32,
     current: Option<String>,
@@ -313,10 +320,36 @@ impl Store for MemStore {
     }
 
     fn flush(&mut self) -> StoreResult<()> {
+        self.flush_finish()?;
         if self.unflushed > 0 {
             self.flushes += 1;
             self.unflushed = 0;
         }
+        Ok(())
+    }
+
+    fn flushes_in_background(&self) -> bool {
+        self.background_flush
+    }
+
+    fn flush_start(&mut self) -> StoreResult<()> {
+        if !self.background_flush {
+            return self.flush();
+        }
+        self.flush_finish()?;
+        self.flushing = std::mem::take(&mut self.unflushed);
+        Ok(())
+    }
+
+    fn flush_finish(&mut self) -> StoreResult<()> {
+        if self.flushing == 0 {
+            return Ok(());
+        }
+        self.flushing = 0;
+        if self.fail_flush_after == Some(self.flushes) {
+            return Err(StoreError::mailbox("cannot sync the messages".to_string()));
+        }
+        self.flushes += 1;
         Ok(())
     }
 

@@ -30,6 +30,13 @@
 //! counted right after the store); only the position of the `<`/`>` records moves behind
 //! the batch's later `%`/`$` records and stores, which replay does not care about (it
 //! finds entries by their UIDs, not by position).
+//!
+//! **Overlapped commit.** A target that can make a batch durable in the background (a
+//! Maildir with FSync: a thread runs its `syncfs`) gets the batch sealed instead
+//! (`Store::flush_start`) and the next batch copied meanwhile; the sealed batch's records
+//! are written once `Store::flush_finish` says it is durable, before the next batch is
+//! sealed. Records therefore still follow the flush that covers their copies; they only
+//! trail by up to one more batch, which widens the window above by one batch.
 
 use crate::config::{Side, SideOps};
 use crate::output;
@@ -1009,16 +1016,28 @@ impl PairRun<'_> {
         }
     }
 
-    /// Ends a copy batch: collects the outcomes of queued stores (`Store::finish_stores`),
-    /// makes the batch's copies durable on the target (one `flush`), then writes their `<`/`>`
-    /// records and assigns their UIDs, in copy order. A queued copy the target refused is
-    /// reported and its entry marked dead, as a refusal at once would be.
+    /// Ends a copy batch: [`Self::seal_batch`], then [`Self::record_sealed`].
     fn confirm_batch(
         &mut self,
         work: &mut Work,
         target: Side,
         batch: &mut CopyBatch,
     ) -> Result<(), Stop> {
+        self.seal_batch(work, target, batch)?;
+        self.record_sealed(work, target, batch)
+    }
+
+    /// Closes the batch being filled: records the batch sealed before it, if any (see
+    /// [`Self::record_sealed`]), collects the outcomes of queued stores
+    /// (`Store::finish_stores`) and starts making the copies durable on the target
+    /// (`Store::flush_start`; a store that cannot work in the background is flushed here).
+    fn seal_batch(
+        &mut self,
+        work: &mut Work,
+        target: Side,
+        batch: &mut CopyBatch,
+    ) -> Result<(), Stop> {
+        self.record_sealed(work, target, batch)?;
         if batch.stored == 0 {
             return Ok(());
         }
@@ -1036,10 +1055,40 @@ impl PairRun<'_> {
                     .collect();
             }
             self.stores[target.index()]
-                .flush()
+                .flush_start()
                 .map_err(|e| store_failure(target, e))?;
         }
-        for slot in std::mem::take(&mut batch.slots) {
+        batch.sealed = Some(SealedBatch {
+            slots: std::mem::take(&mut batch.slots),
+            outcomes,
+        });
+        batch.stored = 0;
+        batch.bytes = 0;
+        Ok(())
+    }
+
+    /// Waits until the sealed batch is durable (`Store::flush_finish`), then writes its
+    /// `<`/`>` records and assigns their UIDs, in copy order. A queued copy the target
+    /// refused is reported and its entry marked dead, as a refusal at once would be.
+    fn record_sealed(
+        &mut self,
+        work: &mut Work,
+        target: Side,
+        batch: &mut CopyBatch,
+    ) -> Result<(), Stop> {
+        let Some(SealedBatch {
+            slots,
+            mut outcomes,
+        }) = batch.sealed.take()
+        else {
+            return Ok(());
+        };
+        if !self.options.dry_run {
+            self.stores[target.index()]
+                .flush_finish()
+                .map_err(|e| store_failure(target, e))?;
+        }
+        for slot in slots {
             let confirmation = match slot {
                 CopySlot::Stored(confirmation) => confirmation,
                 CopySlot::Queued {
@@ -1096,8 +1145,6 @@ impl PairRun<'_> {
                 confirmation.uid,
             );
         }
-        batch.stored = 0;
-        batch.bytes = 0;
         Ok(())
     }
 
@@ -1181,7 +1228,8 @@ impl PairRun<'_> {
             let s = source.index();
             let mut unknown_uid = false;
             let copies = work.copy_list(target);
-            let mut batch = CopyBatch::for_copies(copies.len());
+            let mut batch =
+                CopyBatch::for_copies(copies.len(), self.stores[t].flushes_in_background());
             if !self.options.dry_run && !copies.is_empty() {
                 // Announce the messages to fetch, in copy order, so the source can read them
                 // ahead (pipelined, within BufferLimit) instead of one round trip each.
@@ -1205,7 +1253,12 @@ impl PairRun<'_> {
             }
             for (m, index) in copies {
                 if batch.is_full() {
-                    self.confirm_batch(work, target, &mut batch)?;
+                    if batch.overlapped {
+                        // This batch becomes durable while the next one is copied.
+                        self.seal_batch(work, target, &mut batch)?;
+                    } else {
+                        self.confirm_batch(work, target, &mut batch)?;
+                    }
                 }
                 let entry = &work.state.entries[index];
                 if entry.is_dead() || !entry.status.has(Status::PENDING) {
@@ -1422,12 +1475,27 @@ struct CopyBatch {
     unknown_uid: bool,
     /// A queued copy was refused by the target.
     refused: bool,
+    /// A full batch is sealed and the next one copied while the target makes it durable in
+    /// the background (a target that can, receiving a whole batch or more).
+    overlapped: bool,
+    /// The batch whose flush was started, waiting for its records.
+    sealed: Option<SealedBatch>,
+}
+
+/// A batch whose flush was started: what its records need.
+struct SealedBatch {
+    slots: Vec<CopySlot>,
+    /// Outcomes of its queued stores, by ticket.
+    outcomes: std::collections::HashMap<u64, crate::store::StoreResult<Option<u32>>>,
 }
 
 impl CopyBatch {
-    /// An empty batch for a target that is to receive `copies` copies.
-    fn for_copies(copies: usize) -> CopyBatch {
+    /// An empty batch for a target that is to receive `copies` copies (`background`: it
+    /// makes a batch durable in the background).
+    fn for_copies(copies: usize, background: bool) -> CopyBatch {
         CopyBatch {
+            overlapped: background && copies >= SMALL_COPY_RUN,
+            sealed: None,
             limit: if copies < SMALL_COPY_RUN {
                 1
             } else {

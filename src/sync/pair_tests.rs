@@ -1487,6 +1487,50 @@ fn copies_are_flushed_in_batches_before_their_records() {
 }
 
 #[test]
+fn a_target_flushing_in_the_background_gets_the_next_batch_meanwhile() {
+    let count = (2 * COPY_BATCH_MESSAGES + 88) as u32;
+    let mut far = many_far(count);
+    let mut near = near_store(&[]);
+    near.background_flush = true;
+    let o = run(&mut far, &mut near, settings(), None);
+    assert_eq!(near.flushes, 3, "one flush per batch");
+    let lines = records(&o);
+    let assigns: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line.starts_with("> "))
+        .map(|(position, _)| position)
+        .collect();
+    assert_eq!(assigns.len(), count as usize);
+    // The first batch's `>` records come after the second batch's copies (their `%`
+    // records), once the first batch's flush finished.
+    let first_flags = lines.iter().position(|l| l.starts_with("% ")).unwrap_or(0);
+    assert_eq!(assigns[0], first_flags + 2 * COPY_BATCH_MESSAGES);
+    assert_eq!(lines[assigns[0]], "> 1 0 1");
+    assert_eq!(saved(&o).entries.len(), count as usize);
+}
+
+#[test]
+fn copies_of_a_batch_whose_background_flush_failed_are_not_recorded() {
+    let count = (2 * COPY_BATCH_MESSAGES + 88) as u32;
+    let mut far = many_far(count);
+    let mut near = near_store(&[]);
+    near.background_flush = true;
+    near.fail_flush_after = Some(1);
+    let result = run_with(&mut far, &mut near, settings(), None, boxes(), 0);
+    let o = match result {
+        Ok(o) => o,
+        Err(e) => panic!("pair aborted: {e}"),
+    };
+    assert!(o.result.failed, "the pair failed");
+    let assigned = records(&o).iter().filter(|l| l.starts_with("> ")).count();
+    assert_eq!(
+        assigned, COPY_BATCH_MESSAGES,
+        "only the batch whose flush finished is recorded"
+    );
+}
+
+#[test]
 fn few_copies_are_flushed_one_by_one() {
     let count = (SMALL_COPY_RUN - 1) as u32;
     let mut far = many_far(count);

@@ -144,6 +144,8 @@ pub struct MaildirStore {
     deleted_dir: Option<String>,
     /// Message files written since the last `flush`.
     unflushed: Unflushed,
+    /// The sync `flush_start` left running.
+    background_sync: Option<std::thread::JoinHandle<StoreResult<()>>>,
 }
 
 /// What `flush` must make durable: message files and the directories holding them.
@@ -203,6 +205,7 @@ impl MaildirStore {
             current: None,
             deleted_dir: None,
             unflushed: Unflushed::default(),
+            background_sync: None,
         })
     }
 
@@ -212,6 +215,21 @@ impl MaildirStore {
     }
 
     /// FSync from the options or the store section.
+    /// What the next flush must sync, with the UID counter made ready for it: the unused
+    /// rest of the reserved block given back, the counter synced (see `flush`).
+    fn take_unflushed(&mut self) -> StoreResult<Unflushed> {
+        let unflushed = std::mem::take(&mut self.unflushed);
+        if let Some(open) = self.current.as_mut() {
+            open.uid_file.release()?;
+        }
+        if !unflushed.files.is_empty()
+            && let Some(open) = self.current.as_mut()
+        {
+            open.uid_file.sync()?;
+        }
+        Ok(unflushed)
+    }
+
     fn fsync(&self) -> bool {
         self.options.fsync || self.config_fsync
     }
@@ -573,7 +591,7 @@ impl Store for MaildirStore {
         let name = self.new_file_name(Some(uid), message.flags);
         let sub = Sub::for_flags(message.flags);
         let open = self.open_box_ref()?;
-        let path = write_message(&open.dir, &name, sub, &message, fsync)?;
+        let path = write_message(&open.dir, &name, sub, &message)?;
         open.stored_names.insert(name.clone());
         let dir = format!("{}/{}", open.dir, sub.dir_name());
         if fsync {
@@ -593,9 +611,8 @@ impl Store for MaildirStore {
         self.ensure_trash(&trash)?;
         let name = self.new_file_name(None, message.flags);
         let sub = Sub::for_flags(message.flags);
-        let fsync = self.fsync();
-        let path = write_message(&trash, &name, sub, &message, fsync)?;
-        if fsync {
+        let path = write_message(&trash, &name, sub, &message)?;
+        if self.fsync() {
             self.unflushed
                 .add(path, format!("{trash}/{}", sub.dir_name()));
         }
@@ -608,17 +625,35 @@ impl Store for MaildirStore {
     /// the filesystem commit that makes the renames durable also covers it; the unused
     /// rest of the block is given back first.
     fn flush(&mut self) -> StoreResult<()> {
-        let unflushed = std::mem::take(&mut self.unflushed);
-        if let Some(open) = self.current.as_mut() {
-            open.uid_file.release()?;
-        }
-        if unflushed.files.is_empty() {
-            return Ok(());
-        }
-        if let Some(open) = self.current.as_mut() {
-            open.uid_file.sync()?;
-        }
+        self.flush_finish()?;
+        let unflushed = self.take_unflushed()?;
         unflushed.sync()
+    }
+
+    fn flushes_in_background(&self) -> bool {
+        self.fsync()
+    }
+
+    /// The sync of `flush` on a thread of its own: the disk works while the next batch is
+    /// fetched and written.
+    fn flush_start(&mut self) -> StoreResult<()> {
+        self.flush_finish()?;
+        let unflushed = self.take_unflushed()?;
+        if !unflushed.files.is_empty() {
+            self.background_sync = Some(std::thread::spawn(move || unflushed.sync()));
+        }
+        Ok(())
+    }
+
+    fn flush_finish(&mut self) -> StoreResult<()> {
+        match self.background_sync.take() {
+            None => Ok(()),
+            Some(sync) => sync.join().unwrap_or_else(|_| {
+                Err(StoreError::mailbox(
+                    "Maildir error: the thread syncing stored messages failed".to_string(),
+                ))
+            }),
+        }
     }
 
     fn set_flags(&mut self, uid: u32, add: Flags, remove: Flags) -> StoreResult<bool> {
@@ -761,21 +796,6 @@ fn sync_filesystem(dir: &str) -> std::io::Result<()> {
     }
 }
 
-/// Asks the kernel to start writing the file's data to disk now, without waiting for it: a
-/// hint only (the batch's flush is what makes it durable), so a failure is ignored.
-fn start_write_back(file: &fs::File) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: sync_file_range only reads the descriptor, which stays open for the call.
-        unsafe {
-            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = file;
-}
-
 /// fsync of a file or directory by path.
 fn fsync_path(path: &str) -> std::io::Result<()> {
     fs::File::open(path)?.sync_all()
@@ -783,16 +803,8 @@ fn fsync_path(path: &str) -> std::io::Result<()> {
 
 /// Writes a message into `<dir>/tmp/<name>` (exclusive, 0600), gives it the arrival date,
 /// renames it into `<dir>/<sub>/<name>` and returns that path. Nothing is synced here:
-/// `flush` makes a batch of messages durable at once; with `durable`, the file's write-back
-/// is started here (without waiting), so the disk works while the next messages arrive and
-/// the flush finds little left to write.
-fn write_message(
-    dir: &str,
-    name: &str,
-    sub: Sub,
-    message: &NewMessage<'_>,
-    durable: bool,
-) -> StoreResult<String> {
+/// `flush` makes a batch of messages durable at once.
+fn write_message(dir: &str, name: &str, sub: Sub, message: &NewMessage<'_>) -> StoreResult<String> {
     let tmp_path = format!("{dir}/tmp/{name}");
     let write_error = |error: &std::io::Error| {
         if error.kind() == ErrorKind::WriteZero {
@@ -819,9 +831,6 @@ fn write_message(
             Some(date) => file.set_times(FileTimes::new().set_accessed(date).set_modified(date)),
             None => Ok(()),
         });
-    if durable && written.is_ok() {
-        start_write_back(&file);
-    }
     drop(file);
     if let Err(error) = written {
         // The message is still at its source; do not leave a partial copy behind.
