@@ -10,6 +10,9 @@
 //!   has CONDSTORE; a damaged or stale side file is ignored (full listing, same result).
 //! - Many mailboxes: one STATUS round lets unchanged mailboxes go unselected; a mailbox
 //!   changed on either side is still selected and synced.
+//! - COMPRESS=DEFLATE (inside STARTTLS): asked for when a run has more to do than its log-in
+//!   round, not by a run that finds nothing changed; runs with changes on both sides and a
+//!   big message give the same mailboxes compressed; DisableExtension turns it off.
 
 mod dovecot;
 
@@ -666,4 +669,84 @@ fn a_no_change_run_of_several_mailboxes_takes_two_round_trips() {
     );
     // The counts see every mailbox's STATUS: they went in the log-in's round.
     assert!(counts.commands >= boxes.len() + 2, "{counts:?}");
+}
+
+/// COMPRESS commands sent, in a `-Dn` trace.
+fn compress_commands(trace: &str) -> usize {
+    trace
+        .lines()
+        .filter(|l| l.contains(">>> ") && l.contains("COMPRESS DEFLATE"))
+        .count()
+}
+
+#[test]
+fn compression_is_used_when_a_run_has_work_beyond_its_log_in() {
+    let setup = Setup::new(Options {
+        compress: true,
+        ..Options::default()
+    });
+    for n in 0..20 {
+        setup
+            .server
+            .append("INBOX", &message(&format!("c{n}")), "\\Seen");
+    }
+    // A big message: its body crosses many compressed reads.
+    let big_body: String = (0..6000)
+        .map(|n| format!("line {n} of a long message, some text to compress\r\n"))
+        .collect();
+    let big = format!("Message-ID: <big@example.test>\r\nSubject: big\r\n\r\n{big_body}");
+    setup.server.append("INBOX", &big, "");
+    let same_on_both_sides = |setup: &Setup, count: usize| {
+        let contents = setup.contents(&["INBOX"]);
+        let [far, near] = &contents["INBOX"];
+        assert_eq!(far.len(), count, "far: {far:?}");
+        assert_eq!(far, near);
+    };
+
+    let first = setup.run(&["-Dn"]);
+    assert_eq!(compress_commands(&first), 1, "{first}");
+    same_on_both_sides(&setup, 21);
+    let near_big = ["cur", "new"]
+        .iter()
+        .flat_map(|sub| std::fs::read_dir(setup.near_box("INBOX").join(sub)).expect("near box"))
+        .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+        .find(|data| data.starts_with(b"Message-ID: <big@"))
+        .expect("the big message on the near side");
+    assert!(
+        near_big.ends_with(b"line 5999 of a long message, some text to compress\n"),
+        "the big message arrived whole"
+    );
+
+    // Nothing changed: the run ends with its log-in round and asks for no compression.
+    let quiet = setup.run(&["-Dn"]);
+    assert_eq!(compress_commands(&quiet), 0, "{quiet}");
+
+    // Changes on both sides, synced over the compressed connection both ways.
+    setup.server.append("INBOX", &message("far-new"), "");
+    std::fs::write(
+        setup
+            .near_box("INBOX")
+            .join("new")
+            .join("1700000000.near1.test"),
+        message("near-new"),
+    )
+    .expect("near message");
+    let both = setup.run(&["-Dn"]);
+    assert_eq!(compress_commands(&both), 1, "{both}");
+    same_on_both_sides(&setup, 23);
+
+    // DisableExtension COMPRESS=DEFLATE: not asked for.
+    let config = std::fs::read_to_string(setup.dir.path().join("cfg")).expect("config");
+    std::fs::write(
+        setup.dir.path().join("cfg"),
+        config.replace(
+            "TLSType STARTTLS\n",
+            "TLSType STARTTLS\nDisableExtension COMPRESS=DEFLATE\n",
+        ),
+    )
+    .expect("config");
+    setup.server.append("INBOX", &message("far-plain"), "");
+    let plain = setup.run(&["-Dn"]);
+    assert_eq!(compress_commands(&plain), 0, "{plain}");
+    same_on_both_sides(&setup, 24);
 }

@@ -1,9 +1,9 @@
 //! Sync runs through the binary with IMAP stores on a private Dovecot: the worked scenarios of
 //! the sync specification with Dovecot on the far side, on the near side and on both sides
-//! (two users), on a full server and on a cut-down one (no UIDPLUS, LITERAL+ or NAMESPACE,
-//! PipelineDepth 1) with identical results; error cases (wrong password, unknown host,
-//! certificate mismatch, a connection cut mid-FETCH) and mailbox names that round-trip or
-//! must be refused.
+//! (two users), on a full server, on one talking COMPRESS=DEFLATE and on a cut-down one (no
+//! UIDPLUS, LITERAL+ or NAMESPACE, PipelineDepth 1) with identical results; error cases
+//! (wrong password, unknown host, certificate mismatch, a connection cut mid-FETCH) and
+//! mailbox names that round-trip or must be refused.
 //!
 //! Each test uses one Dovecot and a fresh user per scenario; messages are compared by
 //! Message-ID and body together with their flags.
@@ -45,6 +45,20 @@ impl Server {
             dovecot.ca_file.display()
         );
         Server::new(dovecot, None, account_lines, "full")
+    }
+
+    /// Dovecot offering COMPRESS=DEFLATE, reached in the clear: every scenario runs over a
+    /// compressed connection.
+    fn compressed() -> Server {
+        let dovecot = Dovecot::start_with(Options {
+            compress: true,
+            ..Options::default()
+        });
+        let account_lines = format!(
+            "Host 127.0.0.1\nPort {}\nTLSType None\nAuthMechs PLAIN\n",
+            dovecot.port
+        );
+        Server::new(dovecot, None, account_lines, "compressed")
     }
 
     /// Dovecot without UIDPLUS (also stripped from responses), LITERAL+ and NAMESPACE, used
@@ -938,6 +952,12 @@ fn run_all(server: &Server) {
 #[test]
 fn scenarios_with_dovecot_on_either_and_both_sides() {
     let server = Server::full();
+    run_all(&server);
+}
+
+#[test]
+fn scenarios_over_a_compressed_connection() {
+    let server = Server::compressed();
     run_all(&server);
 }
 

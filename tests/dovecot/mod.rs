@@ -45,6 +45,8 @@ pub struct Options {
     pub prefix: Option<String>,
     /// Logins need a client certificate signed by the test CA.
     pub require_client_cert: bool,
+    /// COMPRESS=DEFLATE is offered (the imap_zlib plugin).
+    pub compress: bool,
 }
 
 impl Options {
@@ -215,6 +217,11 @@ fn write_config(
     } else {
         String::new()
     };
+    let compress = if options.compress {
+        "protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}\n"
+    } else {
+        ""
+    };
     let separator = options.separator.unwrap_or('/');
     let prefix = options.prefix.clone().unwrap_or_default();
     let instance = base
@@ -239,7 +246,7 @@ default_login_user = dovenull
 first_valid_uid = {MAIL_UID}
 last_valid_uid = {MAIL_UID}
 mail_location = maildir:{mail}/%u
-{capabilities}{client_cert}namespace inbox {{
+{capabilities}{client_cert}{compress}namespace inbox {{
   inbox = yes
   separator = {separator}
   prefix = {prefix}

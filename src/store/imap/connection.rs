@@ -6,12 +6,14 @@
 //! (the store and the session set-up), which look at [`Outcome`]s and the collected data.
 
 use super::bypass::LiteralBypass;
+use super::compress::Deflate;
 use super::tls::{FailureSlot, TlsSetup};
 use crate::store::{FailureScope, StoreError, StoreResult};
 use imap_next::client::{Client, Event, Options};
 use imap_next::imap_types::auth::AuthenticateData;
 use imap_next::imap_types::command::{Command, CommandBody};
 use imap_next::imap_types::core::Tag;
+use imap_next::imap_types::extensions::compress::CompressionAlgorithm;
 use imap_next::imap_types::response::{
     Capability, Code, CommandContinuationRequest, Data, GreetingKind, Response, Status, StatusBody,
     StatusKind, Tagged,
@@ -73,6 +75,24 @@ struct Pending {
     raw: bool,
 }
 
+/// COMPRESS DEFLATE (RFC 4978) on a connection. The command is sent ahead of the first
+/// command submitted after [`Connection::offer_compression`], not at once: a session that
+/// ends with its log-in round (a run that finds nothing changed) pays no round trip for it.
+enum Compression {
+    /// Not offered, disabled, refused, or not worth it any more (log-out).
+    Off,
+    /// The server offers it: COMPRESS goes ahead of the next command.
+    Offered,
+    /// COMPRESS is in flight; the commands submitted meanwhile wait for its answer (nothing
+    /// may follow it on the wire before the answer).
+    Asked {
+        tag: String,
+        held: Vec<Command<'static>>,
+    },
+    /// Both directions are compressed.
+    On(Box<Deflate>),
+}
+
 /// A SASL exchange driven during an AUTHENTICATE command.
 pub trait SaslSteps {
     fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, String>;
@@ -127,6 +147,8 @@ pub struct Connection {
     parser_input: Vec<u8>,
     /// Where reads land (allocated once).
     read_buffer: Vec<u8>,
+    /// COMPRESS=DEFLATE: offered, asked for, or on.
+    compression: Compression,
     /// Commands submitted whose tagged response was not read yet, oldest first.
     in_flight: VecDeque<Pending>,
     /// Outcomes of finished commands not collected yet, by tag.
@@ -269,6 +291,7 @@ impl Connection {
             bypass: LiteralBypass::default(),
             parser_input: Vec::new(),
             read_buffer: Vec::new(),
+            compression: Compression::Off,
             in_flight: VecDeque::new(),
             finished: HashMap::new(),
             awaiting_continuation: false,
@@ -475,7 +498,33 @@ impl Connection {
                 }))
             }
             Some(Ok(n)) => {
-                let data = &mut buffer[..n];
+                if let Compression::On(deflate) = &mut self.compression {
+                    let mut inflated = Vec::with_capacity(n * 4);
+                    if let Err(why) = deflate.decompress(&buffer[..n], &mut inflated) {
+                        self.broken = true;
+                        return Err(temporary(format!(
+                            "IMAP error: cannot decompress data from {name}: {why}"
+                        )));
+                    }
+                    return self.take_in(&mut inflated, name);
+                }
+                self.take_in(&mut buffer[..n], name)
+            }
+            Some(Err(e)) => {
+                self.broken = true;
+                Err(temporary(format!("Socket error: read from {name}: {e}")))
+            }
+            None => {
+                self.broken = true;
+                Err(temporary(format!("Socket error on {name}: timeout.")))
+            }
+        }
+    }
+
+    /// Bytes received (decompressed): through the filters into the parser's queue.
+    fn take_in(&mut self, data: &mut [u8], name: &str) -> StoreResult<()> {
+        {
+            {
                 // The parser refuses NUL inside literals; some servers send them in message
                 // bodies. They become 0x80 (as Dovecot itself does), with a warning.
                 if data.contains(&0) {
@@ -501,20 +550,27 @@ impl Connection {
                 self.parser_input = parser_input;
                 Ok(())
             }
-            Some(Err(e)) => {
-                self.broken = true;
-                Err(temporary(format!("Socket error: read from {name}: {e}")))
-            }
-            None => {
-                self.broken = true;
-                Err(temporary(format!("Socket error on {name}: timeout.")))
-            }
         }
     }
 
     async fn write(&mut self, bytes: &[u8]) -> StoreResult<()> {
         let name = self.name.clone();
         let timeout = self.timeout;
+        let compressed;
+        let bytes = match &mut self.compression {
+            Compression::On(deflate) => {
+                let mut out = Vec::new();
+                if let Err(why) = deflate.compress(bytes, &mut out) {
+                    self.broken = true;
+                    return Err(temporary(format!(
+                        "IMAP error: cannot compress data for {name}: {why}"
+                    )));
+                }
+                compressed = out;
+                &compressed[..]
+            }
+            _ => bytes,
+        };
         let Some(stream) = self.stream.as_mut() else {
             self.broken = true;
             return Err(temporary(format!(
@@ -585,8 +641,19 @@ impl Connection {
     /// see [`Connection::submit`]) is finished as not sent.
     fn reset_client(&mut self) {
         self.client = Client::new(client_options(true));
+        // Commands held back behind a COMPRESS go out when it is answered.
+        let held: Vec<String> = match &self.compression {
+            Compression::Asked { held, .. } => {
+                held.iter().map(|c| c.tag.as_ref().to_string()).collect()
+            }
+            _ => Vec::new(),
+        };
         let mut lost = Vec::new();
-        for pending in self.in_flight.iter_mut().filter(|p| !p.sent && !p.raw) {
+        for pending in self
+            .in_flight
+            .iter_mut()
+            .filter(|p| !p.sent && !p.raw && !held.contains(&p.tag))
+        {
             match &pending.command {
                 Some(command) => {
                     self.client.enqueue_command(command.clone());
@@ -635,7 +702,15 @@ impl Connection {
         // for an APPEND with a non-synchronizing literal (the server cannot refuse it before
         // its literal, and the copy would double the message in memory).
         let keep = (!is_non_sync_append(&command.body)).then(|| command.clone());
-        self.client.enqueue_command(command);
+        if matches!(self.compression, Compression::Offered) {
+            self.ask_for_compression()?;
+        }
+        match &mut self.compression {
+            Compression::Asked { held, .. } => held.push(command),
+            _ => {
+                self.client.enqueue_command(command);
+            }
+        }
         self.in_flight.push_back(Pending {
             tag: tag.clone(),
             command: keep,
@@ -644,6 +719,64 @@ impl Connection {
             raw: false,
         });
         Ok(tag)
+    }
+
+    /// The server offers COMPRESS=DEFLATE (and the config does not disable it): it is asked
+    /// for ahead of the next command.
+    pub fn offer_compression(&mut self) {
+        if matches!(self.compression, Compression::Off) {
+            self.compression = Compression::Offered;
+        }
+    }
+
+    /// Queues `COMPRESS DEFLATE`; what is submitted next waits for its answer.
+    fn ask_for_compression(&mut self) -> StoreResult<()> {
+        let tag = self.new_tag();
+        let Ok(tag_value) = Tag::try_from(tag.clone()) else {
+            return Err(temporary("IMAP error: cannot make a command tag".into()));
+        };
+        let command = Command {
+            tag: tag_value,
+            body: CommandBody::Compress {
+                algorithm: CompressionAlgorithm::Deflate,
+            },
+        };
+        self.client.enqueue_command(command.clone());
+        self.in_flight.push_back(Pending {
+            tag: tag.clone(),
+            command: Some(command),
+            authenticate: false,
+            sent: false,
+            raw: false,
+        });
+        self.compression = Compression::Asked {
+            tag,
+            held: Vec::new(),
+        };
+        Ok(())
+    }
+
+    /// The answer to `COMPRESS DEFLATE`: compression starts with the next byte either way
+    /// round (RFC 4978 §3), then the commands held back go out. A refusal is reported and
+    /// the session goes on uncompressed.
+    fn compression_answered(&mut self, outcome: &Outcome) {
+        let Compression::Asked { held, .. } =
+            std::mem::replace(&mut self.compression, Compression::Off)
+        else {
+            return;
+        };
+        if outcome.is_ok() {
+            self.compression = Compression::On(Box::default());
+        } else {
+            self.notes.push(format!(
+                "IMAP command 'COMPRESS DEFLATE' returned an error: {} {}",
+                super::status_word(outcome.kind),
+                outcome.text
+            ));
+        }
+        for command in held {
+            self.client.enqueue_command(command);
+        }
     }
 
     /// Sends a command ending in a literal whose bytes are read from `literal` a chunk at a
@@ -1007,6 +1140,12 @@ impl Connection {
             }
             _ => {}
         }
+        if let Compression::Asked { tag: asked, .. } = &self.compression
+            && *asked == tag
+        {
+            self.compression_answered(&outcome);
+            return Ok(());
+        }
         if !pending.sent && !pending.authenticate && !pending.raw {
             if self.trace
                 && let Some(command) = &pending.command
@@ -1161,6 +1300,9 @@ impl Connection {
     /// would cost a whole round trip at the end of every run. Answers of other commands
     /// still in flight are not waited for either.
     pub async fn logout(&mut self) {
+        if matches!(self.compression, Compression::Offered) {
+            self.compression = Compression::Off;
+        }
         if !self.broken {
             self.expect_bye = true;
             if let Ok(tag) = self.submit(CommandBody::Logout)

@@ -28,6 +28,7 @@
 mod auth;
 mod bypass;
 mod cert;
+mod compress;
 pub mod condstore;
 mod connection;
 mod messages;

@@ -248,6 +248,10 @@ pub async fn establish(
             run_ok(&mut connection, CommandBody::Capability, "CAPABILITY").await?;
         }
     }
+    // COMPRESS=DEFLATE goes ahead of the next command (not in a round of its own).
+    if connection.has("COMPRESS=DEFLATE") {
+        connection.offer_compression();
+    }
     let asked = |kind: FollowUp| follow_up_outcomes.iter().any(|(k, _)| *k == kind);
     let answered = |kind: FollowUp| {
         follow_up_outcomes
