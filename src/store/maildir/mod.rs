@@ -106,9 +106,10 @@ struct OpenBox {
     files: BTreeMap<u32, MessageFile>,
     /// The request of the last load; rescans use its range.
     load_request: Option<LoadRequest>,
-    /// Names of files this store object wrote during this open (their UIDs are valid even
-    /// while `fresh_uids` is set).
-    stored_names: HashSet<String>,
+    /// UIDs of the files this store object wrote while `fresh_uids` was set: such a file's
+    /// UID is valid all the same, as long as it still has the name `files` gives it (a UID
+    /// each, not a name: a first download stores tens of thousands).
+    stored_uids: HashSet<u32>,
 }
 
 /// A mailbox that `open_box` found missing, to be created by `create_box`.
@@ -286,7 +287,7 @@ impl MaildirStore {
             created,
             files: BTreeMap::new(),
             load_request: None,
-            stored_names: HashSet::new(),
+            stored_uids: HashSet::new(),
         });
         Ok(OpenOutcome::Opened { uid_validity })
     }
@@ -592,7 +593,9 @@ impl Store for MaildirStore {
         let sub = Sub::for_flags(message.flags);
         let open = self.open_box_ref()?;
         let path = write_message(&open.dir, &name, sub, &message)?;
-        open.stored_names.insert(name.clone());
+        if open.fresh_uids {
+            open.stored_uids.insert(uid);
+        }
         let dir = format!("{}/{}", open.dir, sub.dir_name());
         if fsync {
             self.unflushed.add(path, dir);

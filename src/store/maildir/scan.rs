@@ -80,11 +80,11 @@ impl ScanContext<'_> {
                 if sub == Sub::New {
                     recent += 1;
                 }
-                let uid = if open.fresh_uids && !open.stored_names.contains(&name) {
-                    None
-                } else {
-                    names::parse_uid(&name)
-                };
+                let uid = names::parse_uid(&name).filter(|uid| {
+                    !open.fresh_uids
+                        || (open.stored_uids.contains(uid)
+                            && open.files.get(uid).is_some_and(|file| file.name == name))
+                });
                 let file = MessageFile { name, sub };
                 match uid {
                     Some(uid) => numbered.push((uid, file)),

@@ -744,6 +744,31 @@ fn fresh_uidvalidity_renumbers_existing_files() {
 }
 
 #[test]
+fn files_stored_while_uids_are_fresh_keep_their_uids() {
+    let fixture = Fixture::new();
+    fixture.make_box("Box");
+    fixture.write("Box/cur/100.1_1.h,U=1:2,S", "old\n");
+    let mut store = fixture.opened("Box");
+    // A load that does not number new messages leaves the old names untrusted.
+    let listing_only = LoadRequest {
+        new: false,
+        ..everything()
+    };
+    let loaded = store.load(&listing_only).unwrap();
+    assert!(loaded.messages.is_empty());
+    let stored = store.store(message(b"new\n", "S")).unwrap();
+    assert_eq!(stored, Some(1));
+    // The next scan keeps the stored file's UID and numbers the old file after it.
+    let loaded = store.load(&everything()).unwrap();
+    assert_eq!(uids(&loaded), [1, 2]);
+    let files = fixture.files("Box/cur");
+    assert!(
+        files.contains(&"100.1_1.h,U=2:2,S".to_string()),
+        "{files:?}"
+    );
+}
+
+#[test]
 fn fresh_directories_make_the_scan_wait() {
     let mut fixture = Fixture::new();
     fixture.options.no_fresh_wait = false;
