@@ -1456,6 +1456,20 @@ fn many_far(count: u32) -> MemStore {
     far_store(&messages)
 }
 
+/// The journal records, the positions of the `>` (assign) records among them and the
+/// position of the first `%` record.
+fn copy_records(o: &Outcome) -> (Vec<String>, Vec<usize>, usize) {
+    let lines = records(o);
+    let assigns = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line.starts_with("> "))
+        .map(|(position, _)| position)
+        .collect();
+    let first_flags = lines.iter().position(|l| l.starts_with("% ")).unwrap_or(0);
+    (lines, assigns, first_flags)
+}
+
 #[test]
 fn copies_are_flushed_in_batches_before_their_records() {
     let count = (2 * COPY_BATCH_MESSAGES + 88) as u32;
@@ -1467,16 +1481,9 @@ fn copies_are_flushed_in_batches_before_their_records() {
         "one flush per batch of {COPY_BATCH_MESSAGES}"
     );
     assert_eq!(far.flushes, 0);
-    let lines = records(&o);
-    let assigns: Vec<usize> = lines
-        .iter()
-        .enumerate()
-        .filter(|(_, line)| line.starts_with("> "))
-        .map(|(position, _)| position)
-        .collect();
+    let (lines, assigns, first_flags) = copy_records(&o);
     assert_eq!(assigns.len(), count as usize);
     // Each batch: its `%` records (one per copy, all flagged S), then its `>` records.
-    let first_flags = lines.iter().position(|l| l.starts_with("% ")).unwrap_or(0);
     assert_eq!(assigns[0], first_flags + COPY_BATCH_MESSAGES);
     assert_eq!(lines[assigns[0]], "> 1 0 1");
     assert_eq!(
@@ -1494,17 +1501,10 @@ fn a_target_flushing_in_the_background_gets_the_next_batch_meanwhile() {
     near.background_flush = true;
     let o = run(&mut far, &mut near, settings(), None);
     assert_eq!(near.flushes, 3, "one flush per batch");
-    let lines = records(&o);
-    let assigns: Vec<usize> = lines
-        .iter()
-        .enumerate()
-        .filter(|(_, line)| line.starts_with("> "))
-        .map(|(position, _)| position)
-        .collect();
+    let (lines, assigns, first_flags) = copy_records(&o);
     assert_eq!(assigns.len(), count as usize);
     // The first batch's `>` records come after the second batch's copies (their `%`
     // records), once the first batch's flush finished.
-    let first_flags = lines.iter().position(|l| l.starts_with("% ")).unwrap_or(0);
     assert_eq!(assigns[0], first_flags + 2 * COPY_BATCH_MESSAGES);
     assert_eq!(lines[assigns[0]], "> 1 0 1");
     assert_eq!(saved(&o).entries.len(), count as usize);

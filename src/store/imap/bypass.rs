@@ -216,13 +216,13 @@ fn chunk_len(left: u64, available: usize) -> usize {
 }
 
 /// A literal announced at the end of a line: where `{` is, and the size.
-struct Announcement {
-    start: usize,
-    size: u64,
+pub(super) struct Announcement {
+    pub start: usize,
+    pub size: u64,
 }
 
 /// The literal a line (ending in LF) announces: `…{123}\r\n`, `{123+}`, `~{123}`.
-fn announcement(line: &[u8]) -> Option<Announcement> {
+pub(super) fn announcement(line: &[u8]) -> Option<Announcement> {
     let text = line.strip_suffix(b"\n")?;
     let text = text.strip_suffix(b"\r").unwrap_or(text);
     let inner = text.strip_suffix(b"}")?;

@@ -236,16 +236,7 @@ impl StatusTextFilter {
 
 /// The size of the literal a line ending (`…{123}\r\n`, `{123+}`) announces.
 fn literal_announced(tail: &[u8]) -> Option<u64> {
-    let line = tail.strip_suffix(b"\n")?;
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let inner = line.strip_suffix(b"}")?;
-    let open = inner.iter().rposition(|b| *b == b'{')?;
-    let digits = &inner[open + 1..];
-    let digits = digits.strip_suffix(b"+").unwrap_or(digits);
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    super::bypass::announcement(tail).map(|announced| announced.size)
 }
 
 fn temporary(message: String) -> StoreError {
