@@ -750,3 +750,36 @@ fn compression_is_used_when_a_run_has_work_beyond_its_log_in() {
     assert_eq!(compress_commands(&plain), 0, "{plain}");
     same_on_both_sides(&setup, 24);
 }
+
+#[test]
+fn sizes_of_new_messages_come_in_the_select_round() {
+    let setup = Setup::new(Options::default());
+    for n in 0..3 {
+        setup.server.append("INBOX", &message(&format!("s{n}")), "");
+    }
+    setup.run(&[]);
+    for n in 3..6 {
+        setup.server.append("INBOX", &message(&format!("s{n}")), "");
+    }
+    let trace = setup.run(&["-Dn"]);
+    let lines: Vec<&str> = trace.lines().collect();
+    let position = |what: &dyn Fn(&str) -> bool| lines.iter().position(|l| what(l));
+    let sizes: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains(">>> ") && l.contains("RFC822.SIZE"))
+        .collect();
+    assert_eq!(sizes.len(), 1, "one size FETCH:\n{trace}");
+    assert!(sizes[0].contains("UID FETCH 4:*"), "{trace}");
+    // Written behind the SELECT, before its answer: the same round.
+    let select = position(&|l| l.contains(">>> ") && l.contains("SELECT"));
+    let size = position(&|l| l.contains(">>> ") && l.contains("RFC822.SIZE"));
+    let selected = position(&|l| l.contains("OK [READ-WRITE]"));
+    assert!(
+        select < size && size < selected,
+        "{select:?} {size:?} {selected:?}:\n{trace}"
+    );
+    let contents = setup.contents(&["INBOX"]);
+    let [far, near] = &contents["INBOX"];
+    assert_eq!(far.len(), 6);
+    assert_eq!(far, near);
+}

@@ -164,6 +164,9 @@ pub struct ImapStore {
     read_ahead: std::collections::VecDeque<(u32, u64)>,
     /// … and those whose size is not known yet (sized a chunk at a time).
     not_sized: std::collections::VecDeque<u32>,
+    /// Sizes of the messages that arrived since the snapshot, asked for in the SELECT's
+    /// round (see `select_mailbox`), so a read-ahead of them needs no size round.
+    new_sizes: HashMap<u32, u64>,
     /// Body FETCHes sent and not finished yet (oldest first), and the bytes they announce.
     body_fetches: std::collections::VecDeque<BodyFetch>,
     body_fetch_bytes: u64,
@@ -291,6 +294,7 @@ impl ImapStore {
             prefetched_bytes: 0,
             read_ahead: Default::default(),
             not_sized: Default::default(),
+            new_sizes: HashMap::new(),
             body_fetches: Default::default(),
             body_fetch_bytes: 0,
             queued_appends: Vec::new(),
@@ -1589,7 +1593,7 @@ impl ImapStore {
         let snapshot = self.snapshot_out.clone();
         let current = self.current.take();
         let loaded = std::mem::take(&mut self.loaded);
-        match self.select_mailbox(&name, server, snapshot.as_ref())? {
+        match self.select_mailbox(&name, server, snapshot.as_ref(), None)? {
             OpenOutcome::Opened { uid_validity: now } if now == uid_validity => {}
             _ => {
                 self.selected = None;
@@ -1604,16 +1608,20 @@ impl ImapStore {
     }
 
     /// SELECTs the mailbox; with CONDSTORE and a snapshot of it, learns the changes since
-    /// and, if they add up, the complete listing (`current`) and a new snapshot.
+    /// and, if they add up, the complete listing (`current`) and a new snapshot. With
+    /// `new_from` (the STATUS of the log-in round showed messages from that UID on, new since
+    /// the snapshot), their sizes are asked for in the same round (`new_sizes`).
     fn select_mailbox(
         &mut self,
         name: &str,
         server: String,
         snapshot: Option<&MailboxSnapshot>,
+        new_from: Option<u32>,
     ) -> StoreResult<OpenOutcome> {
         if let Some(c) = self.connection.as_mut() {
             c.reset_mailbox_state();
         }
+        self.new_sizes.clear();
         let condstore = self.has("CONDSTORE");
         let qresync = self.has("QRESYNC");
         let mut commands = Vec::new();
@@ -1649,13 +1657,21 @@ impl ImapStore {
             parameters,
         });
         let sent_enable = commands.len() == 2;
-        let mut outcomes = self.run(commands)?;
-        let Some(outcome) = outcomes.pop() else {
-            return Err(StoreError::mailbox("IMAP error: SELECT got no answer"));
-        };
+        let select_at = commands.len() - 1;
+        if let Some(from) = new_from {
+            // Answered BAD if the SELECT fails; its answer is not looked at.
+            commands.push(fetch_command(
+                &format!("{from}:*"),
+                vec![MessageDataItemName::Uid, MessageDataItemName::Rfc822Size],
+            )?);
+        }
+        let outcomes = self.run(commands)?;
         if sent_enable && outcomes.first().is_some_and(|o| o.is_ok()) {
             self.qresync_enabled = true;
         }
+        let Some(outcome) = outcomes.into_iter().nth(select_at) else {
+            return Err(StoreError::mailbox("IMAP error: SELECT got no answer"));
+        };
         if outcome.kind == StatusKind::No && !is_refusal(&outcome) {
             return Ok(OpenOutcome::Missing);
         }
@@ -1699,9 +1715,15 @@ impl ImapStore {
                     known_uids,
                 } => changes.vanished.extend(condstore::uid_ranges(known_uids)),
                 Data::Fetch { .. } => {
-                    if let Some(fetched) = messages::parse_fetch(&data)
-                        && let Some((flags, recent)) = fetched.flags
+                    let Some(fetched) = messages::parse_fetch(&data) else {
+                        continue;
+                    };
+                    if let (Some(from), Some(size)) = (new_from, fetched.size)
+                        && fetched.uid >= from
                     {
+                        self.new_sizes.insert(fetched.uid, size);
+                    }
+                    if let Some((flags, recent)) = fetched.flags {
                         for warning in &fetched.warnings {
                             self.reporter.warning(warning);
                         }
@@ -2375,7 +2397,17 @@ impl Store for ImapStore {
             Some((primed_name, snapshot)) if primed_name == name => Some(snapshot),
             _ => None,
         };
+        self.new_sizes.clear();
         let status = self.statuses.remove(&server);
+        let new_from = match (&primed, status) {
+            (Some(snapshot), Some(status))
+                if status.uid_validity == snapshot.uid_validity
+                    && status.uid_next > snapshot.uid_next =>
+            {
+                Some(snapshot.uid_next)
+            }
+            _ => None,
+        };
         if let (Some(snapshot), Some(status)) = (&primed, status)
             && self.has("CONDSTORE")
             && snapshot.unchanged_per(&status)
@@ -2403,7 +2435,7 @@ impl Store for ImapStore {
                 uid_validity: status.uid_validity,
             });
         }
-        self.select_mailbox(name, server, primed.as_ref())
+        self.select_mailbox(name, server, primed.as_ref(), new_from)
     }
 
     fn create_box(&mut self) -> StoreResult<u32> {
@@ -2641,6 +2673,19 @@ impl Store for ImapStore {
             if seen.insert(*uid) && !self.prefetched.contains_key(uid) && !self.on_its_way(*uid) {
                 self.not_sized.push_back(*uid);
             }
+        }
+        // New messages whose sizes came with the SELECT need no size round.
+        if self
+            .not_sized
+            .iter()
+            .all(|uid| self.new_sizes.contains_key(uid))
+        {
+            let sizes = &self.new_sizes;
+            self.read_ahead.extend(
+                self.not_sized
+                    .drain(..)
+                    .filter_map(|uid| sizes.get(&uid).map(|size| (uid, *size))),
+            );
         }
         self.top_up_read_ahead(false)
     }
