@@ -167,6 +167,10 @@ fn check_journalled(mut copy: Fixture, run: &Run, journalled: &Journalled, numbe
     copy.assert_journal(&want);
 }
 
+/// The Maildir store's notice before it waits for the clock to tick past a directory's
+/// modification time.
+const FRESHNESS_NOTICE: &str = "Maildir notice: sleeping due to recent directory modification.";
+
 /// The checks shared by a run and its `-Tj` variant.
 fn check_result(
     fixture: &Fixture,
@@ -180,7 +184,18 @@ fn check_result(
     if let Some(stdout) = stdout {
         let want: Vec<&str> = stdout.iter().map(String::as_str).collect();
         if !run.debug {
-            result.assert_stdout(&want);
+            // The freshness wait depends on the clock: when the second ticks between a
+            // write into a Maildir and its rescan, no wait is needed (nor made by mbsync).
+            let unwaited: Vec<&str> = want
+                .iter()
+                .copied()
+                .filter(|line| *line != FRESHNESS_NOTICE)
+                .collect();
+            if unwaited.len() < want.len() && !result.stdout.contains(FRESHNESS_NOTICE) {
+                result.assert_stdout(&unwaited);
+            } else {
+                result.assert_stdout(&want);
+            }
         } else if !ignoring_stdout() {
             let mut got: Vec<&str> = result
                 .stdout
