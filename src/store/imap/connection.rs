@@ -149,6 +149,8 @@ pub struct Connection {
     read_buffer: Vec<u8>,
     /// COMPRESS=DEFLATE: offered, asked for, or on.
     compression: Compression,
+    /// What one compressed read inflates to (kept to reuse its allocation).
+    inflated: Vec<u8>,
     /// Commands submitted whose tagged response was not read yet, oldest first.
     in_flight: VecDeque<Pending>,
     /// Outcomes of finished commands not collected yet, by tag.
@@ -283,6 +285,7 @@ impl Connection {
             parser_input: Vec::new(),
             read_buffer: Vec::new(),
             compression: Compression::Off,
+            inflated: Vec::new(),
             in_flight: VecDeque::new(),
             finished: HashMap::new(),
             awaiting_continuation: false,
@@ -490,14 +493,17 @@ impl Connection {
             }
             Some(Ok(n)) => {
                 if let Compression::On(deflate) = &mut self.compression {
-                    let mut inflated = Vec::with_capacity(n * 4);
+                    let mut inflated = std::mem::take(&mut self.inflated);
+                    inflated.clear();
                     if let Err(why) = deflate.decompress(&buffer[..n], &mut inflated) {
                         self.broken = true;
                         return Err(temporary(format!(
                             "IMAP error: cannot decompress data from {name}: {why}"
                         )));
                     }
-                    return self.take_in(&mut inflated, name);
+                    let result = self.take_in(&mut inflated, name);
+                    self.inflated = inflated;
+                    return result;
                 }
                 self.take_in(&mut buffer[..n], name)
             }
@@ -514,34 +520,30 @@ impl Connection {
 
     /// Bytes received (decompressed): through the filters into the parser's queue.
     fn take_in(&mut self, data: &mut [u8], name: &str) -> StoreResult<()> {
-        {
-            {
-                // The parser refuses NUL inside literals; some servers send them in message
-                // bodies. They become 0x80 (as Dovecot itself does), with a warning.
-                if data.contains(&0) {
-                    data.iter_mut().filter(|b| **b == 0).for_each(|b| *b = 0x80);
-                    self.notes.push(format!(
-                        "IMAP warning: NUL bytes from {name} were replaced by 0x80"
-                    ));
-                }
-                self.status_text.filter(data);
-                if let Some((size, line)) = self.status_text.oversized.take() {
-                    // Refused before anything of it is buffered: the claimed size is never
-                    // allocated, and a server cannot make us read gigabytes first.
-                    self.broken = true;
-                    let limit = self.status_text.max_literal.unwrap_or(DEFAULT_MAX_LITERAL);
-                    return Err(temporary(format!(
-                        "IMAP error: {name} announced a literal of {size} bytes, more than the limit of {limit} bytes, in '{line}…'"
-                    )));
-                }
-                let mut parser_input = std::mem::take(&mut self.parser_input);
-                parser_input.clear();
-                self.bypass.feed(data, &mut parser_input);
-                self.client.enqueue_input(&parser_input);
-                self.parser_input = parser_input;
-                Ok(())
-            }
+        // The parser refuses NUL inside literals; some servers send them in message
+        // bodies. They become 0x80 (as Dovecot itself does), with a warning.
+        if data.contains(&0) {
+            data.iter_mut().filter(|b| **b == 0).for_each(|b| *b = 0x80);
+            self.notes.push(format!(
+                "IMAP warning: NUL bytes from {name} were replaced by 0x80"
+            ));
         }
+        self.status_text.filter(data);
+        if let Some((size, line)) = self.status_text.oversized.take() {
+            // Refused before anything of it is buffered: the claimed size is never
+            // allocated, and a server cannot make us read gigabytes first.
+            self.broken = true;
+            let limit = self.status_text.max_literal.unwrap_or(DEFAULT_MAX_LITERAL);
+            return Err(temporary(format!(
+                "IMAP error: {name} announced a literal of {size} bytes, more than the limit of {limit} bytes, in '{line}…'"
+            )));
+        }
+        let mut parser_input = std::mem::take(&mut self.parser_input);
+        parser_input.clear();
+        self.bypass.feed(data, &mut parser_input);
+        self.client.enqueue_input(&parser_input);
+        self.parser_input = parser_input;
+        Ok(())
     }
 
     async fn write(&mut self, bytes: &[u8]) -> StoreResult<()> {

@@ -467,21 +467,28 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "1000\n21\n");
     }
 
-    #[test]
-    fn a_reservation_is_not_given_back_after_another_writer() {
+    /// A box whose counter file a first writer opened, used UID 1 and 2 of (holding the
+    /// block 2..=3, unlocked), and a second writer opened after it.
+    fn first_holds_a_block_when_second_opens() -> (tempfile::TempDir, UidFile, UidFile) {
         let dir = tempfile::tempdir().unwrap();
         let box_dir = dir_string(&dir);
-        let path = dir.path().join(FILE_NAME);
-        std::fs::write(&path, "1000\n0\n").unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), "1000\n0\n").unwrap();
         let mut first = UidFile::open(&box_dir, 5, false, &SilentReporter)
             .unwrap()
             .file;
         assert_eq!(first.allocate().unwrap(), 1);
         assert_eq!(first.allocate().unwrap(), 2); // block 2..=3
         first.unlock();
-        let mut second = UidFile::open(&box_dir, 5, false, &SilentReporter)
+        let second = UidFile::open(&box_dir, 5, false, &SilentReporter)
             .unwrap()
             .file;
+        (dir, first, second)
+    }
+
+    #[test]
+    fn a_reservation_is_not_given_back_after_another_writer() {
+        let (dir, mut first, mut second) = first_holds_a_block_when_second_opens();
+        let path = dir.path().join(FILE_NAME);
         assert_eq!(second.allocate().unwrap(), 4);
         drop(second);
         // UID 3 stays reserved: another process went past it.
@@ -493,19 +500,8 @@ mod tests {
 
     #[test]
     fn a_reservation_dropped_after_another_writer_leaves_its_counter() {
-        let dir = tempfile::tempdir().unwrap();
-        let box_dir = dir_string(&dir);
+        let (dir, first, mut second) = first_holds_a_block_when_second_opens();
         let path = dir.path().join(FILE_NAME);
-        std::fs::write(&path, "1000\n0\n").unwrap();
-        let mut first = UidFile::open(&box_dir, 5, false, &SilentReporter)
-            .unwrap()
-            .file;
-        assert_eq!(first.allocate().unwrap(), 1);
-        assert_eq!(first.allocate().unwrap(), 2); // block 2..=3
-        first.unlock();
-        let mut second = UidFile::open(&box_dir, 5, false, &SilentReporter)
-            .unwrap()
-            .file;
         assert_eq!(second.allocate().unwrap(), 4);
         assert_eq!(second.allocate().unwrap(), 5); // block 5..=6
         second.unlock();
