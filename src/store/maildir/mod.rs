@@ -652,9 +652,10 @@ impl Store for MaildirStore {
         match self.background_sync.take() {
             None => Ok(()),
             Some(sync) => sync.join().unwrap_or_else(|_| {
-                Err(StoreError::mailbox(
-                    "Maildir error: the thread syncing stored messages failed".to_string(),
-                ))
+                let place = self.current.as_ref().map_or("", |open| open.dir.as_str());
+                Err(StoreError::mailbox(format!(
+                    "Maildir error: the thread syncing messages stored in {place} failed"
+                )))
             }),
         }
     }
