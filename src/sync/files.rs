@@ -188,39 +188,42 @@ fn load(
     take_lock: &mut dyn FnMut(&StatePaths) -> Result<(), SyncError>,
 ) -> Result<PairState, SyncError> {
     let state_name = shown(&paths.state);
-    let mut state = match read_if_present(&paths.state) {
-        Ok(Some(data)) => {
-            take_lock(paths)?;
-            parse_state(&data, &state_name, expire_side)?
-        }
-        Ok(None) => PairState::default(),
-        Err(source) => {
-            return Err(StateError::ReadState {
-                path: state_name,
-                source,
-            }
-            .into());
-        }
+    let read_state_error = |source| StateError::ReadState {
+        path: shown(&paths.state),
+        source,
+    };
+    let mut state = match read_locked(&paths.state, paths, take_lock, read_state_error)? {
+        Some(data) => parse_state(&data, &state_name, expire_side)?,
+        None => PairState::default(),
     };
     let journal_name = shown(&paths.journal);
-    match read_if_present(&paths.journal) {
-        Ok(Some(journal)) => {
-            take_lock(paths)?;
-            // A journal without `.new` was already folded into the state file.
-            if !journal.is_empty() && paths.new.exists() {
-                replay(&mut state, &journal, &journal_name, expire_side)?;
-            }
-        }
-        Ok(None) => {}
-        Err(source) => {
-            return Err(StateError::ReadJournal {
-                path: journal_name,
-                source,
-            }
-            .into());
-        }
+    let read_journal_error = |source| StateError::ReadJournal {
+        path: shown(&paths.journal),
+        source,
+    };
+    if let Some(journal) = read_locked(&paths.journal, paths, take_lock, read_journal_error)?
+        // A journal without `.new` was already folded into the state file.
+        && !journal.is_empty()
+        && paths.new.exists()
+    {
+        replay(&mut state, &journal, &journal_name, expire_side)?;
     }
     Ok(state)
+}
+
+/// Reads `path` if it exists, taking the pair's lock first: a file that another process
+/// replaces before it lets go of the lock is read as that process left it.
+fn read_locked(
+    path: &Path,
+    paths: &StatePaths,
+    take_lock: &mut dyn FnMut(&StatePaths) -> Result<(), SyncError>,
+    error: impl Fn(io::Error) -> StateError,
+) -> Result<Option<Vec<u8>>, SyncError> {
+    if !path.try_exists().map_err(&error)? {
+        return Ok(None);
+    }
+    take_lock(paths)?;
+    read_if_present(path).map_err(|source| error(source).into())
 }
 
 /// Commits the pair's state (spec §1.4): writes `P.new` (fdatasync with `fsync`), then —
@@ -395,6 +398,24 @@ mod tests {
             lock.release();
         }
         assert!(!paths.lock.exists());
+    }
+
+    #[test]
+    fn the_state_is_read_after_the_lock_is_taken() {
+        // Another process commits (renames its new state over the file) and lets go of the
+        // lock just as this one takes it: the committed state is the one loaded.
+        let (_dir, paths) = temp_paths();
+        fs::write(&paths.state, EXAMPLE_2_STATE).unwrap();
+        let committed = EXAMPLE_2_STATE.replace("MaxPulledUid 3", "MaxPulledUid 4") + "4 4 S\n";
+        let state = load(&paths, NEAR, &mut |paths: &StatePaths| {
+            if !paths.new.exists() {
+                fs::write(&paths.new, &committed).unwrap();
+                fs::rename(&paths.new, &paths.state).unwrap();
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(state.entries.len(), 4);
     }
 
     #[test]
