@@ -598,7 +598,7 @@ fn no_change_rounds(boxes: &[&str], channel: &str) -> (dovecot::RelayCounts, Str
     let run = || {
         let output = Command::new(env!("CARGO_BIN_EXE_mailsync"))
             .arg("sync")
-            .arg("-Dn")
+            .arg("-Dnm")
             .arg("-c")
             .arg(dir.path().join("cfg"))
             .arg("ex")
@@ -616,6 +616,9 @@ fn no_change_rounds(boxes: &[&str], channel: &str) -> (dovecot::RelayCounts, Str
     };
     let first = run();
     assert_eq!(selects(&first).len(), boxes.len(), "{first}");
+    // Mailbox directories are listed ahead (while the log-in round travels) only once they
+    // have been left alone for two seconds, as any scheduled run finds them.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     let before = relay.counts();
     let quiet = run();
     let after = relay.counts();
@@ -643,6 +646,7 @@ fn a_no_change_run_of_one_mailbox_takes_two_round_trips() {
             counts.rounds <= NO_CHANGE_ROUNDS,
             "{channel:?}: a no-change run took {counts:?}:\n{trace}"
         );
+        assert_eq!(read_ahead_scans(&trace), 1, "{channel:?}:\n{trace}");
         // The mailbox's STATUS went with the log-in and showed it unchanged: no SELECT.
         assert!(selects(&trace).is_empty(), "{trace}");
         assert!(trace.contains("STATUS INBOX ("), "{trace}");
@@ -669,6 +673,15 @@ fn a_no_change_run_of_several_mailboxes_takes_two_round_trips() {
     );
     // The counts see every mailbox's STATUS: they went in the log-in's round.
     assert!(counts.commands >= boxes.len() + 2, "{counts:?}");
+    assert_eq!(read_ahead_scans(&trace), boxes.len(), "{trace}");
+}
+
+/// Scans that took the names a read-ahead listed, in a `-Dm` trace.
+fn read_ahead_scans(trace: &str) -> usize {
+    trace
+        .lines()
+        .filter(|line| line.ends_with("the names listed ahead are current"))
+        .count()
 }
 
 /// COMPRESS commands sent, in a `-Dn` trace.

@@ -24,7 +24,8 @@ use crate::config::{
 };
 use crate::output;
 use crate::store::imap::{ImapOptions, ImapSeed, ImapStore};
-use crate::store::maildir::{MaildirOptions, MaildirStore};
+use crate::store::maildir::layout::Layout;
+use crate::store::maildir::{MaildirOptions, MaildirStore, ReadAhead};
 use crate::store::{FailureScope, Reporter, Store, StoreError};
 use crate::sync::convert::new_tuid;
 use crate::sync::debug::{self, DebugStore};
@@ -189,6 +190,29 @@ impl OpenedStore {
             OpenedStore::Imap(_) => None,
         }
     }
+}
+
+/// For a channel between a Maildir and an IMAP store: starts listing the Maildir directories
+/// of the boxes an earlier run synced (those with a listing snapshot) on a thread, so that
+/// their scans need not read them while the IMAP side logs in.
+fn start_read_ahead(
+    config: &Config,
+    channel: &ChannelConfig,
+    selected: &ChannelRef,
+    stores: &[&StoreConfig],
+) -> Option<ReadAhead> {
+    let (side, maildir) = match stores {
+        [StoreConfig::Imap(_), StoreConfig::Maildir(maildir)] => (Side::Near, maildir),
+        [StoreConfig::Maildir(maildir), StoreConfig::Imap(_)] => (Side::Far, maildir),
+        _ => return None,
+    };
+    let layout = Layout::from_config(maildir);
+    let dirs =
+        status_ahead::boxes_with_snapshots(config, channel, selected, [stores[0], stores[1]], side)
+            .iter()
+            .filter_map(|name| layout.box_dir(name).ok())
+            .collect();
+    Some(ReadAhead::start(dirs))
 }
 
 /// Opens a store: a Maildir is checked, an IMAP store connects and logs in (spec §3.3: a
@@ -605,6 +629,7 @@ fn run_channel(
         };
         store_configs.push(store);
     }
+    let read_ahead = start_read_ahead(config, channel, selected, &store_configs);
     let mut stores: Vec<OpenedStore> = Vec::with_capacity(2);
     for side in Side::BOTH {
         let store = store_configs[side.index()];
@@ -630,7 +655,14 @@ fn run_channel(
             Vec::new()
         };
         match open_store(config, store, options, list_ahead, status_ahead) {
-            Ok(opened) => stores.push(opened),
+            Ok(mut opened) => {
+                if let (OpenedStore::Maildir(maildir), Some(read_ahead)) =
+                    (&mut opened, &read_ahead)
+                {
+                    maildir.set_read_ahead(read_ahead.clone());
+                }
+                stores.push(opened);
+            }
             Err(err) => {
                 output::error(&err.message);
                 let scope = if err.scope == FailureScope::Temporary {
@@ -742,6 +774,7 @@ fn run_channel(
         pairs,
         progress,
         outcome: Mutex::new(ChannelOutcome::default()),
+        read_ahead,
     };
     let primaries: Option<[OpenedStore; 2]> = stores.try_into().ok();
     let mut primary = Worker {
@@ -965,6 +998,8 @@ struct ChannelRun<'a> {
     upgrade: UpgradeOrder,
     progress: &'a Mutex<ConsoleProgress>,
     outcome: Mutex<ChannelOutcome>,
+    /// Maildir directories being listed ahead of their scans, for every Maildir store.
+    read_ahead: Option<ReadAhead>,
 }
 
 /// One of the workers of a channel: its own store instances (created at its first pair; an
@@ -1050,13 +1085,18 @@ impl ChannelRun<'_> {
             let mut opened = Vec::with_capacity(2);
             for side in Side::BOTH {
                 let t = side.index();
-                let store = worker_store(
+                let mut store = worker_store(
                     self.config,
                     self.store_configs[t],
                     self.options,
                     seeds[t].take(),
                 )
                 .map_err(|error| (side, error))?;
+                if let (OpenedStore::Maildir(maildir), Some(read_ahead)) =
+                    (&mut store, &self.read_ahead)
+                {
+                    maildir.set_read_ahead(read_ahead.clone());
+                }
                 opened.push(store);
             }
             let near = opened.pop();

@@ -14,6 +14,7 @@ pub mod layout;
 pub mod list;
 pub mod names;
 pub mod order;
+mod read_ahead;
 mod scan;
 pub mod uidvalidity;
 
@@ -29,6 +30,7 @@ use std::rc::Rc;
 use self::environment::{Environment, SystemEnvironment, unix_secs};
 use self::layout::Layout;
 use self::names::GeneratedBase;
+pub use self::read_ahead::ReadAhead;
 use self::scan::ScanContext;
 use self::uidvalidity::UidFile;
 use crate::config::MaildirStoreConfig;
@@ -147,6 +149,8 @@ pub struct MaildirStore {
     unflushed: Unflushed,
     /// The sync `flush_start` left running.
     background_sync: Option<std::thread::JoinHandle<StoreResult<()>>>,
+    /// Mailbox directories listed ahead of their scan.
+    read_ahead: Option<ReadAhead>,
 }
 
 /// What `flush` must make durable: message files and the directories holding them.
@@ -207,7 +211,13 @@ impl MaildirStore {
             deleted_dir: None,
             unflushed: Unflushed::default(),
             background_sync: None,
+            read_ahead: None,
         })
+    }
+
+    /// Lets this store's scans take what `read_ahead` lists ahead of them.
+    pub fn set_read_ahead(&mut self, read_ahead: ReadAhead) {
+        self.read_ahead = Some(read_ahead);
     }
 
     /// The directory of a mailbox name under this store's layout.
@@ -326,8 +336,12 @@ impl MaildirStore {
             .current
             .as_mut()
             .ok_or_else(|| StoreError::mailbox("Maildir error: no mailbox is open"))?;
+        let ahead = self
+            .read_ahead
+            .as_ref()
+            .and_then(|ahead| ahead.take(&open.dir));
         open.uid_file.lock_and_refresh()?;
-        let result = context.scan(open, request);
+        let result = context.scan(open, request, ahead);
         open.uid_file.unlock();
         result
     }

@@ -9,6 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use super::environment::{Environment, unix_secs};
+use super::read_ahead::{DirStamp, Listing};
 use super::{
     MessageFile, OpenBox, Sub, header, list_error, names, order, read_error, rename_message,
     strerror,
@@ -30,9 +31,15 @@ enum ScanPass {
 }
 
 impl ScanContext<'_> {
-    pub(super) fn scan(&self, open: &mut OpenBox, request: &LoadRequest) -> StoreResult<Loaded> {
+    /// Scans `open`; `ahead` is what a read-ahead listed of it, used if still current.
+    pub(super) fn scan(
+        &self,
+        open: &mut OpenBox,
+        request: &LoadRequest,
+        mut ahead: Option<Listing>,
+    ) -> StoreResult<Loaded> {
         loop {
-            if let ScanPass::Finished(loaded) = self.scan_pass(open, request)? {
+            if let ScanPass::Finished(loaded) = self.scan_pass(open, request, ahead.take())? {
                 if request.new {
                     open.fresh_uids = false;
                 }
@@ -41,9 +48,15 @@ impl ScanContext<'_> {
         }
     }
 
-    fn scan_pass(&self, open: &mut OpenBox, request: &LoadRequest) -> StoreResult<ScanPass> {
+    fn scan_pass(
+        &self,
+        open: &mut OpenBox,
+        request: &LoadRequest,
+        ahead: Option<Listing>,
+    ) -> StoreResult<ScanPass> {
         let now = unix_secs(self.environment.now());
         let mut mtimes = [(0i64, 0i64); 2];
+        let mut stamps = Vec::with_capacity(2);
         for sub in Sub::BOTH {
             let meta = self.stat_sub(open, sub)?;
             if !self.no_fresh_wait
@@ -56,27 +69,28 @@ impl ScanContext<'_> {
                 return Ok(ScanPass::Restart);
             }
             mtimes[sub.index()] = (meta.mtime(), meta.mtime_nsec());
+            stamps.push(DirStamp::of(&meta));
         }
+        let listed = match ahead.filter(|listing| listing.stamps[..] == stamps[..]) {
+            Some(listing) => {
+                self.reporter.debug(&format!(
+                    "Maildir: {}: the names listed ahead are current",
+                    open.dir
+                ));
+                listing.names
+            }
+            None => [
+                self.list_sub(open, Sub::Cur)?,
+                self.list_sub(open, Sub::New)?,
+            ],
+        };
 
         // Files with a UID, and UID-less files (new deliveries) to be numbered.
         let mut numbered: Vec<(u32, MessageFile)> = Vec::new();
         let mut unnumbered: Vec<MessageFile> = Vec::new();
         let mut recent = 0u32;
-        for sub in Sub::BOTH {
-            let dir = format!("{}/{}", open.dir, sub.dir_name());
-            let entries = fs::read_dir(&dir).map_err(|e| list_error(&dir, &e))?;
-            for entry in entries {
-                let entry = entry.map_err(|e| list_error(&dir, &e))?;
-                let Ok(name) = entry.file_name().into_string() else {
-                    // A name that is not UTF-8 can neither be numbered nor renamed safely.
-                    self.reporter.warning(&format!(
-                        "Maildir warning: ignoring file with non-UTF-8 name in {dir}"
-                    ));
-                    continue;
-                };
-                if name.starts_with('.') {
-                    continue;
-                }
+        for (sub, names) in Sub::BOTH.into_iter().zip(listed) {
+            for name in names {
                 if sub == Sub::New {
                     recent += 1;
                 }
@@ -212,6 +226,26 @@ impl ScanContext<'_> {
             }
         }
         Ok(Some(info))
+    }
+
+    /// The message file names in `cur/` or `new/` (names starting with a dot are not).
+    fn list_sub(&self, open: &OpenBox, sub: Sub) -> StoreResult<Vec<String>> {
+        let dir = format!("{}/{}", open.dir, sub.dir_name());
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| list_error(&dir, &e))? {
+            let entry = entry.map_err(|e| list_error(&dir, &e))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                // A name that is not UTF-8 can neither be numbered nor renamed safely.
+                self.reporter.warning(&format!(
+                    "Maildir warning: ignoring file with non-UTF-8 name in {dir}"
+                ));
+                continue;
+            };
+            if !name.starts_with('.') {
+                names.push(name);
+            }
+        }
+        Ok(names)
     }
 
     fn stat_sub(&self, open: &OpenBox, sub: Sub) -> StoreResult<fs::Metadata> {

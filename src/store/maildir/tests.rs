@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::environment::Environment;
-use super::{MaildirOptions, MaildirStore};
+use super::{MaildirOptions, MaildirStore, ReadAhead, read_ahead};
 use crate::config::{CommonStoreConfig, MaildirStoreConfig, SubFolders};
 use crate::store::{
     FailureScope, Flags, ListAreas, LoadRequest, MessageData, NewMessage, OpenOutcome, Reporter,
@@ -1291,4 +1291,58 @@ fn flush_names_a_file_it_cannot_sync() {
         "{}",
         error.message
     );
+}
+
+// ---------------------------------------------------------------- read-ahead
+
+/// What a read-ahead of the spec INBOX saw, without the message named `left_out`.
+fn listing_without(fixture: &Fixture, left_out: &str) -> read_ahead::Listing {
+    let stamp = |sub: &str| {
+        read_ahead::DirStamp::of(&std::fs::metadata(fixture.path(&format!("INBOX/{sub}"))).unwrap())
+    };
+    let names = ["cur", "new"].map(|sub| {
+        fixture
+            .files(&format!("INBOX/{sub}"))
+            .into_iter()
+            .filter(|name| name != left_out)
+            .collect()
+    });
+    read_ahead::Listing {
+        stamps: [stamp("cur"), stamp("new")],
+        names,
+    }
+}
+
+#[test]
+fn a_scan_takes_the_names_read_ahead_while_the_directories_are_unchanged() {
+    let fixture = Fixture::new();
+    spec_inbox(&fixture);
+    let dir = fixture.path("INBOX").to_string_lossy().into_owned();
+    // The listing leaves out a message: that its scan misses it shows the listing was used
+    // (a real one never differs from directories with the same stamps).
+    let listing = listing_without(&fixture, "1795630145.20256_3.vm,U=3:2,");
+    let mut store = fixture.store();
+    store.set_read_ahead(ReadAhead::ready(&dir, listing));
+    open(&mut store, "INBOX");
+    assert_eq!(uids(&store.load(&everything()).unwrap()), [1, 2]);
+    // Taken once: a later scan reads the directories.
+    store.rescan().unwrap();
+    assert_eq!(store.open_box_ref().unwrap().files.len(), 3);
+}
+
+#[test]
+fn a_scan_reads_directories_changed_since_their_read_ahead() {
+    let fixture = Fixture::new();
+    spec_inbox(&fixture);
+    let dir = fixture.path("INBOX").to_string_lossy().into_owned();
+    let listing = listing_without(&fixture, "1795630145.20256_3.vm,U=3:2,");
+    // A delivery after the read-ahead changes new/'s stamp (after a clock tick: a file
+    // system with coarse timestamps may stamp changes within one tick alike, which is why a
+    // real read-ahead skips directories changed in the last two seconds).
+    std::thread::sleep(Duration::from_millis(20));
+    fixture.write("INBOX/new/1795630146.1_1.other", "late delivery\n");
+    let mut store = fixture.store();
+    store.set_read_ahead(ReadAhead::ready(&dir, listing));
+    open(&mut store, "INBOX");
+    assert_eq!(uids(&store.load(&everything()).unwrap()), [1, 2, 3, 4]);
 }
