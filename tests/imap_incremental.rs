@@ -13,6 +13,8 @@
 //! - COMPRESS=DEFLATE (inside STARTTLS): asked for when a run has more to do than its log-in
 //!   round, not by a run that finds nothing changed; runs with changes on both sides and a
 //!   big message give the same mailboxes compressed; DisableExtension turns it off.
+//! - Ordering for latency: a no-change run lists the Maildir boxes ahead while it logs in;
+//!   the bodies of new messages are asked for before flag changes are made.
 
 mod dovecot;
 
@@ -795,4 +797,38 @@ fn sizes_of_new_messages_come_in_the_select_round() {
     let [far, near] = &contents["INBOX"];
     assert_eq!(far.len(), 6);
     assert_eq!(far, near);
+}
+
+#[test]
+fn bodies_are_asked_for_before_flag_changes_are_made() {
+    // With new far messages and near flag changes to send, the FETCH of the bodies goes
+    // out first: the messages travel while the flag changes are made.
+    let setup = Setup::new(Options::default());
+    for n in 0..3 {
+        setup.server.append("INBOX", &message(&format!("b{n}")), "");
+    }
+    setup.run(&[]);
+    setup.near_flags("INBOX", "b1", "F", "");
+    for n in 3..5 {
+        setup.server.append("INBOX", &message(&format!("b{n}")), "");
+    }
+    let trace = setup.run(&["-Dn"]);
+    let sent = |what: &str| {
+        trace
+            .lines()
+            .position(|l| l.contains(">>> ") && l.contains(what))
+    };
+    let (fetch, store) = (sent("BODY.PEEK[]"), sent("UID STORE"));
+    assert!(
+        fetch.is_some() && store.is_some() && fetch < store,
+        "{fetch:?} {store:?}:\n{trace}"
+    );
+    let contents = setup.contents(&["INBOX"]);
+    let [far, near] = &contents["INBOX"];
+    assert_eq!(far.len(), 5);
+    assert_eq!(far, near);
+    assert!(
+        far.values().filter(|flags| flags.contains('F')).count() == 1,
+        "{far:?}"
+    );
 }

@@ -9,8 +9,9 @@
 //! and only then are the batch's `<`/`>` records written, in copy order. A target may queue
 //! its stores (`Store::store_queued`, IMAP: APPENDs not waited for); their outcomes are
 //! collected with `Store::finish_stores` before that flush, so a copy is still recorded only
-//! once the server confirmed it. The source is told the batch's messages up front
-//! (`Store::prefetch`) so it can read them ahead. The crash guarantee
+//! once the server confirmed it. The source is told the messages to copy up front, before
+//! the flag changes are made (`Store::prefetch`, a read that changes nothing), so it can read
+//! them ahead meanwhile. The crash guarantee
 //! of spec sync-semantics §3.4 still holds because it only needs two orderings:
 //!
 //! - *A record is written after the operation it confirms is durable.* A `<`/`>` record
@@ -415,6 +416,7 @@ impl PairRun<'_> {
             &mut Sink::new(self.files, self.options.debug_sync),
         )?;
         self.debug_entries(&work, "pass 3 (expiration)", Status::NEXPIRE);
+        self.announce_copies(&work)?;
         self.apply_flags(&mut work)?;
 
         let mut failed = false;
@@ -1183,6 +1185,42 @@ impl PairRun<'_> {
 
     /// §4.10–§4.11: `F` records, TUIDs, push copies, then pull copies. Returns true if a copy
     /// failed.
+    /// Tells each copy source the messages it will be asked for, in copy order, so that it
+    /// can read them ahead (pipelined, within BufferLimit) instead of one round trip each,
+    /// and start while the flag changes, the trash moves and the copies into the other side
+    /// are made.
+    fn announce_copies(&mut self, work: &Work) -> Result<(), Stop> {
+        if self.options.dry_run {
+            return Ok(());
+        }
+        for target in Side::BOTH {
+            let (t, source) = (target.index(), target.other());
+            let s = source.index();
+            let uids: Vec<u32> = work
+                .copy_list(target)
+                .iter()
+                .filter(|(_, index)| {
+                    let entry = &work.state.entries[*index];
+                    !entry.is_dead() && entry.status.has(Status::PENDING)
+                })
+                .map(|(m, _)| work.msgs[s][*m].uid)
+                .collect();
+            if uids.is_empty() {
+                continue;
+            }
+            // A big message is spooled where its copy goes (a Maildir's tmp/).
+            if let Some(dir) = self.stores[t].spool_dir() {
+                self.stores[s].set_spool_dir(&dir);
+            }
+            match self.stores[s].prefetch(&uids) {
+                Ok(()) => {}
+                Err(err) if err.scope == FailureScope::Message => {}
+                Err(err) => return Err(store_failure(source, err)),
+            }
+        }
+        Ok(())
+    }
+
     fn copy_all(&mut self, work: &mut Work) -> Result<bool, Stop> {
         if !(work.any_new[0] || work.any_new[1]) {
             return Ok(false);
@@ -1230,27 +1268,6 @@ impl PairRun<'_> {
             let copies = work.copy_list(target);
             let mut batch =
                 CopyBatch::for_copies(copies.len(), self.stores[t].flushes_in_background());
-            if !self.options.dry_run && !copies.is_empty() {
-                // Announce the messages to fetch, in copy order, so the source can read them
-                // ahead (pipelined, within BufferLimit) instead of one round trip each.
-                let uids: Vec<u32> = copies
-                    .iter()
-                    .filter(|(_, index)| {
-                        let entry = &work.state.entries[*index];
-                        !entry.is_dead() && entry.status.has(Status::PENDING)
-                    })
-                    .map(|(m, _)| work.msgs[s][*m].uid)
-                    .collect();
-                // A big message is spooled where its copy goes (a Maildir's tmp/).
-                if let Some(dir) = self.stores[t].spool_dir() {
-                    self.stores[s].set_spool_dir(&dir);
-                }
-                match self.stores[s].prefetch(&uids) {
-                    Ok(()) => {}
-                    Err(err) if err.scope == FailureScope::Message => {}
-                    Err(err) => return Err(store_failure(source, err)),
-                }
-            }
             for (m, index) in copies {
                 if batch.is_full() {
                     if batch.overlapped {
