@@ -336,6 +336,24 @@ impl Setup {
         result
     }
 
+    /// Asserts that INBOX holds `count` messages with the same flags on both sides; returns
+    /// the far side's flags by Message-ID.
+    fn inbox_alike(&self, count: usize) -> BTreeMap<String, String> {
+        let mut contents = self.contents(&["INBOX"]);
+        let [far, near] = contents.remove("INBOX").unwrap_or_default();
+        assert_eq!(far.len(), count, "far: {far:?}");
+        assert_eq!(far, near);
+        far
+    }
+
+    /// Appends the messages `<prefix><n>` for each `n` of `numbers` to the server's INBOX.
+    fn append_new(&self, prefix: &str, numbers: std::ops::Range<usize>) {
+        for n in numbers {
+            self.server
+                .append("INBOX", &message(&format!("{prefix}{n}")), "");
+        }
+    }
+
     /// Adds and removes flag letters on a near-side message (another Maildir client).
     fn near_flags(&self, mailbox: &str, id: &str, add: &str, remove: &str) {
         for sub in ["cur", "new"] {
@@ -711,16 +729,9 @@ fn compression_is_used_when_a_run_has_work_beyond_its_log_in() {
         .collect();
     let big = format!("Message-ID: <big@example.test>\r\nSubject: big\r\n\r\n{big_body}");
     setup.server.append("INBOX", &big, "");
-    let same_on_both_sides = |setup: &Setup, count: usize| {
-        let contents = setup.contents(&["INBOX"]);
-        let [far, near] = &contents["INBOX"];
-        assert_eq!(far.len(), count, "far: {far:?}");
-        assert_eq!(far, near);
-    };
-
     let first = setup.run(&["-Dn"]);
     assert_eq!(compress_commands(&first), 1, "{first}");
-    same_on_both_sides(&setup, 21);
+    setup.inbox_alike(21);
     let near_big = ["cur", "new"]
         .iter()
         .flat_map(|sub| std::fs::read_dir(setup.near_box("INBOX").join(sub)).expect("near box"))
@@ -748,7 +759,7 @@ fn compression_is_used_when_a_run_has_work_beyond_its_log_in() {
     .expect("near message");
     let both = setup.run(&["-Dn"]);
     assert_eq!(compress_commands(&both), 1, "{both}");
-    same_on_both_sides(&setup, 23);
+    setup.inbox_alike(23);
 
     // DisableExtension COMPRESS=DEFLATE: not asked for.
     let config = std::fs::read_to_string(setup.dir.path().join("cfg")).expect("config");
@@ -763,19 +774,15 @@ fn compression_is_used_when_a_run_has_work_beyond_its_log_in() {
     setup.server.append("INBOX", &message("far-plain"), "");
     let plain = setup.run(&["-Dn"]);
     assert_eq!(compress_commands(&plain), 0, "{plain}");
-    same_on_both_sides(&setup, 24);
+    setup.inbox_alike(24);
 }
 
 #[test]
 fn sizes_of_new_messages_come_in_the_select_round() {
     let setup = Setup::new(Options::default());
-    for n in 0..3 {
-        setup.server.append("INBOX", &message(&format!("s{n}")), "");
-    }
+    setup.append_new("s", 0..3);
     setup.run(&[]);
-    for n in 3..6 {
-        setup.server.append("INBOX", &message(&format!("s{n}")), "");
-    }
+    setup.append_new("s", 3..6);
     let trace = setup.run(&["-Dn"]);
     let lines: Vec<&str> = trace.lines().collect();
     let position = |what: &dyn Fn(&str) -> bool| lines.iter().position(|l| what(l));
@@ -793,10 +800,7 @@ fn sizes_of_new_messages_come_in_the_select_round() {
         select < size && size < selected,
         "{select:?} {size:?} {selected:?}:\n{trace}"
     );
-    let contents = setup.contents(&["INBOX"]);
-    let [far, near] = &contents["INBOX"];
-    assert_eq!(far.len(), 6);
-    assert_eq!(far, near);
+    setup.inbox_alike(6);
 }
 
 #[test]
@@ -804,14 +808,10 @@ fn bodies_are_asked_for_before_flag_changes_are_made() {
     // With new far messages and near flag changes to send, the FETCH of the bodies goes
     // out first: the messages travel while the flag changes are made.
     let setup = Setup::new(Options::default());
-    for n in 0..3 {
-        setup.server.append("INBOX", &message(&format!("b{n}")), "");
-    }
+    setup.append_new("b", 0..3);
     setup.run(&[]);
     setup.near_flags("INBOX", "b1", "F", "");
-    for n in 3..5 {
-        setup.server.append("INBOX", &message(&format!("b{n}")), "");
-    }
+    setup.append_new("b", 3..5);
     let trace = setup.run(&["-Dn"]);
     let sent = |what: &str| {
         trace
@@ -823,12 +823,10 @@ fn bodies_are_asked_for_before_flag_changes_are_made() {
         fetch.is_some() && store.is_some() && fetch < store,
         "{fetch:?} {store:?}:\n{trace}"
     );
-    let contents = setup.contents(&["INBOX"]);
-    let [far, near] = &contents["INBOX"];
-    assert_eq!(far.len(), 5);
-    assert_eq!(far, near);
-    assert!(
-        far.values().filter(|flags| flags.contains('F')).count() == 1,
+    let far = setup.inbox_alike(5);
+    assert_eq!(
+        far.values().filter(|flags| flags.contains('F')).count(),
+        1,
         "{far:?}"
     );
 }

@@ -1295,8 +1295,11 @@ fn flush_names_a_file_it_cannot_sync() {
 
 // ---------------------------------------------------------------- read-ahead
 
-/// What a read-ahead of the spec INBOX saw, without the message named `left_out`.
-fn listing_without(fixture: &Fixture, left_out: &str) -> read_ahead::Listing {
+/// A spec INBOX and what a read-ahead saw of it, without one of its messages: a scan that
+/// misses that message took the listing (a real one never differs from directories with
+/// the same stamps).
+fn inbox_read_ahead_short_of_a_message(fixture: &Fixture) -> ReadAhead {
+    spec_inbox(fixture);
     let stamp = |sub: &str| {
         read_ahead::DirStamp::of(&std::fs::metadata(fixture.path(&format!("INBOX/{sub}"))).unwrap())
     };
@@ -1304,26 +1307,29 @@ fn listing_without(fixture: &Fixture, left_out: &str) -> read_ahead::Listing {
         fixture
             .files(&format!("INBOX/{sub}"))
             .into_iter()
-            .filter(|name| name != left_out)
+            .filter(|name| name != "1795630145.20256_3.vm,U=3:2,")
             .collect()
     });
-    read_ahead::Listing {
+    let listing = read_ahead::Listing {
         stamps: [stamp("cur"), stamp("new")],
         names,
-    }
+    };
+    ReadAhead::ready(&fixture.path("INBOX").to_string_lossy(), listing)
+}
+
+/// A store that takes its listings from `read_ahead`, with INBOX open.
+fn store_reading_ahead(fixture: &Fixture, read_ahead: ReadAhead) -> MaildirStore {
+    let mut store = fixture.store();
+    store.set_read_ahead(read_ahead);
+    open(&mut store, "INBOX");
+    store
 }
 
 #[test]
 fn a_scan_takes_the_names_read_ahead_while_the_directories_are_unchanged() {
     let fixture = Fixture::new();
-    spec_inbox(&fixture);
-    let dir = fixture.path("INBOX").to_string_lossy().into_owned();
-    // The listing leaves out a message: that its scan misses it shows the listing was used
-    // (a real one never differs from directories with the same stamps).
-    let listing = listing_without(&fixture, "1795630145.20256_3.vm,U=3:2,");
-    let mut store = fixture.store();
-    store.set_read_ahead(ReadAhead::ready(&dir, listing));
-    open(&mut store, "INBOX");
+    let read_ahead = inbox_read_ahead_short_of_a_message(&fixture);
+    let mut store = store_reading_ahead(&fixture, read_ahead);
     assert_eq!(uids(&store.load(&everything()).unwrap()), [1, 2]);
     // Taken once: a later scan reads the directories.
     store.rescan().unwrap();
@@ -1333,16 +1339,12 @@ fn a_scan_takes_the_names_read_ahead_while_the_directories_are_unchanged() {
 #[test]
 fn a_scan_reads_directories_changed_since_their_read_ahead() {
     let fixture = Fixture::new();
-    spec_inbox(&fixture);
-    let dir = fixture.path("INBOX").to_string_lossy().into_owned();
-    let listing = listing_without(&fixture, "1795630145.20256_3.vm,U=3:2,");
+    let read_ahead = inbox_read_ahead_short_of_a_message(&fixture);
     // A delivery after the read-ahead changes new/'s stamp (after a clock tick: a file
     // system with coarse timestamps may stamp changes within one tick alike, which is why a
     // real read-ahead skips directories changed in the last two seconds).
     std::thread::sleep(Duration::from_millis(20));
     fixture.write("INBOX/new/1795630146.1_1.other", "late delivery\n");
-    let mut store = fixture.store();
-    store.set_read_ahead(ReadAhead::ready(&dir, listing));
-    open(&mut store, "INBOX");
+    let mut store = store_reading_ahead(&fixture, read_ahead);
     assert_eq!(uids(&store.load(&everything()).unwrap()), [1, 2, 3, 4]);
 }
