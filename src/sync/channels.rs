@@ -183,6 +183,13 @@ impl OpenedStore {
         }
     }
 
+    /// Lets a Maildir store's scans use the directories `read_ahead` lists.
+    fn take_read_ahead(&mut self, read_ahead: &Option<ReadAhead>) {
+        if let (OpenedStore::Maildir(store), Some(read_ahead)) = (self, read_ahead) {
+            store.set_read_ahead(read_ahead.clone());
+        }
+    }
+
     /// The Maildir directory of a box (Maildir stores only).
     fn box_dir(&self, name: &str) -> Option<String> {
         match self {
@@ -656,11 +663,7 @@ fn run_channel(
         };
         match open_store(config, store, options, list_ahead, status_ahead) {
             Ok(mut opened) => {
-                if let (OpenedStore::Maildir(maildir), Some(read_ahead)) =
-                    (&mut opened, &read_ahead)
-                {
-                    maildir.set_read_ahead(read_ahead.clone());
-                }
+                opened.take_read_ahead(&read_ahead);
                 stores.push(opened);
             }
             Err(err) => {
@@ -1092,11 +1095,7 @@ impl ChannelRun<'_> {
                     seeds[t].take(),
                 )
                 .map_err(|error| (side, error))?;
-                if let (OpenedStore::Maildir(maildir), Some(read_ahead)) =
-                    (&mut store, &self.read_ahead)
-                {
-                    maildir.set_read_ahead(read_ahead.clone());
-                }
+                store.take_read_ahead(&self.read_ahead);
                 opened.push(store);
             }
             let near = opened.pop();

@@ -55,7 +55,7 @@ impl ScanContext<'_> {
         ahead: Option<Listing>,
     ) -> StoreResult<ScanPass> {
         let now = unix_secs(self.environment.now());
-        let mut mtimes = [(0i64, 0i64); 2];
+        // What each directory looked like before the listing; any change restarts the pass.
         let mut stamps = Vec::with_capacity(2);
         for sub in Sub::BOTH {
             let meta = self.stat_sub(open, sub)?;
@@ -68,7 +68,6 @@ impl ScanContext<'_> {
                 self.environment.sleep(Duration::from_secs(1));
                 return Ok(ScanPass::Restart);
             }
-            mtimes[sub.index()] = (meta.mtime(), meta.mtime_nsec());
             stamps.push(DirStamp::of(&meta));
         }
         let listed = match ahead.filter(|listing| listing.stamps[..] == stamps[..]) {
@@ -111,7 +110,7 @@ impl ScanContext<'_> {
 
         for sub in Sub::BOTH {
             let meta = self.stat_sub(open, sub)?;
-            if (meta.mtime(), meta.mtime_nsec()) != mtimes[sub.index()] {
+            if DirStamp::of(&meta) != stamps[sub.index()] {
                 return Ok(ScanPass::Restart);
             }
         }
