@@ -61,6 +61,8 @@ pub struct MemStore {
     pub fail_flush_after: Option<u32>,
     /// Messages stored since the last `flush`.
     pub unflushed: u32,
+    /// Each `fetch` takes this long (a slow source).
+    pub fetch_delay: Option<std::time::Duration>,
     current: Option<String>,
     /// Highest UID at load time (for `find_new`).
     loaded_up_to: u32,
@@ -277,6 +279,9 @@ impl Store for MemStore {
     }
 
     fn fetch(&mut self, uid: u32) -> StoreResult<Option<FetchedMessage>> {
+        if let Some(delay) = self.fetch_delay {
+            std::thread::sleep(delay);
+        }
         Ok(self
             .current_box()?
             .messages

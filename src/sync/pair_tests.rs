@@ -1511,6 +1511,25 @@ fn a_target_flushing_in_the_background_gets_the_next_batch_meanwhile() {
 }
 
 #[test]
+fn a_batch_from_a_slow_source_is_sealed_once_it_is_old_enough() {
+    // 12 copies at 60 ms each: the batch reaches COPY_BATCH_TIME (0.5 s) after some nine.
+    let count = 12;
+    let mut far = many_far(count);
+    far.fetch_delay = Some(std::time::Duration::from_millis(60));
+    let mut near = near_store(&[]);
+    near.background_flush = true;
+    let o = run(&mut far, &mut near, settings(), None);
+    assert!(
+        near.flushes >= 2,
+        "a batch older than {COPY_BATCH_TIME:?} is sealed: {} flushes",
+        near.flushes
+    );
+    let (_, assigns, _) = copy_records(&o);
+    assert_eq!(assigns.len(), count as usize);
+    assert_eq!(saved(&o).entries.len(), count as usize);
+}
+
+#[test]
 fn copies_of_a_batch_whose_background_flush_failed_are_not_recorded() {
     let count = (2 * COPY_BATCH_MESSAGES + 88) as u32;
     let mut far = many_far(count);
