@@ -804,6 +804,44 @@ fn sizes_of_new_messages_come_in_the_select_round() {
 }
 
 #[test]
+fn the_next_sizes_are_asked_while_bodies_still_stream_in() {
+    // A first download of more messages than one size round covers (2,000): the second
+    // round goes out while FETCHes of the first round's messages are still being sent, so
+    // the read-ahead never waits for the sizes of the next chunk.
+    let setup = Setup::new(Options::default());
+    let messages: Vec<String> = (0..2300).map(|n| message(&format!("z{n}"))).collect();
+    setup.server.import_into_inbox(&messages);
+    let trace = setup.run(&["-Dn"]);
+    let sent: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains(">>> ") && l.contains("UID FETCH"))
+        .collect();
+    let size_rounds: Vec<usize> = (0..sent.len())
+        .filter(|&i| sent[i].contains("RFC822.SIZE") && !sent[i].contains("BODY"))
+        .collect();
+    assert_eq!(size_rounds.len(), 2, "two size rounds:\n{trace}");
+    let first_uid = |line: &str| -> Option<u32> {
+        let set = line.split("UID FETCH ").nth(1)?;
+        set.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    let second = first_uid(sent[size_rounds[1]]).expect("the second round's UIDs");
+    let bodies_of_the_first_chunk_after = sent[size_rounds[1]..]
+        .iter()
+        .filter(|l| l.contains("BODY.PEEK[]"))
+        .filter(|l| first_uid(l).is_some_and(|uid| uid < second))
+        .count();
+    assert!(
+        bodies_of_the_first_chunk_after > 0,
+        "FETCHes of messages before UID {second} follow the second size round:\n{}",
+        sent.join("\n")
+    );
+    setup.inbox_alike(2300);
+}
+
+#[test]
 fn bodies_are_asked_for_before_flag_changes_are_made() {
     // With new far messages and near flag changes to send, the FETCH of the bodies goes
     // out first: the messages travel while the flag changes are made.

@@ -552,6 +552,26 @@ impl Dovecot {
         }
     }
 
+    /// Stores many messages in INBOX at once, without flags: a `doveadm import` of a
+    /// Maildir holding them, far faster than an `append` each.
+    pub fn import_into_inbox(&self, messages: &[String]) {
+        let staging = self.dir.path().join("import");
+        let cur = staging.join("cur");
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(staging.join(sub)).expect("import maildir");
+            chown(&staging.join(sub), MAIL_UID);
+        }
+        chown(&staging, MAIL_UID);
+        for (number, text) in messages.iter().enumerate() {
+            let file = cur.join(format!("{}.{number:07}.import:2,", 1_600_000_000 + number));
+            std::fs::write(&file, text).expect("write message");
+            chown(&file, MAIL_UID);
+        }
+        let source = format!("maildir:{}", staging.display());
+        self.doveadm(&["import", "-u", USER, &source, "", "mailbox", "INBOX"]);
+        std::fs::remove_dir_all(&staging).expect("remove the import maildir");
+    }
+
     /// UIDs in a mailbox, ascending.
     pub fn uids(&self, mailbox: &str) -> Vec<u32> {
         let mut uids: Vec<u32> = self

@@ -167,6 +167,8 @@ pub struct ImapStore {
     /// Sizes of the messages that arrived since the snapshot, asked for in the SELECT's
     /// round (see `select_mailbox`), so a read-ahead of them needs no size round.
     new_sizes: HashMap<u32, u64>,
+    /// The size round in flight, if any (see [`SizeRound`]).
+    size_round: Option<SizeRound>,
     /// Body FETCHes sent and not finished yet (oldest first), and the bytes they announce.
     body_fetches: std::collections::VecDeque<BodyFetch>,
     body_fetch_bytes: u64,
@@ -237,6 +239,25 @@ const READ_AHEAD_COMMAND_BYTES: u64 = 1024 * 1024;
 /// Sizes for the read-ahead are asked for this many messages at a time (bounding what a
 /// huge mailbox's size replies hold in memory).
 const READ_AHEAD_SIZE_CHUNK: usize = 2000;
+/// The next size round is sent once fewer sized messages than this wait for their FETCH:
+/// its answer then comes back while the bodies before it still stream in, and the
+/// read-ahead never runs dry at a chunk's end (that cost two round trips per chunk).
+const SIZE_ROUND_LOW_WATER: usize = READ_AHEAD_SIZE_CHUNK / 2;
+
+/// A `UID FETCH … (UID RFC822.SIZE)` round for the read-ahead, pipelined with the body
+/// FETCHes.
+struct SizeRound {
+    /// Its commands' tags, and their outcomes as they finish.
+    tags: Vec<(String, Option<Outcome>)>,
+    /// The UID sets asked for (for errors), by command.
+    sets: Vec<String>,
+    /// The messages that join the read-ahead once sized, in announcement order.
+    chunk: Vec<u32>,
+    /// The messages asked for.
+    asked: HashSet<u32>,
+    /// The sizes arrived so far.
+    sizes: HashMap<u32, u64>,
+}
 
 /// A `UID FETCH … BODY.PEEK[]` sent for reading ahead.
 struct BodyFetch {
@@ -295,6 +316,7 @@ impl ImapStore {
             read_ahead: Default::default(),
             not_sized: Default::default(),
             new_sizes: HashMap::new(),
+            size_round: None,
             body_fetches: Default::default(),
             body_fetch_bytes: 0,
             queued_appends: Vec::new(),
@@ -1071,38 +1093,92 @@ impl ImapStore {
             .any(|f| f.uids.iter().any(|(u, _)| *u == uid))
     }
 
-    /// Learns the sizes of the next announced messages (one pipelined `UID FETCH … RFC822.SIZE`
-    /// round per [`READ_AHEAD_SIZE_CHUNK`] messages), so the read-ahead can be bounded in bytes.
-    /// A message the server does not report is gone: it is buffered as `None`.
-    fn size_next_chunk(&mut self) -> StoreResult<()> {
+    /// Asks the sizes of the next announced messages (one `UID FETCH … RFC822.SIZE` round per
+    /// [`READ_AHEAD_SIZE_CHUNK`] messages), so the read-ahead can be bounded in bytes. The
+    /// round is only submitted: [`Self::absorb_size_round`] takes its answers.
+    fn send_size_round(&mut self) -> StoreResult<()> {
         let count = self.not_sized.len().min(READ_AHEAD_SIZE_CHUNK);
-        let chunk: Vec<u32> = self.not_sized.drain(..count).collect();
-        if chunk.is_empty() {
+        if count == 0 || self.size_round.is_some() {
             return Ok(());
         }
+        let chunk: Vec<u32> = self.not_sized.drain(..count).collect();
         let sets = uid_sets(&chunk);
-        let mut commands = Vec::new();
+        let Some(connection) = self.connection.as_mut() else {
+            return Err(StoreError::store("IMAP error: no connection"));
+        };
+        let mut tags = Vec::new();
         for set in &sets {
-            commands.push(fetch_command(
+            let command = fetch_command(
                 set,
                 vec![MessageDataItemName::Uid, MessageDataItemName::Rfc822Size],
-            )?);
+            )?;
+            tags.push((connection.submit(command)?, None));
         }
-        self.settle_read_ahead()?;
-        self.run_batch(commands, FailureScope::Mailbox, |i| {
-            let set = &sets[i];
-            format!("UID FETCH {set} (UID RFC822.SIZE)")
-        })?;
-        let mut sizes = std::collections::HashMap::new();
-        for data in self.take_data() {
-            if let Some(fetched) = messages::parse_fetch(&data)
-                && let Some(size) = fetched.size
-            {
-                sizes.insert(fetched.uid, size);
+        self.size_round = Some(SizeRound {
+            tags,
+            sets,
+            asked: chunk.iter().copied().collect(),
+            chunk,
+            sizes: HashMap::new(),
+        });
+        Ok(())
+    }
+
+    /// True if the size round in flight asks for `uid`.
+    fn sizing(&self, uid: u32) -> bool {
+        self.size_round
+            .as_ref()
+            .is_some_and(|round| round.asked.contains(&uid))
+    }
+
+    /// Takes the size answers of the round in flight out of the connection's data; once all
+    /// its commands finished, the sized messages join the read-ahead in order (one the
+    /// server did not report is gone: it is buffered as `None`).
+    fn absorb_size_round(&mut self) -> StoreResult<()> {
+        let (Some(round), Some(connection)) = (self.size_round.as_mut(), self.connection.as_mut())
+        else {
+            return Ok(());
+        };
+        let mut kept = Vec::new();
+        for data in std::mem::take(&mut connection.data) {
+            match messages::parse_fetch(&data) {
+                Some(fetched) if fetched.body.is_none() && round.asked.contains(&fetched.uid) => {
+                    match fetched.size {
+                        Some(size) => {
+                            round.sizes.insert(fetched.uid, size);
+                        }
+                        None => kept.push(data),
+                    }
+                }
+                _ => kept.push(data),
             }
         }
-        for uid in chunk {
-            match sizes.get(&uid) {
+        kept.append(&mut connection.data);
+        connection.data = kept;
+        for (tag, outcome) in &mut round.tags {
+            if outcome.is_none() {
+                *outcome = connection.take_finished(tag);
+            }
+        }
+        if round.tags.iter().any(|(_, outcome)| outcome.is_none()) {
+            return Ok(());
+        }
+        let Some(round) = self.size_round.take() else {
+            return Ok(());
+        };
+        for ((_, outcome), set) in round.tags.iter().zip(&round.sets) {
+            if let Some(outcome) = outcome
+                && !outcome.is_ok()
+            {
+                return Err(self.command_error(
+                    &format!("UID FETCH {set} (UID RFC822.SIZE)"),
+                    outcome,
+                    FailureScope::Mailbox,
+                ));
+            }
+        }
+        for uid in round.chunk {
+            match round.sizes.get(&uid) {
                 Some(size) => self.read_ahead.push_back((uid, *size)),
                 None => {
                     self.prefetched.insert(uid, None);
@@ -1121,12 +1197,19 @@ impl ImapStore {
         let depth = self.depth_limit();
         let mut sent = false;
         loop {
+            if self.read_ahead.len() < SIZE_ROUND_LOW_WATER
+                && self.size_round.is_none()
+                && !self.not_sized.is_empty()
+                && self
+                    .connection
+                    .as_ref()
+                    .is_some_and(|c| c.in_flight() < depth)
+            {
+                self.send_size_round()?;
+                sent = true;
+            }
             if self.read_ahead.is_empty() {
-                if self.not_sized.is_empty() || !self.body_fetches.is_empty() {
-                    break;
-                }
-                self.size_next_chunk()?;
-                continue;
+                break;
             }
             let Some(connection) = self.connection.as_mut() else {
                 break;
@@ -1220,6 +1303,12 @@ impl ImapStore {
     /// buffer (taking the literal over, not copying it) and ends the FETCHes that finished; a
     /// UID they did not return is gone (`None`).
     fn absorb_read_ahead(&mut self) -> StoreResult<()> {
+        self.absorb_bodies()?;
+        self.absorb_size_round()
+    }
+
+    /// The bodies' part of [`Self::absorb_read_ahead`].
+    fn absorb_bodies(&mut self) -> StoreResult<()> {
         if self.body_fetches.is_empty() {
             return Ok(());
         }
@@ -1422,7 +1511,7 @@ impl ImapStore {
     fn settle_read_ahead(&mut self) -> StoreResult<()> {
         loop {
             self.absorb_read_ahead()?;
-            if self.body_fetches.is_empty() {
+            if self.body_fetches.is_empty() && self.size_round.is_none() {
                 return Ok(());
             }
             self.pump_connection()?;
@@ -1451,18 +1540,24 @@ impl ImapStore {
                 self.top_up_read_ahead(false)?;
                 return Ok(Some(message));
             }
-            if self.on_its_way(uid) {
+            if self.on_its_way(uid) || self.sizing(uid) {
                 self.pump_connection()?;
                 continue;
             }
             if !self.read_ahead.iter().any(|(u, _)| *u == uid) {
                 if let Some(position) = self.not_sized.iter().position(|u| *u == uid) {
+                    if self.size_round.is_some() {
+                        // Another chunk's round is on its way: its answers come first.
+                        self.pump_connection()?;
+                        continue;
+                    }
                     // Not sized yet: size it now (and the messages before it).
                     if position >= READ_AHEAD_SIZE_CHUNK {
                         self.not_sized.remove(position);
                         self.not_sized.push_front(uid);
                     }
-                    self.size_next_chunk()?;
+                    self.send_size_round()?;
+                    self.send_submitted()?;
                     continue;
                 }
                 return Ok(None);
@@ -1482,9 +1577,11 @@ impl ImapStore {
 
     /// Drops the read-ahead (after reading what is in flight, so that no reply arrives later).
     fn forget_prefetched(&mut self) {
-        if !self.body_fetches.is_empty() && self.settle_read_ahead().is_err() {
+        let in_flight = !self.body_fetches.is_empty() || self.size_round.is_some();
+        if in_flight && self.settle_read_ahead().is_err() {
             self.body_fetches.clear();
             self.body_fetch_bytes = 0;
+            self.size_round = None;
         }
         self.prefetched.clear();
         self.prefetched_bytes = 0;
@@ -2669,8 +2766,18 @@ impl Store for ImapStore {
         self.read_ahead.clear();
         self.not_sized.clear();
         let mut seen = std::collections::HashSet::new();
+        if let Some(round) = self.size_round.as_mut() {
+            // A round in flight still brings the sizes of those announced again; the others
+            // do not join the read-ahead (their answers are still taken in).
+            let announced: HashSet<u32> = uids.iter().copied().collect();
+            round.chunk.retain(|uid| announced.contains(uid));
+        }
         for uid in uids {
-            if seen.insert(*uid) && !self.prefetched.contains_key(uid) && !self.on_its_way(*uid) {
+            if seen.insert(*uid)
+                && !self.prefetched.contains_key(uid)
+                && !self.on_its_way(*uid)
+                && !self.sizing(*uid)
+            {
                 self.not_sized.push_back(*uid);
             }
         }
