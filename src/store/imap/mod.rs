@@ -527,6 +527,15 @@ impl ImapStore {
             .unwrap_or_default()
     }
 
+    /// Drops untagged data left over before a command whose answers are collected. The
+    /// read-ahead's answers are taken in first (it is settled): dropping one would make a
+    /// message it read look gone.
+    fn clear_data(&mut self) -> StoreResult<()> {
+        self.settle_read_ahead()?;
+        self.take_data();
+        Ok(())
+    }
+
     fn has(&self, capability: &str) -> bool {
         match (&self.connection, &self.seeded_capabilities) {
             (Some(c), _) => c.has(capability),
@@ -557,7 +566,7 @@ impl ImapStore {
         else {
             return Ok(());
         };
-        self.take_data();
+        self.clear_data()?;
         let outcome = self.run_one(CommandBody::List {
             reference,
             mailbox_wildcard: wildcard,
@@ -608,7 +617,7 @@ impl ImapStore {
         scope: FailureScope,
         shown: impl Fn(usize) -> String,
     ) -> StoreResult<()> {
-        self.take_data();
+        self.clear_data()?;
         let outcomes = self.run(commands)?;
         self.check_all(&outcomes, scope, shown)
     }
@@ -1648,7 +1657,7 @@ impl ImapStore {
         if commands.is_empty() {
             return Ok(());
         }
-        self.take_data();
+        self.clear_data()?;
         // Failed STATUS commands (a mailbox that does not exist) only leave that mailbox
         // without a status; it is then selected as usual.
         self.run(commands)?;
@@ -1938,7 +1947,7 @@ impl ImapStore {
         command: CommandBody<'static>,
         shown: &str,
     ) -> StoreResult<Vec<Data<'static>>> {
-        self.take_data();
+        self.clear_data()?;
         let outcome = self.run_one(command)?;
         if !outcome.is_ok() {
             return Err(self.command_error(shown, &outcome, FailureScope::Mailbox));
@@ -2722,7 +2731,7 @@ impl Store for ImapStore {
                 }
             }
         };
-        self.take_data();
+        self.clear_data()?;
         let outcomes = self.run_draining(commands, &mut take_in)?;
         for warning in &warnings {
             self.reporter.warning(warning);
@@ -3117,7 +3126,7 @@ impl Store for ImapStore {
         if !outcome.is_ok() {
             return Err(self.command_error("CHECK", &outcome, FailureScope::Mailbox));
         }
-        self.take_data();
+        self.clear_data()?;
         let exists = self.connection.as_ref().map(|c| c.exists).unwrap_or(0);
         let Some(highest) = self.highest_uid()? else {
             if exists > 0 {
