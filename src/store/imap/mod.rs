@@ -2190,6 +2190,44 @@ fn mailbox_arg(name: &str, utf8: bool) -> StoreResult<Mailbox<'static>> {
     Mailbox::try_from(name.to_string()).map_err(|_| bad())
 }
 
+/// The messages a load collects. FETCH answers nearly always come in ascending UID order:
+/// those are appended to a vector, half the memory of a tree at tens of thousands of
+/// messages. Any other answer goes to a side map, merged in at the end.
+#[derive(Default)]
+struct CollectedMessages {
+    in_order: Vec<MessageInfo>,
+    others: BTreeMap<u32, MessageInfo>,
+}
+
+impl CollectedMessages {
+    /// The entry of `uid`, added if it is not there yet.
+    fn entry(&mut self, uid: u32) -> &mut MessageInfo {
+        let fresh = MessageInfo {
+            uid,
+            ..MessageInfo::default()
+        };
+        let end = self.in_order.len();
+        if self.in_order.last().is_none_or(|last| last.uid < uid) {
+            self.in_order.push(fresh);
+            return &mut self.in_order[end];
+        }
+        match self.in_order.binary_search_by_key(&uid, |m| m.uid) {
+            Ok(found) => &mut self.in_order[found],
+            Err(_) => self.others.entry(uid).or_insert(fresh),
+        }
+    }
+
+    /// All messages in ascending UID order.
+    fn into_sorted(self) -> Vec<MessageInfo> {
+        let mut messages = self.in_order;
+        if !self.others.is_empty() {
+            messages.extend(self.others.into_values());
+            messages.sort_unstable_by_key(|m| m.uid);
+        }
+        messages
+    }
+}
+
 /// UID sets of at most [`MAX_SET_LEN`] characters, contiguous UIDs merged into `a:b`.
 fn uid_sets(uids: &[u32]) -> Vec<String> {
     uid_sets_with_members(uids)
@@ -2690,7 +2728,7 @@ impl Store for ImapStore {
             request.range.is_some_and(|(lo, hi)| uid >= lo && uid <= hi)
                 || request.exceptions.contains(&uid)
         };
-        let mut by_uid: BTreeMap<u32, MessageInfo> = BTreeMap::new();
+        let mut collected = CollectedMessages::default();
         let mut listing: BTreeMap<u32, Flags> = BTreeMap::new();
         let mut warnings = Vec::new();
         // Each reply is taken in as it arrives: a big mailbox's listing is never held whole.
@@ -2706,17 +2744,17 @@ impl Store for ImapStore {
             }
             warnings.extend(fetched.warnings.iter().cloned());
             let uid = fetched.uid;
-            let info = by_uid.entry(uid).or_insert_with(|| MessageInfo {
-                uid,
-                ..MessageInfo::default()
-            });
+            let info = collected.entry(uid);
             let (flags, recent) = fetched.flags.unwrap_or_default();
             info.recent = recent;
             if request.flags {
                 info.flags = flags;
             }
-            if request.sizes_from.is_some_and(|s| uid >= s) {
-                info.size = fetched.size.unwrap_or(0);
+            // An unsolicited FETCH (a flag change by another client) carries no size.
+            if request.sizes_from.is_some_and(|s| uid >= s)
+                && let Some(size) = fetched.size
+            {
+                info.size = size;
             }
             if let Some(header) = &fetched.header {
                 if request.tuids_from.is_some_and(|t| uid >= t) {
@@ -2740,8 +2778,9 @@ impl Store for ImapStore {
             let part = &parts[i];
             format!("UID FETCH {} (…)", part.set)
         })?;
-        self.loaded = by_uid.keys().copied().collect();
-        loaded.messages = by_uid.into_values().collect();
+        let messages = collected.into_sorted();
+        self.loaded = messages.iter().map(|m| m.uid).collect();
+        loaded.messages = messages;
         if let Some(c) = self.connection.as_ref() {
             loaded.total = c.exists;
         }
@@ -3223,6 +3262,26 @@ pub fn get_cert(host: &str, port: u16, starttls: bool) -> Result<String, StoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn collected_messages_come_out_sorted_whatever_order_the_answers_had() {
+        let mut collected = CollectedMessages::default();
+        for uid in [3, 5, 9, 4, 1, 9, 5, 12, 2] {
+            collected.entry(uid).size += 1;
+        }
+        let messages = collected.into_sorted();
+        let uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, [1, 2, 3, 4, 5, 9, 12]);
+        // A second answer for a UID updates its entry, in the vector or in the side map.
+        let sizes: Vec<u64> = messages.iter().map(|m| m.size).collect();
+        assert_eq!(sizes, [1, 1, 1, 1, 2, 2, 1]);
+        let mut late = CollectedMessages::default();
+        for uid in [7, 2, 2] {
+            late.entry(uid).size += 1;
+        }
+        let sizes: Vec<(u32, u64)> = late.into_sorted().iter().map(|m| (m.uid, m.size)).collect();
+        assert_eq!(sizes, [(2, 2), (7, 1)]);
+    }
 
     #[test]
     fn uid_sets_merge_runs_and_split_long_lists() {
