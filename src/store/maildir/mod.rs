@@ -95,6 +95,63 @@ struct MessageFile {
     sub: Sub,
 }
 
+/// How `OpenBox::files` keeps a message's file. A name this store generated is kept as the
+/// parts it was made of, not as a string: a first download stores tens of thousands of
+/// messages, and their names would be the largest thing it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct KeptFile {
+    name: KeptName,
+    sub: Sub,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum KeptName {
+    /// `<secs>.<pid>_<counter>.<host>,U=<uid><delimiter>2,<flags>`, the UID being the key.
+    Generated {
+        secs: u64,
+        pid: u32,
+        counter: u32,
+        flags: Flags,
+    },
+    /// A name found on disk (or given by a rename).
+    Found(Box<str>),
+}
+
+impl KeptFile {
+    fn found(file: MessageFile) -> KeptFile {
+        KeptFile {
+            name: KeptName::Found(file.name.into_boxed_str()),
+            sub: file.sub,
+        }
+    }
+
+    /// The file as named on disk; `host` and `delimiter` are those of the store that
+    /// generated it.
+    fn file(&self, uid: u32, host: &str, delimiter: char) -> MessageFile {
+        let name = match &self.name {
+            KeptName::Generated {
+                secs,
+                pid,
+                counter,
+                flags,
+            } => {
+                let base = GeneratedBase {
+                    secs: *secs,
+                    pid: *pid,
+                    counter: *counter,
+                    host,
+                };
+                names::generate(&base, Some(uid), delimiter, *flags)
+            }
+            KeptName::Found(name) => name.to_string(),
+        };
+        MessageFile {
+            name,
+            sub: self.sub,
+        }
+    }
+}
+
 /// The currently open mailbox.
 struct OpenBox {
     dir: String,
@@ -105,7 +162,7 @@ struct OpenBox {
     /// `cur/` and `new/` were created during this open (exempt from the freshness wait).
     created: [bool; 2],
     /// UID → file, from the last scan plus later changes.
-    files: BTreeMap<u32, MessageFile>,
+    files: BTreeMap<u32, KeptFile>,
     /// The request of the last load; rescans use its range.
     load_request: Option<LoadRequest>,
     /// UIDs of the files this store object wrote while `fresh_uids` was set: such a file's
@@ -330,6 +387,7 @@ impl MaildirStore {
             environment: self.environment.as_ref(),
             reporter: self.reporter.as_ref(),
             delimiter: self.delimiter,
+            host: &self.host,
             no_fresh_wait: self.options.no_fresh_wait,
         };
         let open = self
@@ -383,7 +441,8 @@ impl MaildirStore {
         loop {
             let open = self.open_box_ref()?;
             let dir = open.dir.clone();
-            if let Some(file) = open.files.get(&uid).cloned()
+            let kept = open.files.get(&uid).cloned();
+            if let Some(file) = kept.map(|kept| kept.file(uid, &self.host, self.delimiter))
                 && let Attempt::Done(value) = operation(self, &dir, &file)?
             {
                 return Ok(Some(value));
@@ -603,7 +662,14 @@ impl Store for MaildirStore {
         let allocated = open.uid_file.allocate();
         open.uid_file.unlock();
         let uid = allocated?;
-        let name = self.new_file_name(Some(uid), message.flags);
+        let base = self.next_base();
+        let name = names::generate(&base, Some(uid), self.delimiter, message.flags);
+        let kept = KeptName::Generated {
+            secs: base.secs,
+            pid: base.pid,
+            counter: base.counter,
+            flags: message.flags,
+        };
         let sub = Sub::for_flags(message.flags);
         let open = self.open_box_ref()?;
         let path = write_message(&open.dir, &name, sub, &message)?;
@@ -615,7 +681,7 @@ impl Store for MaildirStore {
             self.unflushed.add(path, dir);
         }
         let open = self.open_box_ref()?;
-        open.files.insert(uid, MessageFile { name, sub });
+        open.files.insert(uid, KeptFile { name: kept, sub });
         Ok(if self.options.withhold_uids {
             None
         } else {
@@ -686,8 +752,8 @@ impl Store for MaildirStore {
             let open = store.open_box_ref()?;
             open.files.insert(
                 uid,
-                MessageFile {
-                    name: new_name,
+                KeptFile {
+                    name: KeptName::Found(new_name.into_boxed_str()),
                     sub: Sub::Cur,
                 },
             );

@@ -11,8 +11,8 @@ use std::time::Duration;
 use super::environment::{Environment, unix_secs};
 use super::read_ahead::{DirStamp, Listing};
 use super::{
-    MessageFile, OpenBox, Sub, header, list_error, names, order, read_error, rename_message,
-    strerror,
+    KeptFile, MessageFile, OpenBox, Sub, header, list_error, names, order, read_error,
+    rename_message, strerror,
 };
 use crate::store::{LoadRequest, Loaded, MessageInfo, Reporter, StoreError, StoreResult};
 
@@ -21,6 +21,8 @@ pub(super) struct ScanContext<'a> {
     pub(super) environment: &'a dyn Environment,
     pub(super) reporter: &'a dyn Reporter,
     pub(super) delimiter: char,
+    /// The host name in the names this store generates.
+    pub(super) host: &'a str,
     pub(super) no_fresh_wait: bool,
 }
 
@@ -96,7 +98,9 @@ impl ScanContext<'_> {
                 let uid = names::parse_uid(&name).filter(|uid| {
                     !open.fresh_uids
                         || (open.stored_uids.contains(uid)
-                            && open.files.get(uid).is_some_and(|file| file.name == name))
+                            && open.files.get(uid).is_some_and(|kept| {
+                                kept.file(*uid, self.host, self.delimiter).name == name
+                            }))
                 });
                 let file = MessageFile { name, sub };
                 match uid {
@@ -151,7 +155,10 @@ impl ScanContext<'_> {
             };
             messages.push(info);
         }
-        let mut files: BTreeMap<u32, MessageFile> = numbered.into_iter().collect();
+        let mut files: BTreeMap<u32, KeptFile> = numbered
+            .into_iter()
+            .map(|(uid, file)| (uid, KeptFile::found(file)))
+            .collect();
         for mut file in unnumbered {
             let uid = open.uid_file.allocate()?;
             let new_name = names::with_uid(&file.name, uid, self.delimiter);
@@ -166,7 +173,7 @@ impl ScanContext<'_> {
                 return Ok(ScanPass::Restart);
             };
             messages.push(info);
-            files.insert(uid, file);
+            files.insert(uid, KeptFile::found(file));
         }
         // The file holds the highest UID given to a file name, not the end of a block.
         open.uid_file.release()?;

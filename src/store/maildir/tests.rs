@@ -859,6 +859,24 @@ fn store_names_files_and_places_them_by_seen() {
 }
 
 #[test]
+fn stored_messages_are_found_again_without_a_rescan() {
+    let fixture = Fixture::new();
+    let mut store = fixture.loaded("INBOX");
+    let passes = fixture.environment.scan_passes.get();
+    let first = store.store(message(b"first\n", "F")).unwrap().unwrap();
+    let second = store.store(message(b"second\n", "S")).unwrap().unwrap();
+    // `files` keeps these names as their parts; rebuilt, they must name the files on disk.
+    let fetched = store.fetch(first).unwrap().unwrap();
+    assert_eq!(fetched.flags, flags("F"));
+    assert!(store.set_flags(second, flags("R"), Flags::EMPTY).unwrap());
+    assert_eq!(store.expunge(&[first]).unwrap(), [first]);
+    assert_eq!(store.fetch(second).unwrap().unwrap().flags, flags("RS"));
+    assert_eq!(fixture.environment.scan_passes.get(), passes);
+    assert!(fixture.files("INBOX/new").is_empty());
+    assert_eq!(fixture.files("INBOX/cur").len(), 1);
+}
+
+#[test]
 fn store_with_date_and_fetch() {
     let fixture = Fixture::new();
     let mut store = fixture.opened("INBOX");
