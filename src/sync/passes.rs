@@ -41,7 +41,7 @@ pub fn assign(state: &mut PairState, index: usize, side: Side, uid: u32) {
 pub struct Work {
     pub state: PairState,
     /// Parallel to `state.entries`: index of the linked loaded message per side.
-    pub links: Vec<[Option<usize>; 2]>,
+    pub links: Links,
     /// Loaded messages per side, ascending UID.
     pub msgs: [Vec<MessageInfo>; 2],
     /// Messages that left their box during the run (trashed away, expunged).
@@ -57,6 +57,54 @@ pub struct Work {
     pub old_newmaxuid: [u32; 2],
 }
 
+/// Per entry, the index of its linked loaded message on each side (a side's index as in
+/// `Side::index()`). Kept as index + 1 in a `u32`, 0 meaning none: a quarter of the memory of
+/// `Option<usize>`, which counts at tens of thousands of messages.
+#[derive(Debug, Default)]
+pub struct Links(Vec<[u32; 2]>);
+
+impl Links {
+    fn unlinked(len: usize) -> Links {
+        Links(vec![[0, 0]; len])
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The message linked to entry `index` on side `t`.
+    pub fn get(&self, index: usize, t: usize) -> Option<usize> {
+        match self.0.get(index)?[t] {
+            0 => None,
+            stored => Some(stored as usize - 1),
+        }
+    }
+
+    pub fn set(&mut self, index: usize, t: usize, message: Option<usize>) {
+        self.0[index][t] = message.map_or(0, |m| {
+            u32::try_from(m + 1).expect("a mailbox holds fewer than 2^32 messages")
+        });
+    }
+
+    fn push_unlinked(&mut self) {
+        self.0.push([0, 0]);
+    }
+
+    fn insert_unlinked(&mut self, index: usize) {
+        self.0.insert(index, [0, 0]);
+    }
+
+    fn unlink_side(&mut self, t: usize) {
+        for link in &mut self.0 {
+            link[t] = 0;
+        }
+    }
+}
+
 fn records_uids(entry: &Entry) -> (u32, u32) {
     (entry.uid[0], entry.uid[1])
 }
@@ -64,7 +112,7 @@ fn records_uids(entry: &Entry) -> (u32, u32) {
 impl Work {
     /// Starts a working set from the loaded (or replayed) state.
     pub fn new(state: PairState) -> Work {
-        let links = vec![[None, None]; state.entries.len()];
+        let links = Links::unlinked(state.entries.len());
         Work {
             state,
             links,
@@ -83,7 +131,7 @@ impl Work {
 
     /// The loaded message of an entry on a side, if linked and still there.
     pub fn msg(&self, index: usize, side: Side) -> Option<&MessageInfo> {
-        let m = self.links.get(index)?[side.index()]?;
+        let m = self.links.get(index, side.index())?;
         if self.removed[side.index()].get(m).copied().unwrap_or(false) {
             return None;
         }
@@ -93,7 +141,7 @@ impl Work {
     /// Appends an entry (pass 2) and returns its index.
     pub fn push_entry(&mut self, entry: Entry) -> usize {
         self.state.entries.push(entry);
-        self.links.push([None, None]);
+        self.links.push_unlinked();
         self.state.entries.len() - 1
     }
 
@@ -103,20 +151,18 @@ impl Work {
         self.removed[t] = vec![false; messages.len()];
         self.msgs[t] = messages;
         self.loaded[t] = true;
-        for link in &mut self.links {
-            link[t] = None;
-        }
+        self.links.unlink_side(t);
     }
 
     /// Which entry each message of a side is linked to.
     pub fn reverse_links(&self, side: Side) -> Vec<Option<usize>> {
         let t = side.index();
         let mut rev = vec![None; self.msgs[t].len()];
-        for (i, link) in self.links.iter().enumerate() {
+        for i in 0..self.links.len() {
             if self.state.entries[i].is_dead() {
                 continue;
             }
-            if let Some(m) = link[t] {
+            if let Some(m) = self.links.get(i, t) {
                 rev[m] = Some(i);
             }
         }
@@ -164,7 +210,7 @@ impl Work {
                         },
                     )?;
                     assign(&mut self.state, i, side, uid);
-                    self.links[i][t] = Some(m);
+                    self.links.set(i, t, Some(m));
                     next = k + 1;
                 }
                 None => {
@@ -195,8 +241,8 @@ impl Work {
         }
         let linked: Vec<bool> = {
             let mut v = vec![false; self.msgs[t].len()];
-            for link in &self.links {
-                if let Some(m) = link[t] {
+            for i in 0..self.links.len() {
+                if let Some(m) = self.links.get(i, t) {
                     v[m] = true;
                 }
             }
@@ -207,9 +253,9 @@ impl Work {
                 continue;
             }
             if let Some(&i) = by_uid.get(&msg.uid)
-                && self.links[i][t].is_none()
+                && self.links.get(i, t).is_none()
             {
-                self.links[i][t] = Some(m);
+                self.links.set(i, t, Some(m));
             }
         }
         Ok(())
@@ -408,10 +454,11 @@ impl Work {
     fn split_for_upgrade(&mut self, index: usize, side: Side, saved: Flags) {
         let t = side.index();
         self.state.entries[index].pflags = saved;
-        let link = self.links[index][t].take();
+        let link = self.links.get(index, t);
+        self.links.set(index, t, None);
         let placeholder = self.state.upgrade_split(index, side);
-        self.links.insert(placeholder, [None, None]);
-        self.links[placeholder][t] = link;
+        self.links.insert_unlinked(placeholder);
+        self.links.set(placeholder, t, link);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -467,7 +514,7 @@ impl Work {
                     },
                 )?;
                 assign(&mut self.state, index, xt, 0);
-                self.links[index][xt.index()] = None;
+                self.links.set(index, xt.index(), None);
             } else {
                 if self.flags_known(side)
                     && let Some(m) = self.msg(index, side)
@@ -661,7 +708,7 @@ impl Work {
                         },
                     )?;
                     let index = self.push_entry(entry);
-                    self.links[index][s] = Some(m);
+                    self.links.set(index, s, Some(m));
                     index
                 }
             };
@@ -670,7 +717,7 @@ impl Work {
             if settings.expunge_either() && mflags.contains(Flags::TRASHED) {
                 self.log(sink, Record::Dead { far: f, near: n })?;
                 self.state.entries[index].status.set(Status::DEAD);
-                self.links[index][s] = None;
+                self.links.set(index, s, None);
                 continue;
             }
             let max_size = settings.store(target).max_size;
@@ -811,7 +858,7 @@ impl Work {
                     },
                 )?;
                 self.state.max_expired = self.state.max_expired.max(keep_uid);
-                self.links[index][k] = None;
+                self.links.set(index, k, None);
             }
         }
         Ok(())
@@ -880,7 +927,7 @@ impl Work {
         } else if del.contains(Flags::TRASHED) {
             self.state.entries[index].status.clear(Status::del(side));
         }
-        if let Some(m) = self.links[index][t] {
+        if let Some(m) = self.links.get(index, t) {
             let msg = &mut self.msgs[t][m];
             msg.flags = msg.flags.union(add).minus(del);
         }
