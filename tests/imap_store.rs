@@ -3,7 +3,7 @@
 
 mod dovecot;
 
-use dovecot::{Dovecot, Relay, RelayMode, account, open_store, store_config};
+use dovecot::{Dovecot, Relay, RelayMode, USER, account, open_store, store_config};
 use mailsync::config::TlsType;
 use mailsync::store::imap::{ImapOptions, ImapStore};
 use mailsync::store::{Flags, ListAreas, LoadRequest, MessageData, NewMessage, OpenOutcome, Store};
@@ -706,6 +706,51 @@ fn pipeline_depth_limits_commands_in_flight() {
             "depth {depth:?}: {most_in_flight} in flight"
         );
     }
+}
+
+#[test]
+fn size_rounds_stay_within_pipeline_depth() {
+    // Messages whose UIDs do not run on: the read-ahead asks their sizes in several UID sets,
+    // one FETCH each. Under PipelineDepth 1 those go one at a time, like every command.
+    let server = Dovecot::start();
+    let messages: Vec<String> = (1..=1200)
+        .map(|n| format!("From: s@example.org\nSubject: m{n}\n\nbody {n}\n"))
+        .collect();
+    server.import_into_inbox(&messages);
+    let odd: Vec<String> = (1..=1200).step_by(2).map(|uid| uid.to_string()).collect();
+    let odd = odd.join(",");
+    server.doveadm(&["expunge", "-u", USER, "mailbox", "INBOX", "uid", &odd]);
+    let relay = Relay::start(server.port, RelayMode::Pass);
+    let mut a = account(&server, TlsType::None);
+    a.port = Some(relay.port);
+    a.pipeline_depth = Some(1);
+    let (mut store, _) = open_store(&a, &store_config(None));
+    opened(&mut store, "INBOX");
+    let loaded = store
+        .load(&LoadRequest {
+            range: Some((1, u32::MAX)),
+            flags: true,
+            ..LoadRequest::default()
+        })
+        .unwrap();
+    let uids: Vec<u32> = loaded.messages.iter().map(|m| m.uid).collect();
+    assert_eq!(uids, (2..=1200).step_by(2).collect::<Vec<u32>>());
+    store.prefetch(&uids).unwrap();
+    for &uid in &uids {
+        let fetched = store.fetch(uid).unwrap();
+        let body = match fetched.map(|f| f.body) {
+            Some(mailsync::store::MessageBody::Memory(bytes)) => bytes,
+            other => panic!("UID {uid}: {other:?}"),
+        };
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains(&format!("body {uid}\r\n")),
+            "UID {uid}: {text}"
+        );
+    }
+    let most = relay.max_in_flight();
+    assert_eq!(most, 1, "{most} commands in flight under PipelineDepth 1");
+    store.close_box();
 }
 
 #[test]

@@ -1110,8 +1110,26 @@ impl ImapStore {
         if count == 0 || self.size_round.is_some() {
             return Ok(());
         }
-        let chunk: Vec<u32> = self.not_sized.drain(..count).collect();
-        let sets = uid_sets(&chunk);
+        let room = match self.connection.as_ref() {
+            Some(connection) => self.depth_limit().saturating_sub(connection.in_flight()),
+            None => return Err(StoreError::store("IMAP error: no connection")),
+        };
+        let mut chunk: Vec<u32> = self.not_sized.drain(..count).collect();
+        // One FETCH per UID set, as many sets as PipelineDepth leaves room for (at least one);
+        // the UIDs of the others wait for the next round, in front and in their order.
+        let mut parts = uid_sets_with_members(&chunk);
+        if parts.len() > room.max(1) {
+            let later: HashSet<u32> = parts
+                .drain(room.max(1)..)
+                .flat_map(|(_, members)| members)
+                .collect();
+            let waiting: Vec<u32>;
+            (waiting, chunk) = chunk.into_iter().partition(|uid| later.contains(uid));
+            for &uid in waiting.iter().rev() {
+                self.not_sized.push_front(uid);
+            }
+        }
+        let sets: Vec<String> = parts.into_iter().map(|(set, _)| set).collect();
         let Some(connection) = self.connection.as_mut() else {
             return Err(StoreError::store("IMAP error: no connection"));
         };
@@ -1199,8 +1217,8 @@ impl ImapStore {
 
     /// Sends further read-ahead FETCHes while the bytes they announce plus the bytes buffered
     /// stay within BufferLimit and PipelineDepth allows. With `force`, one FETCH goes even over
-    /// the limit (the message asked for next, or one larger than the limit when nothing else
-    /// is buffered or in flight).
+    /// BufferLimit (the message asked for next, or one larger than the limit when nothing
+    /// else is buffered or in flight); never over PipelineDepth.
     fn top_up_read_ahead(&mut self, mut force: bool) -> StoreResult<()> {
         let limit = self.options.buffer_limit;
         let depth = self.depth_limit();
@@ -1223,7 +1241,7 @@ impl ImapStore {
             let Some(connection) = self.connection.as_mut() else {
                 break;
             };
-            if connection.in_flight() >= depth && !force {
+            if connection.in_flight() >= depth {
                 break;
             }
             let used = self.prefetched_bytes + self.body_fetch_bytes;
@@ -1553,10 +1571,16 @@ impl ImapStore {
                 self.pump_connection()?;
                 continue;
             }
+            // A FETCH for it must wait for room under PipelineDepth, like any command.
+            let pipeline_full = self
+                .connection
+                .as_ref()
+                .is_some_and(|c| c.in_flight() >= self.depth_limit());
             if !self.read_ahead.iter().any(|(u, _)| *u == uid) {
                 if let Some(position) = self.not_sized.iter().position(|u| *u == uid) {
-                    if self.size_round.is_some() {
-                        // Another chunk's round is on its way: its answers come first.
+                    if self.size_round.is_some() || pipeline_full {
+                        // Another chunk's round is on its way (its answers come first), or
+                        // the pipeline is full.
                         self.pump_connection()?;
                         continue;
                     }
@@ -1570,6 +1594,10 @@ impl ImapStore {
                     continue;
                 }
                 return Ok(None);
+            }
+            if pipeline_full {
+                self.pump_connection()?;
+                continue;
             }
             // Asked for before the read-ahead reached it: it goes next, over the limit if need be.
             if let Some(position) = self.read_ahead.iter().position(|(u, _)| *u == uid)
