@@ -627,6 +627,47 @@ fn an_unexpected_bye_is_reported() {
 }
 
 #[test]
+fn a_flag_update_during_the_listing_keeps_the_sizes() {
+    // Another client sets a flag while the listing is sent: the server adds a FETCH with the
+    // new flags and no RFC822.SIZE for a UID it has already listed.
+    let (port, serve) = canned_server("IMAP4rev1", |tag, command, line| {
+        let reply = match command {
+            "SELECT" => "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 3] ok\r\n",
+            "UID" if line.contains("RFC822.SIZE") => concat!(
+                "* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 100)\r\n",
+                "* 2 FETCH (UID 2 FLAGS () RFC822.SIZE 200)\r\n",
+                "* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n",
+            ),
+            "LOGOUT" => return None,
+            _ => "",
+        };
+        Some(format!("{reply}{tag} OK done\r\n"))
+    });
+    let (mut store, _) = open_store(&canned_account(port), &store_config(None));
+    opened(&mut store, "INBOX");
+    let loaded = store
+        .load(&LoadRequest {
+            range: Some((1, u32::MAX)),
+            flags: true,
+            sizes_from: Some(1),
+            ..LoadRequest::default()
+        })
+        .unwrap();
+    let listed: Vec<(u32, u64, Flags)> = loaded
+        .messages
+        .iter()
+        .map(|m| (m.uid, m.size, m.flags))
+        .collect();
+    assert_eq!(
+        listed,
+        [(1, 100, Flags::SEEN), (2, 200, Flags::EMPTY)],
+        "the later FETCH updates the flags and leaves the size"
+    );
+    drop(store);
+    let _ = serve.join();
+}
+
+#[test]
 fn utf8_accept_names_are_raw_utf8() {
     let (port, serve) = canned_server("IMAP4rev1 ENABLE UTF8=ACCEPT", |tag, command, line| {
         let reply = match command {
