@@ -1110,17 +1110,15 @@ impl ImapStore {
         if count == 0 || self.size_round.is_some() {
             return Ok(());
         }
-        let room = match self.connection.as_ref() {
-            Some(connection) => self.depth_limit().saturating_sub(connection.in_flight()),
-            None => return Err(StoreError::store("IMAP error: no connection")),
-        };
-        let mut chunk: Vec<u32> = self.not_sized.drain(..count).collect();
+        let in_flight = self.connection.as_ref().map_or(0, |c| c.in_flight());
         // One FETCH per UID set, as many sets as PipelineDepth leaves room for (at least one);
         // the UIDs of the others wait for the next round, in front and in their order.
+        let room = self.depth_limit().saturating_sub(in_flight).max(1);
+        let mut chunk: Vec<u32> = self.not_sized.drain(..count).collect();
         let mut parts = uid_sets_with_members(&chunk);
-        if parts.len() > room.max(1) {
+        if parts.len() > room {
             let later: HashSet<u32> = parts
-                .drain(room.max(1)..)
+                .drain(room..)
                 .flat_map(|(_, members)| members)
                 .collect();
             let waiting: Vec<u32>;

@@ -307,9 +307,11 @@ impl MaildirStore {
     }
 
     fn open_box_ref(&mut self) -> StoreResult<&mut OpenBox> {
-        self.current
-            .as_mut()
-            .ok_or_else(|| StoreError::mailbox("Maildir error: no mailbox is open"))
+        self.current.as_mut().ok_or_else(no_open_box)
+    }
+
+    fn current_box(&self) -> StoreResult<&OpenBox> {
+        self.current.as_ref().ok_or_else(no_open_box)
     }
 
     /// Opens an existing maildir directory (which `cur/` decides), creating `new/` and
@@ -439,10 +441,13 @@ impl MaildirStore {
     ) -> StoreResult<Option<T>> {
         let mut rescanned = false;
         loop {
-            let open = self.open_box_ref()?;
+            let open = self.current_box()?;
             let dir = open.dir.clone();
-            let kept = open.files.get(&uid).cloned();
-            if let Some(file) = kept.map(|kept| kept.file(uid, &self.host, self.delimiter))
+            let file = open
+                .files
+                .get(&uid)
+                .map(|kept| kept.file(uid, &self.host, self.delimiter));
+            if let Some(file) = file
                 && let Attempt::Done(value) = operation(self, &dir, &file)?
             {
                 return Ok(Some(value));
@@ -863,6 +868,11 @@ impl Unflushed {
         }
         Ok(())
     }
+}
+
+/// The error of an operation that needs an open mailbox.
+fn no_open_box() -> StoreError {
+    StoreError::mailbox("Maildir error: no mailbox is open")
 }
 
 /// One `syncfs` for the filesystem holding `dir`: writes back and commits every change on
